@@ -1,0 +1,44 @@
+// Turning a request body into the next state of a connection (contract section 4): create
+// (POST), replace (PUT) and merge (PATCH). Validation errors are 400s naming the JSON path.
+// Pure functions apart from the sealer; thread-safe.
+#pragma once
+
+#include <string>
+
+#include <boost/json/value.hpp>
+
+#include "core/result.h"
+#include "domain/connection.h"
+
+namespace connreg::crypto {
+class SecretSealer;
+}
+
+namespace connreg::domain {
+
+// Who is acting: the member a token acts as.
+struct Actor {
+  std::string organization_id;
+  std::string member_id;
+};
+
+// POST /v2/connections (and the unsaved-config test). The new connection gets `connection_id`,
+// version 1, created/updated/lastActive at `now`, and every secret sealed by `sealer`.
+Result<Connection> BuildNewConnection(const boost::json::value& body, const Actor& actor,
+                                      TimeMs now, std::string connection_id,
+                                      const crypto::SecretSealer& sealer);
+
+// PUT /v2/connections/{id}: the body replaces `stored`, except that a secret field absent from
+// the body keeps its stored value when the type is unchanged, and null clears it. `*restore` is
+// set from the body's `restore`. The result has version stored.version + 1.
+Result<Connection> BuildReplacement(const Connection& stored, const boost::json::value& body,
+                                    const Actor& actor, TimeMs now,
+                                    const crypto::SecretSealer& sealer, bool* restore);
+
+// PATCH /v2/connections/{id}: top-level fields replace, `details` merges field by field
+// (a secret set to null is cleared). No field is required. Version stored.version + 1.
+Result<Connection> BuildMerge(const Connection& stored, const boost::json::value& body,
+                              const Actor& actor, TimeMs now,
+                              const crypto::SecretSealer& sealer);
+
+}  // namespace connreg::domain
