@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -21,11 +22,17 @@ namespace connreg::http {
 struct ServerLimits {
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_body_bytes = 1024 * 1024;
-  std::chrono::seconds header_timeout{30};  // time allowed to send complete headers
-  std::chrono::seconds idle_timeout{75};    // keep-alive idle time between requests
-  std::chrono::seconds drain_timeout{10};   // Stop(): how long requests in flight may finish
+  // Time allowed for a complete header: from accept for the first request, from the first byte
+  // for later ones. A client still sending its header when it expires is disconnected.
+  std::chrono::seconds header_timeout{30};
+  std::chrono::seconds idle_timeout{75};   // keep-alive idle time between requests
+  std::chrono::seconds body_timeout{60};   // time allowed to send the whole body
+  std::chrono::seconds write_timeout{30};  // time allowed for the client to take a response
+  std::chrono::seconds drain_timeout{10};  // Stop(): how long requests in flight may finish
 };
 
+// Destroy a Server only after Stop()'s `done` has run or the io_context has stopped; the
+// Handler must outlive the io_context's last run.
 class Server {
  public:
   Server(boost::asio::io_context& ioc, Handler& handler, ServerLimits limits);

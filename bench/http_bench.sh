@@ -1,0 +1,308 @@
+#!/usr/bin/env bash
+# HTTP load benchmark of the real connreg binary against nginx serving the same bytes.
+# See bench/README.md. Usage: bench/http_bench.sh   (knobs are environment variables below)
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(cd "$BENCH_DIR/.." && pwd)"
+
+CONNREG_BIN="${CONNREG_BIN:-$REPO_DIR/build/connreg}"
+NGINX_BIN="${NGINX_BIN:-/usr/sbin/nginx}"
+WRK_BIN="${WRK_BIN:-wrk}"
+DURATION="${DURATION:-15}"            # seconds per scenario
+WRK_THREADS="${WRK_THREADS:-1}"
+WRK_CONNECTIONS="${WRK_CONNECTIONS:-32}"
+WRK_TIMEOUT="${WRK_TIMEOUT:-2s}"      # wrk's own default; a slower answer counts as a timeout
+SEED_COUNT="${SEED_COUNT:-10000}"
+NGINX_ACCESS_LOG="${NGINX_ACCESS_LOG:-file}"   # file | off
+RESULTS_DIR="${RESULTS_DIR:-$BENCH_DIR/results}"
+CONNREG_EXTRA_ARGS="${CONNREG_EXTRA_ARGS:-}"   # appended to `connreg serve`
+KEEP_TMP="${KEEP_TMP:-0}"             # 1: keep the temp dir (database, logs, wrk output)
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+for tool in "$WRK_BIN" curl jq python3; do
+  command -v "$tool" >/dev/null || die "$tool not found"
+done
+[[ -x "$CONNREG_BIN" ]] || die "connreg binary not found at $CONNREG_BIN (set CONNREG_BIN)"
+[[ -x "$NGINX_BIN" ]] || die "nginx not found at $NGINX_BIN (set NGINX_BIN)"
+[[ "$DURATION" =~ ^[0-9]+$ && "$DURATION" -gt 0 ]] || die "DURATION must be a positive integer"
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/connreg-bench.XXXXXX")"
+CONNREG_PID=""
+NGINX_PID=""
+
+stop_pid() {  # stop_pid PID NAME: SIGTERM, wait up to 10 s, then SIGKILL
+  local pid="$1" name="$2" i
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  log "$name (pid $pid) ignored SIGTERM for 10 s; killing it"
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_pid "$NGINX_PID" nginx
+  stop_pid "$CONNREG_PID" connreg
+  if [[ "$KEEP_TMP" == 1 ]]; then
+    log "kept $TMP"
+  else
+    rm -rf "$TMP"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+CLK_TCK="$(getconf CLK_TCK)"
+
+# CPU ticks (user+system, all threads) of a process and its direct children (nginx workers).
+cpu_ticks() {
+  local pid="$1" total=0 p kids
+  kids="$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)"
+  for p in $pid $kids; do
+    [[ -r /proc/$p/stat ]] || continue
+    # Fields after "pid (comm) ": state is 1st, utime 12th, stime 13th.
+    total=$((total + $(sed 's/^.*) //' /proc/"$p"/stat | awk '{print $12 + $13}')))
+  done
+  echo "$total"
+}
+
+# ---------------------------------------------------------------------------------------------
+# 1. connreg on a fresh SQLite database, port chosen by the kernel.
+log "temp dir $TMP; connreg $CONNREG_BIN"
+# shellcheck disable=SC2086  # CONNREG_EXTRA_ARGS is a word list on purpose
+"$CONNREG_BIN" serve --database "sqlite:$TMP/connreg.db" --listen 127.0.0.1:0 $CONNREG_EXTRA_ARGS \
+  >"$TMP/connreg.stdout" 2>"$TMP/connreg.stderr" &
+CONNREG_PID=$!
+
+connreg_died() {
+  log "connreg (pid $CONNREG_PID) is not running; last stderr/stdout lines:"
+  tail -n 20 "$TMP/connreg.stderr" >&2 || true
+  tail -n 20 "$TMP/connreg.stdout" >&2 || true
+  die "$1"
+}
+
+PORT=""
+for ((i = 0; i < 300; i++)); do
+  kill -0 "$CONNREG_PID" 2>/dev/null || connreg_died "connreg exited during start-up"
+  PORT="$(jq -R -r 'fromjson? | select(type == "object" and .event == "listening") | .port' \
+            "$TMP/connreg.stdout" 2>/dev/null | head -n1 || true)"
+  [[ -n "$PORT" && -f "$TMP/bootstrap-credentials.json" ]] && break
+  sleep 0.1
+done
+[[ "$PORT" =~ ^[0-9]+$ ]] || connreg_died "no \"event\":\"listening\" line with a port within 30 s"
+[[ -s "$TMP/bootstrap-credentials.json" ]] || die "no $TMP/bootstrap-credentials.json"
+BASE="http://127.0.0.1:$PORT"
+log "connreg pid $CONNREG_PID listening on $BASE"
+
+# ---------------------------------------------------------------------------------------------
+# 2. Bearer token.
+CLIENT_ID="$(jq -r .clientId "$TMP/bootstrap-credentials.json")"
+CLIENT_SECRET="$(jq -r .clientSecret "$TMP/bootstrap-credentials.json")"
+TOKEN_STATUS="$(curl -sS -o "$TMP/token.json" -w '%{http_code}' -X POST "$BASE/v2/auth/token" \
+  --data-urlencode grant_type=client_credentials \
+  --data-urlencode "client_id=$CLIENT_ID" --data-urlencode "client_secret=$CLIENT_SECRET")"
+[[ "$TOKEN_STATUS" == 200 ]] || die "POST /v2/auth/token answered $TOKEN_STATUS: $(head -c 400 "$TMP/token.json")"
+TOKEN="$(jq -r .access_token "$TMP/token.json")"
+[[ -n "$TOKEN" && "$TOKEN" != null ]] || die "no access_token in $(head -c 400 "$TMP/token.json")"
+AUTH="Authorization: Bearer $TOKEN"
+
+api_get() {  # api_get PATH OUTFILE -> prints the status code
+  curl -sS -o "$2" -w '%{http_code}' -H "$AUTH" "$BASE$1"
+}
+
+# ---------------------------------------------------------------------------------------------
+# 3. Seed connections with wrk (stops itself once SEED_COUNT creates succeeded).
+log "seeding $SEED_COUNT connections"
+seed_start=$(date +%s.%N)
+SEED_COUNT="$SEED_COUNT" "$WRK_BIN" -t1 -c"$WRK_CONNECTIONS" -d600s --timeout 10s \
+  -s "$BENCH_DIR/wrk/seed.lua" -H "$AUTH" "$BASE/v2/connections" >"$TMP/wrk-seed.out" 2>&1 ||
+  { cat "$TMP/wrk-seed.out" >&2; die "wrk seeding failed"; }
+seed_secs=$(echo "$(date +%s.%N) - $seed_start" | bc)
+SEED_RESULT="$(sed -n 's/^BENCH_RESULT //p' "$TMP/wrk-seed.out" | tail -n1)"
+[[ -n "$SEED_RESULT" ]] || { cat "$TMP/wrk-seed.out" >&2; die "no BENCH_RESULT from the seeding run"; }
+kill -0 "$CONNREG_PID" 2>/dev/null || connreg_died "connreg died while seeding"
+if [[ "$(jq .non2xx <<<"$SEED_RESULT")" != 0 ]]; then
+  die "seeding got non-2xx answers: $(jq -c '{statuses, first_bad}' <<<"$SEED_RESULT")"
+fi
+status="$(api_get '/v2/connections?limit=1' "$TMP/list1.json")"
+[[ "$status" == 200 ]] || die "GET /v2/connections?limit=1 answered $status: $(head -c 400 "$TMP/list1.json")"
+TOTAL="$(jq -r .total "$TMP/list1.json")"
+[[ "$TOTAL" =~ ^[0-9]+$ && "$TOTAL" -ge "$SEED_COUNT" ]] || die "after seeding, total is $TOTAL (< $SEED_COUNT)"
+SEED_RATE="$(jq -r .rps <<<"$SEED_RESULT")"
+log "seeded: total=$TOTAL in ${seed_secs}s (wrk: $SEED_RATE creates/s, $(jq -c .errors <<<"$SEED_RESULT"))"
+
+CONN_ID="$(jq -r '.entries[0].connectionId' "$TMP/list1.json")"
+[[ "$CONN_ID" =~ ^[0-9a-f-]{36}$ ]] || die "unexpected connectionId '$CONN_ID'"
+ONE_PATH="/v2/connections/$CONN_ID"
+LIST_PATH="/v2/connections?limit=50"
+
+# ---------------------------------------------------------------------------------------------
+# 4d (set-up). nginx serving the exact bytes of the GET-one body, on another loopback port.
+mkdir -p "$TMP/www" "$TMP/nginx-temp"
+status="$(api_get "$ONE_PATH" "$TMP/www/one.json")"
+[[ "$status" == 200 ]] || die "GET $ONE_PATH answered $status: $(head -c 400 "$TMP/www/one.json")"
+ONE_BYTES=$(stat -c %s "$TMP/www/one.json")
+status="$(api_get "$LIST_PATH" "$TMP/list50.json")"
+[[ "$status" == 200 ]] || die "GET $LIST_PATH answered $status: $(head -c 400 "$TMP/list50.json")"
+LIST_BYTES=$(stat -c %s "$TMP/list50.json")
+LIST_ENTRIES=$(jq '.entries | length' "$TMP/list50.json")
+
+NGINX_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+case "$NGINX_ACCESS_LOG" in
+  off) NGINX_ACCESS_LOG_DIRECTIVE="access_log off;" ;;
+  file) NGINX_ACCESS_LOG_DIRECTIVE="access_log $TMP/nginx-access.log;" ;;
+  *) die "NGINX_ACCESS_LOG must be file or off" ;;
+esac
+cat >"$TMP/nginx.conf" <<EOF
+daemon off;
+worker_processes auto;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+  $NGINX_ACCESS_LOG_DIRECTIVE
+  default_type application/json;
+  client_body_temp_path $TMP/nginx-temp/body;
+  proxy_temp_path $TMP/nginx-temp/proxy;
+  fastcgi_temp_path $TMP/nginx-temp/fastcgi;
+  uwsgi_temp_path $TMP/nginx-temp/uwsgi;
+  scgi_temp_path $TMP/nginx-temp/scgi;
+  # Keep-alive as connreg: 75 s idle, no cap on requests per connection.
+  keepalive_timeout 75s;
+  keepalive_requests 1000000000;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $TMP/www;
+    location = $ONE_PATH { try_files /one.json =404; }
+  }
+}
+EOF
+"$NGINX_BIN" -p "$TMP" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" \
+  >"$TMP/nginx.stdout" 2>&1 &
+NGINX_PID=$!
+NGINX_BASE="http://127.0.0.1:$NGINX_PORT"
+for ((i = 0; i < 100; i++)); do
+  kill -0 "$NGINX_PID" 2>/dev/null || { cat "$TMP/nginx.stdout" "$TMP/nginx-error.log" >&2 || true; die "nginx exited"; }
+  curl -s -o /dev/null "$NGINX_BASE$ONE_PATH" && break
+  sleep 0.1
+done
+curl -sS -o "$TMP/nginx-one.json" "$NGINX_BASE$ONE_PATH"
+cmp -s "$TMP/nginx-one.json" "$TMP/www/one.json" || die "nginx does not serve the GET-one bytes"
+log "nginx pid $NGINX_PID on $NGINX_BASE (access log: $NGINX_ACCESS_LOG); GET-one body $ONE_BYTES bytes"
+
+# ---------------------------------------------------------------------------------------------
+# 4. The measured scenarios.
+SCENARIOS=()   # names, in run order
+declare -A RESULT SERVER_CPU WRK_CPU TOP_SNAPSHOT
+
+# run_scenario NAME SERVER_PID SCRIPT URL
+run_scenario() {
+  local name="$1" spid="$2" script="$3" url="$4" out="$TMP/wrk-$1.out" t0 t1 res cpu_time
+  log "scenario $name: wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d${DURATION}s $url"
+  # A snapshot of top halfway through, for the report.
+  ( sleep "$(echo "$DURATION / 2" | bc -l)"
+    { top -b -n1 -w 200 | head -n 15; echo "-- threads of pid $spid --"
+      top -H -b -n1 -w 200 -p "$spid" | sed -n '7,20p'; } >"$TMP/top-$name.txt" 2>&1 ) &
+  local top_pid=$!
+  t0=$(cpu_ticks "$spid")
+  local TIMEFORMAT='%U %S'
+  cpu_time="$( { time BENCH_RUN_ID="$$-$name" "$WRK_BIN" -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" \
+      -d"${DURATION}s" --timeout "$WRK_TIMEOUT" -s "$BENCH_DIR/wrk/$script" -H "$AUTH" "$url" \
+      >"$out" 2>&1; } 2>&1 )" || { cat "$out" >&2; die "wrk failed in scenario $name"; }
+  t1=$(cpu_ticks "$spid")
+  wait "$top_pid" 2>/dev/null || true
+  kill -0 "$spid" 2>/dev/null || { [[ "$spid" == "$CONNREG_PID" ]] && connreg_died "connreg died during scenario $name"; die "nginx died during scenario $name"; }
+  res="$(sed -n 's/^BENCH_RESULT //p' "$out" | tail -n1)"
+  [[ -n "$res" ]] && jq -e . >/dev/null <<<"$res" || { cat "$out" >&2; die "no BENCH_RESULT line in scenario $name"; }
+  SCENARIOS+=("$name")
+  RESULT[$name]="$res"
+  # CPU use as a percentage of one core over the run's wall time.
+  SERVER_CPU[$name]=$(echo "scale=1; 100 * ($t1 - $t0) / $CLK_TCK / $(jq .duration_s <<<"$res")" | bc)
+  WRK_CPU[$name]=$(echo "scale=1; 100 * ($(echo "$cpu_time" | tr ' ' '+')) / $(jq .duration_s <<<"$res")" | bc)
+  TOP_SNAPSHOT[$name]="$(cat "$TMP/top-$name.txt" 2>/dev/null || true)"
+  log "  $(jq -c '{rps, p50: .latency_ms.p50, p99: .latency_ms.p99, non2xx, errors}' <<<"$res") server CPU ${SERVER_CPU[$name]}%, wrk CPU ${WRK_CPU[$name]}%"
+}
+
+run_scenario get-one "$CONNREG_PID" get.lua "$BASE$ONE_PATH"
+run_scenario list-50 "$CONNREG_PID" get.lua "$BASE$LIST_PATH"
+run_scenario create "$CONNREG_PID" post.lua "$BASE/v2/connections"
+run_scenario nginx-static "$NGINX_PID" get.lua "$NGINX_BASE$ONE_PATH"
+
+# ---------------------------------------------------------------------------------------------
+# 5. Report: table on stdout, JSON in bench/results/.
+NGINX_RPS="$(jq .rps <<<"${RESULT[nginx-static]}")"
+declare -A DESCRIPTION=(
+  [get-one]="GET $ONE_PATH ($ONE_BYTES-byte body)"
+  [list-50]="GET $LIST_PATH ($LIST_ENTRIES entries, $LIST_BYTES bytes, total=$TOTAL)"
+  [create]="POST /v2/connections (unique names)"
+  [nginx-static]="nginx: static copy of the GET-one body"
+)
+
+FAILED=0
+scenario_json=()
+printf '\n%-14s %12s %10s %10s %10s %9s %8s %8s\n' scenario 'requests/s' 'p50 ms' 'p99 ms' 'vs nginx' 'srv CPU%' 'wrk CPU%' 'errors'
+for name in "${SCENARIOS[@]}"; do
+  res="${RESULT[$name]}"
+  errs=$(jq '.non2xx + .errors.connect + .errors.read + .errors.write + .errors.timeout' <<<"$res")
+  ((errs == 0)) || FAILED=1
+  ratio=$(echo "scale=4; $(jq .rps <<<"$res") / $NGINX_RPS" | bc)
+  printf '%-14s %12.0f %10.2f %10.2f %10.3f %9s %8s %8s\n' "$name" \
+    "$(jq .rps <<<"$res")" "$(jq .latency_ms.p50 <<<"$res")" "$(jq .latency_ms.p99 <<<"$res")" \
+    "$ratio" "${SERVER_CPU[$name]}" "${WRK_CPU[$name]}" "$errs"
+  scenario_json+=("$(jq -c --arg name "$name" --arg desc "${DESCRIPTION[$name]}" \
+    --argjson ratio "$ratio" --argjson scpu "${SERVER_CPU[$name]}" --argjson wcpu "${WRK_CPU[$name]}" \
+    --arg top "${TOP_SNAPSHOT[$name]}" \
+    '{name: $name, description: $desc} + . + {ratio_to_nginx: $ratio,
+      server_cpu_pct_of_one_core: $scpu, wrk_cpu_pct_of_one_core: $wcpu, top_midrun: $top}' <<<"$res")")
+done
+echo
+
+for name in "${SCENARIOS[@]}"; do
+  res="${RESULT[$name]}"
+  if [[ "$(jq '.non2xx + .errors.connect + .errors.read + .errors.write + .errors.timeout' <<<"$res")" != 0 ]]; then
+    log "ERRORS in $name: $(jq -c '{statuses, errors, first_bad}' <<<"$res")"
+  fi
+done
+
+mkdir -p "$RESULTS_DIR"
+OUT_FILE="$RESULTS_DIR/http-$(date +%Y%m%d-%H%M%S).json"
+connreg_commit="$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+connreg_dirty="$(git -C "$REPO_DIR" status --porcelain 2>/dev/null | grep -qv '^??' && echo true || echo false)"
+printf '%s\n' "${scenario_json[@]}" | jq -s \
+  --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+  --arg host "$(hostname)" --arg kernel "$(uname -r)" \
+  --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
+  --argjson cores "$(nproc)" \
+  --arg bin "$CONNREG_BIN" --arg commit "$connreg_commit" --argjson dirty "$connreg_dirty" \
+  --arg extra "$CONNREG_EXTRA_ARGS" \
+  --argjson duration "$DURATION" --argjson threads "$WRK_THREADS" --argjson conns "$WRK_CONNECTIONS" \
+  --arg timeout "$WRK_TIMEOUT" --arg wrkv "$("$WRK_BIN" -v 2>&1 | head -n1 | cut -d' ' -f2)" \
+  --arg nginxv "$("$NGINX_BIN" -v 2>&1 | sed 's/.*nginx\///')" --arg alog "$NGINX_ACCESS_LOG" \
+  --argjson seeded "$TOTAL" --argjson seedrate "$SEED_RATE" --argjson seedsecs "$seed_secs" \
+  --argjson failed "$FAILED" \
+  '{date: $date,
+    machine: {host: $host, kernel: $kernel, cpu: $cpu, cores: $cores},
+    connreg: {binary: $bin, commit: $commit, tracked_changes: $dirty, extra_args: $extra,
+              database: "sqlite (fresh temp file)", stdout: "redirected to a file (access log kept)"},
+    wrk: {version: $wrkv, threads: $threads, connections: $conns, duration_s: $duration, timeout: $timeout},
+    nginx: {version: $nginxv, access_log: $alog, worker_processes: "auto",
+            keepalive_timeout_s: 75, keepalive_requests: 1000000000},
+    seed: {connections_total: $seeded, creates_per_s: $seedrate, wall_s: $seedsecs},
+    failed: ($failed == 1),
+    scenarios: .}' >"$OUT_FILE"
+log "results written to $OUT_FILE"
+
+if ((FAILED)); then
+  log "some scenario saw non-2xx answers or socket errors (see above)"
+  exit 1
+fi

@@ -1,0 +1,32 @@
+-- Seeds SEED_COUNT (env, default 10000) connections named bench-00001, bench-00002, … as fast as
+-- the server takes them. wrk only knows durations, so once enough 2xx answers have arrived (or on
+-- the first non-2xx) the thread stops and SIGINTs wrk (the shell's $PPID), which makes wrk end its
+-- run early and call done(). Meant for -t1: names are unique per thread only.
+dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "common.lua")
+
+local target = tonumber(os.getenv("SEED_COUNT") or "10000")
+local counter = 0
+local created = 0
+local stopping = false
+
+function init(args)
+  wrk.headers["Content-Type"] = "application/json"
+end
+
+function request()
+  counter = counter + 1
+  local body = string.format(
+    '{"name":"bench-%05d","details":{"type":"postgres","host":"db.example.com",' ..
+    '"database":"analytics","user":"bench","password":"s3cret"}}', counter)
+  return wrk.format("POST", "/v2/connections", nil, body)
+end
+
+function response(status, headers, body)
+  bench_count(status, body)
+  if status >= 200 and status <= 299 then created = created + 1 end
+  if not stopping and (created >= target or non2xx > 0) then
+    stopping = true
+    wrk.thread:stop()
+    os.execute("kill -INT $PPID")
+  end
+end

@@ -1,0 +1,135 @@
+#include "api/api.h"
+
+#include <boost/beast/http/field.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/url/parse.hpp>
+
+#include "auth/credentials.h"
+#include "core/log.h"
+#include "crypto/hash.h"
+
+namespace connreg::api {
+namespace http_ = boost::beast::http;
+using http_::verb;
+
+namespace {
+
+std::vector<Route> AllRoutes() {
+  // Literal paths before placeholder paths of the same shape (see Router::Find).
+  return {
+      {verb::get, "/healthz", false, HandleHealthz},
+      {verb::get, "/readyz", false, HandleReadyz},
+      {verb::post, "/v2/auth/token", false, HandleToken},
+      {verb::post, "/v2/connections/test", true, HandleTestUnsavedConnection},
+      {verb::get, "/v2/connections", true, HandleListConnections},
+      {verb::post, "/v2/connections", true, HandleCreateConnection},
+      {verb::get, "/v2/connections/{connectionId}", true, HandleGetConnection},
+      {verb::put, "/v2/connections/{connectionId}", true, HandleReplaceConnection},
+      {verb::patch, "/v2/connections/{connectionId}", true, HandlePatchConnection},
+      {verb::delete_, "/v2/connections/{connectionId}", true, HandleArchiveConnection},
+      {verb::get, "/v2/connections/{connectionId}/test", true, HandleTestSavedConnection},
+      {verb::post, "/v2/connections/{connectionId}/test", true, HandleTestProposedChange},
+  };
+}
+
+void ReplyUnauthorized(http::Exchange& ex, std::string_view message) {
+  ReplyError(ex, Error::Unauthorized(std::string(message)));
+  ex.response.set(http_::field::www_authenticate, "Bearer");
+}
+
+// Resolves the bearer token of the request; replies 401 and returns false when it is not valid.
+bool Authenticate(Context& ctx) {
+  auto header = ctx.ex.request.find(http_::field::authorization);
+  if (header == ctx.ex.request.end()) {
+    ReplyUnauthorized(ctx.ex, "an access token is required: Authorization: Bearer <token>");
+    return false;
+  }
+  auto token = auth::ParseBearer(header->value());
+  if (!token) {
+    ReplyUnauthorized(ctx.ex, "the Authorization header is not a bearer token");
+    return false;
+  }
+  auto principal = ctx.store.ResolveAccessToken(crypto::TokenHash(*token), NowMs());
+  if (!principal) {
+    if (principal.error().code == ErrorCode::kNotFound) {
+      ReplyUnauthorized(ctx.ex, "the access token is invalid, expired or revoked");
+    } else {
+      ReplyError(ctx.ex, principal.error());
+    }
+    return false;
+  }
+  ctx.principal = std::move(*principal);
+  ctx.ex.member_id = ctx.principal->member_id;
+  return true;
+}
+
+}  // namespace
+
+Api::Api(store::Store& store, BlockingPool& pool, const crypto::SecretSealer& sealer,
+         ApiOptions options)
+    : store_(store), pool_(pool), sealer_(sealer), options_(options), router_(AllRoutes()) {}
+
+boost::asio::awaitable<void> Api::Handle(http::Exchange& ex) {
+  co_await pool_.Run([this, &ex] {
+    HandleBlocking(ex);
+    return true;
+  });
+}
+
+void Api::HandleBlocking(http::Exchange& ex) {
+  auto url = boost::urls::parse_origin_form(ex.request.target());
+  if (!url) {
+    ReplyError(ex, Error::BadRequest("the request target is not a valid origin-form URL"));
+    return;
+  }
+  std::vector<std::string> segments;
+  for (auto segment : url->segments()) segments.push_back(segment);
+  while (!segments.empty() && segments.back().empty()) segments.pop_back();  // trailing '/'
+
+  Router::Match match = router_.Find(ex.request.method(), segments);
+  if (match.route == nullptr) {
+    if (match.allow.empty()) {
+      ReplyError(ex, Error::NotFound("no such route"));
+    } else {
+      ReplyError(ex, Error{ErrorCode::kMethodNotAllowed,
+                           std::string(ex.request.method_string()) + " is not allowed here"});
+      ex.response.set(http_::field::allow, match.allow);
+    }
+    return;
+  }
+  ex.route = std::string(match.route->pattern);
+  Context ctx{ex, store_, sealer_, options_, std::move(match.params), std::nullopt};
+  if (match.route->needs_auth && !Authenticate(ctx)) return;
+  match.route->handle(ctx);
+}
+
+void ReplyJson(http::Exchange& ex, int status, const boost::json::value& body) {
+  ex.response.result(static_cast<unsigned>(status));
+  ex.response.set(http_::field::content_type, "application/json");
+  ex.response.body() = boost::json::serialize(body);
+}
+
+void ReplyError(http::Exchange& ex, const Error& error) {
+  int status = HttpStatus(error.code);
+  if (error.code == ErrorCode::kInternal || error.code == ErrorCode::kUnavailable) {
+    log::Event(error.code == ErrorCode::kInternal ? log::Level::kError : log::Level::kWarn,
+               "request_failed",
+               {{"requestId", ex.request_id}, {"route", ex.route}, {"detail", error.message}});
+  }
+  std::string_view message = error.code == ErrorCode::kInternal ? std::string_view("internal error")
+                                                                : std::string_view(error.message);
+  http::SetErrorResponse(ex.response, status, CodeName(error.code), message, ex.request_id);
+}
+
+void HandleHealthz(Context& ctx) { ReplyJson(ctx.ex, 200, {{"status", "ok"}}); }
+
+void HandleReadyz(Context& ctx) {
+  if (auto s = ctx.store.Ping(); !s) {
+    log::Event(log::Level::kWarn, "store_unreachable", {{"detail", s.error().message}});
+    ReplyError(ctx.ex, Error::Unavailable("the store is unreachable"));
+    return;
+  }
+  ReplyJson(ctx.ex, 200, {{"status", "ready"}});
+}
+
+}  // namespace connreg::api

@@ -1,0 +1,85 @@
+// The Connection API: the http::Handler that routes each request, authenticates it, and runs
+// its handler on the blocking pool (one hop per request: routing, auth, validation and the store
+// calls all happen there, so an I/O thread never waits on the database).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "api/router.h"
+#include "core/blocking_pool.h"
+#include "crypto/sealer.h"
+#include "domain/connection_input.h"
+#include "http/exchange.h"
+#include "store/store.h"
+
+namespace connreg::api {
+
+struct ApiOptions {
+  std::int64_t access_token_ttl_secs = 3600;
+  std::int64_t refresh_token_ttl_secs = 30 * 24 * 3600;
+};
+
+// Everything a route handler may use for one request.
+struct Context {
+  http::Exchange& ex;
+  store::Store& store;
+  const crypto::SecretSealer& sealer;
+  const ApiOptions& options;
+  std::vector<std::string> params;          // the route's placeholders, in order
+  std::optional<store::Principal> principal;  // set for routes that need auth
+
+  domain::Actor actor() const { return {principal->organization_id, principal->member_id}; }
+  bool is_admin() const { return principal && principal->account_type == "admin"; }
+};
+
+class Api : public http::Handler {
+ public:
+  Api(store::Store& store, BlockingPool& pool, const crypto::SecretSealer& sealer,
+      ApiOptions options);
+
+  boost::asio::awaitable<void> Handle(http::Exchange& ex) override;
+
+  // The routes served, for documentation and tests.
+  const Router& router() const { return router_; }
+
+ private:
+  void HandleBlocking(http::Exchange& ex);
+
+  store::Store& store_;
+  BlockingPool& pool_;
+  const crypto::SecretSealer& sealer_;
+  ApiOptions options_;
+  Router router_;
+};
+
+// ---- response helpers shared by the handlers ---------------------------------------------
+
+void ReplyJson(http::Exchange& ex, int status, const boost::json::value& body);
+// Maps an Error to its status and contract body; a kInternal message is logged, not shown.
+void ReplyError(http::Exchange& ex, const Error& error);
+
+// Loads the connection named by the route's {connectionId} as the caller may see it: 404 for
+// unknown ids and other organizations' ids, 403 for a same-organization connection the caller
+// holds no grant on.
+Result<domain::Connection> LoadVisible(Context& ctx);
+
+// ---- handlers (one file per resource) ------------------------------------------------------
+
+void HandleHealthz(Context& ctx);
+void HandleReadyz(Context& ctx);
+void HandleToken(Context& ctx);
+void HandleCreateConnection(Context& ctx);
+void HandleListConnections(Context& ctx);
+void HandleGetConnection(Context& ctx);
+void HandleReplaceConnection(Context& ctx);
+void HandlePatchConnection(Context& ctx);
+void HandleArchiveConnection(Context& ctx);
+void HandleTestSavedConnection(Context& ctx);
+void HandleTestProposedChange(Context& ctx);
+void HandleTestUnsavedConnection(Context& ctx);
+
+}  // namespace connreg::api

@@ -1,0 +1,66 @@
+// The test endpoints (contract section 7): a saved connection, a proposed change to one, and an
+// unsaved configuration. Admin only; an archived connection answers 409.
+#include "api/api.h"
+#include "api/json_body.h"
+#include "crypto/random.h"
+#include "probe/probe.h"
+
+namespace connreg::api {
+namespace {
+
+// Opens every secret of `c`; a secret that fails to open fails the request (kInternal).
+Result<std::map<std::string, std::string>> OpenSecrets(Context& ctx, const domain::Connection& c) {
+  std::map<std::string, std::string> out;
+  for (const auto& [field, secret] : c.secrets) {
+    auto plain = ctx.sealer.Open(c.connection_id, field, secret);
+    if (!plain) return plain.error();
+    out.emplace(field, std::move(*plain));
+  }
+  return out;
+}
+
+void RunAndReply(Context& ctx, const domain::Connection& c) {
+  auto secrets = OpenSecrets(ctx, c);
+  if (!secrets) return ReplyError(ctx.ex, secrets.error());
+  ReplyJson(ctx.ex, 200, probe::RenderTestResult(probe::RunTest(c, *secrets)));
+}
+
+Result<domain::Connection> LoadForTest(Context& ctx) {
+  auto c = LoadVisible(ctx);
+  if (!c) return c;
+  if (!ctx.is_admin()) return Error::Forbidden("testing a connection needs an admin account");
+  if (c->is_archived) return Error::Conflict("the connection is archived; restore it first");
+  return c;
+}
+
+}  // namespace
+
+void HandleTestSavedConnection(Context& ctx) {
+  auto c = LoadForTest(ctx);
+  if (!c) return ReplyError(ctx.ex, c.error());
+  RunAndReply(ctx, *c);
+}
+
+void HandleTestProposedChange(Context& ctx) {
+  auto body = ParseJsonBody(ctx.ex.request, /*allow_empty=*/true);
+  if (!body) return ReplyError(ctx.ex, body.error());
+  auto c = LoadForTest(ctx);
+  if (!c) return ReplyError(ctx.ex, c.error());
+  if (body->is_null()) return RunAndReply(ctx, *c);
+  auto proposed = domain::BuildMerge(*c, *body, ctx.actor(), NowMs(), ctx.sealer);
+  if (!proposed) return ReplyError(ctx.ex, proposed.error());
+  RunAndReply(ctx, *proposed);
+}
+
+void HandleTestUnsavedConnection(Context& ctx) {
+  if (!ctx.is_admin()) {
+    return ReplyError(ctx.ex, Error::Forbidden("testing a connection needs an admin account"));
+  }
+  auto body = ParseJsonBody(ctx.ex.request);
+  if (!body) return ReplyError(ctx.ex, body.error());
+  auto c = domain::BuildNewConnection(*body, ctx.actor(), NowMs(), crypto::NewUuid4(), ctx.sealer);
+  if (!c) return ReplyError(ctx.ex, c.error());
+  RunAndReply(ctx, *c);
+}
+
+}  // namespace connreg::api

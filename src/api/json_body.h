@@ -1,0 +1,21 @@
+// Reading JSON request bodies by the contract's rules (section 10): Content-Type must be
+// application/json (415), malformed JSON is a 400 naming the byte offset, nesting deeper than 32
+// is a 400, invalid UTF-8 is a 400. Thread-safe.
+#pragma once
+
+#include <boost/json/value.hpp>
+
+#include "core/result.h"
+#include "http/exchange.h"
+
+namespace connreg::api {
+
+inline constexpr int kMaxJsonDepth = 32;
+
+// True when the request's Content-Type is application/json (parameters such as charset allowed).
+bool IsJsonContentType(const http::Request& req);
+
+// Parses the body; with `allow_empty`, an empty body yields a null value.
+Result<boost::json::value> ParseJsonBody(const http::Request& req, bool allow_empty = false);
+
+}  // namespace connreg::api

@@ -1,0 +1,43 @@
+// Maps (method, path) to a route. Patterns are literal segments and "{name}" placeholders, e.g.
+// "/v2/connections/{connectionId}/test". Immutable after construction; thread-safe.
+#pragma once
+
+#include <ostream>  // Boost 1.81 string_view needs std::ostream complete
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/beast/http/verb.hpp>
+
+namespace connreg::api {
+
+struct Context;
+using RouteHandler = void (*)(Context&);
+
+struct Route {
+  boost::beast::http::verb method;
+  std::string_view pattern;  // also the route template used in logs and metrics
+  bool needs_auth;
+  RouteHandler handle;
+};
+
+class Router {
+ public:
+  explicit Router(std::vector<Route> routes);
+
+  struct Match {
+    const Route* route = nullptr;  // null: no route for this method
+    std::vector<std::string> params;
+    std::string allow;  // methods the path does support ("GET, POST"); empty: unknown path
+  };
+  // `segments` are the decoded path segments ("/v2/connections/" → {"v2","connections"}).
+  Match Find(boost::beast::http::verb method, const std::vector<std::string>& segments) const;
+
+  const std::vector<Route>& routes() const { return routes_; }
+
+ private:
+  std::vector<Route> routes_;
+  std::vector<std::vector<std::string_view>> patterns_;
+};
+
+}  // namespace connreg::api

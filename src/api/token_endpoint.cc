@@ -1,0 +1,142 @@
+// POST /v2/auth/token (contract section 2): OAuth 2.0 client credentials as Sigma serves them.
+// Errors carry both the OAuth fields (error, error_description) and Sigma's (code, message,
+// requestId).
+#include <boost/beast/http/field.hpp>
+
+#include "api/api.h"
+#include "auth/credentials.h"
+#include "crypto/hash.h"
+#include "crypto/random.h"
+
+namespace connreg::api {
+namespace {
+
+namespace http_ = boost::beast::http;
+
+void ReplyOAuthError(http::Exchange& ex, int status, std::string_view error,
+                     std::string_view description) {
+  std::string_view code = status == 401 ? "unauthorized" : "bad_request";
+  ReplyJson(ex, status,
+            {{"error", error},
+             {"error_description", description},
+             {"code", code},
+             {"message", description},
+             {"requestId", ex.request_id}});
+  ex.response.set(http_::field::cache_control, "no-store");
+}
+
+bool IsFormContentType(const http::Request& req) {
+  auto it = req.find(http_::field::content_type);
+  if (it == req.end()) return false;
+  std::string_view v = it->value();
+  v = v.substr(0, v.find(';'));
+  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+  static constexpr std::string_view kForm = "application/x-www-form-urlencoded";
+  if (v.size() != kForm.size()) return false;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(v[i])) != kForm[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void HandleToken(Context& ctx) {
+  http::Exchange& ex = ctx.ex;
+  if (!ex.request.body().empty() && !IsFormContentType(ex.request)) {
+    ReplyOAuthError(ex, 400, "invalid_request",
+                    "the body must be application/x-www-form-urlencoded");
+    return;
+  }
+  auto form = auth::ParseForm(ex.request.body());
+  if (!form) {
+    ReplyOAuthError(ex, 400, "invalid_request", form.error().message);
+    return;
+  }
+  auto field = [&](const char* name) -> const std::string* {
+    auto it = form->find(name);
+    return it == form->end() ? nullptr : &it->second;
+  };
+
+  // Client credentials: HTTP Basic or form fields; both at once must agree.
+  std::optional<auth::BasicCredentials> creds;
+  bool used_basic = false;
+  if (auto h = ex.request.find(http_::field::authorization); h != ex.request.end()) {
+    if (auth::IsBasicScheme(h->value())) {
+      used_basic = true;
+      creds = auth::ParseBasic(h->value());
+      if (!creds) {
+        ReplyOAuthError(ex, 400, "invalid_request", "the Basic credentials are malformed");
+        return;
+      }
+    }
+  }
+  const std::string* form_id = field("client_id");
+  const std::string* form_secret = field("client_secret");
+  if (form_id || form_secret) {
+    if (creds) {
+      if (!form_id || *form_id != creds->id || (form_secret && *form_secret != creds->secret)) {
+        ReplyOAuthError(ex, 400, "invalid_request",
+                        "client credentials sent both as Basic and as form fields disagree");
+        return;
+      }
+    } else {
+      creds = auth::BasicCredentials{form_id ? *form_id : "", form_secret ? *form_secret : ""};
+    }
+  }
+
+  const std::string* grant_type = field("grant_type");
+  if (grant_type == nullptr || grant_type->empty()) {
+    ReplyOAuthError(ex, 400, "invalid_request", "grant_type is required");
+    return;
+  }
+  if (*grant_type != "client_credentials") {
+    ReplyOAuthError(ex, 400, "unsupported_grant_type",
+                    "grant_type must be client_credentials");
+    return;
+  }
+  if (!creds || creds->id.empty() || creds->secret.empty()) {
+    ReplyOAuthError(ex, 401, "invalid_client",
+                    "client_id and client_secret are required (form fields or HTTP Basic)");
+    if (used_basic) ex.response.set(http_::field::www_authenticate, "Basic");
+    return;
+  }
+
+  auto client = ctx.store.GetActiveApiClient(creds->id);
+  if (!client && client.error().code != ErrorCode::kNotFound) {
+    ReplyError(ex, client.error());
+    return;
+  }
+  // Hash and compare even for an unknown client, so timing does not tell which ids exist.
+  const std::string presented = crypto::TokenHash(creds->secret);
+  if (!client || !crypto::ConstantTimeEquals(presented, client->secret_hash)) {
+    ReplyOAuthError(ex, 401, "invalid_client", "the client credentials are not valid");
+    if (used_basic) ex.response.set(http_::field::www_authenticate, "Basic");
+    return;
+  }
+  auto member = ctx.store.GetMember(client->member_id);
+  if (!member) {
+    ReplyError(ex, member.error());
+    return;
+  }
+
+  const TimeMs now = NowMs();
+  std::string access = crypto::RandomToken(32);
+  std::string refresh = crypto::RandomToken(32);
+  store::AccessToken row{crypto::TokenHash(access), client->client_id, member->member_id,
+                         member->organization_id,
+                         now + ctx.options.access_token_ttl_secs * 1000};
+  if (auto s = ctx.store.SaveAccessToken(row); !s) {
+    ReplyError(ex, s.error());
+    return;
+  }
+  ex.member_id = member->member_id;
+  ReplyJson(ex, 200,
+            {{"access_token", access},
+             {"refresh_token", refresh},
+             {"token_type", "bearer"},
+             {"expires_in", ctx.options.access_token_ttl_secs}});
+  ex.response.set(http_::field::cache_control, "no-store");
+}
+
+}  // namespace connreg::api

@@ -1,0 +1,91 @@
+#include "crypto/sodium_sealer.h"
+
+#include <sodium.h>
+
+#include <new>
+#include <stdexcept>
+
+#include "crypto/encoding.h"
+#include "crypto/random.h"
+
+namespace connreg::crypto {
+namespace {
+
+std::string AssociatedData(std::string_view connection_id, std::string_view field) {
+  std::string ad = "connreg-secret-v1|";
+  ad.append(connection_id).append("|").append(field);
+  return ad;
+}
+
+}  // namespace
+
+MasterKey::MasterKey(std::string_view raw) {
+  EnsureSodium();
+  if (raw.size() != kBytes) throw std::invalid_argument("master key must be 32 bytes");
+  key_ = static_cast<unsigned char*>(sodium_malloc(kBytes));
+  if (key_ == nullptr) throw std::bad_alloc();
+  std::copy(raw.begin(), raw.end(), key_);
+  sodium_mprotect_readonly(key_);
+  unsigned char digest[4];
+  static constexpr unsigned char kLabel[] = "connreg master key id v1";
+  crypto_generichash(digest, sizeof digest, key_, kBytes, kLabel, sizeof kLabel - 1);
+  id_ = HexEncode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+}
+
+MasterKey::~MasterKey() { sodium_free(key_); }  // sodium_free wipes before releasing
+
+SodiumSealer::SodiumSealer(std::shared_ptr<const MasterKey> current,
+                           std::vector<std::shared_ptr<const MasterKey>> others)
+    : current_(std::move(current)) {
+  keys_[current_->id()] = current_;
+  for (auto& k : others) keys_.emplace(k->id(), k);
+}
+
+domain::StoredSecret SodiumSealer::Seal(std::string_view connection_id, std::string_view field,
+                                        std::string_view plaintext, TimeMs now) const {
+  const std::string ad = AssociatedData(connection_id, field);
+  std::string out(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + plaintext.size() +
+                      crypto_aead_xchacha20poly1305_ietf_ABYTES,
+                  '\0');
+  auto* nonce = reinterpret_cast<unsigned char*>(out.data());
+  randombytes_buf(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+  unsigned long long clen = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(
+      nonce + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen,
+      reinterpret_cast<const unsigned char*>(plaintext.data()), plaintext.size(),
+      reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), nullptr, nonce,
+      current_->data());
+  return {Base64Encode(out), current_->id(), now};
+}
+
+Result<std::string> SodiumSealer::Open(std::string_view connection_id, std::string_view field,
+                                       const domain::StoredSecret& secret) const {
+  auto key = keys_.find(secret.key_id);
+  if (key == keys_.end()) {
+    return Error::Internal("secret " + std::string(field) + " is sealed under unknown key " +
+                           secret.key_id);
+  }
+  auto raw = Base64Decode(secret.sealed);
+  constexpr size_t kOverhead =
+      crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES;
+  if (!raw || raw->size() < kOverhead) {
+    return Error::Internal("secret " + std::string(field) + " is not a sealed value");
+  }
+  const std::string ad = AssociatedData(connection_id, field);
+  const auto* nonce = reinterpret_cast<const unsigned char*>(raw->data());
+  std::string plain(raw->size() - kOverhead, '\0');
+  unsigned long long plen = 0;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+          reinterpret_cast<unsigned char*>(plain.data()), &plen, nullptr,
+          nonce + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+          raw->size() - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+          reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), nonce,
+          key->second->data()) != 0) {
+    return Error::Internal("secret " + std::string(field) +
+                           " failed authentication (wrong key, tampered or moved)");
+  }
+  plain.resize(plen);
+  return plain;
+}
+
+}  // namespace connreg::crypto
