@@ -1,0 +1,52 @@
+#include "api/json_body.h"
+
+#include <gtest/gtest.h>
+
+namespace connreg::api {
+namespace {
+
+http::Request Make(std::string body, std::string content_type = "application/json") {
+  http::Request req;
+  if (!content_type.empty()) req.set(boost::beast::http::field::content_type, content_type);
+  req.body() = std::move(body);
+  return req;
+}
+
+TEST(ApiJsonBody, ParsesObjects) {
+  auto v = ParseJsonBody(Make(R"({"a":1})", "Application/JSON; charset=utf-8"));
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->as_object().at("a").as_int64(), 1);
+}
+
+TEST(ApiJsonBody, RequiresJsonContentType) {
+  auto v = ParseJsonBody(Make("{}", "text/plain"));
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.error().code, ErrorCode::kUnsupportedMediaType);
+  EXPECT_FALSE(ParseJsonBody(Make("{}", "")).ok());
+  EXPECT_FALSE(ParseJsonBody(Make("{}", "application/jsonx")).ok());
+}
+
+TEST(ApiJsonBody, NamesTheByteOffset) {
+  auto v = ParseJsonBody(Make(R"({"a": 1 "b": 2})"));
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.error().code, ErrorCode::kBadRequest);
+  EXPECT_NE(v.error().message.find("byte offset 8"), std::string::npos) << v.error().message;
+}
+
+TEST(ApiJsonBody, RejectsTrailingDataDepthAndBadUtf8) {
+  EXPECT_FALSE(ParseJsonBody(Make("{} x")).ok());
+  EXPECT_TRUE(ParseJsonBody(Make("{} \n")).ok());
+  std::string deep32(32, '['), deep33(33, '[');
+  deep32 += std::string(32, ']');
+  deep33 += std::string(33, ']');
+  EXPECT_TRUE(ParseJsonBody(Make(deep32)).ok());
+  auto too_deep = ParseJsonBody(Make(deep33));
+  ASSERT_FALSE(too_deep.ok());
+  EXPECT_NE(too_deep.error().message.find("nesting"), std::string::npos);
+  EXPECT_FALSE(ParseJsonBody(Make("{\"a\":\"\xff\xfe\"}")).ok());
+  EXPECT_FALSE(ParseJsonBody(Make("")).ok());
+  EXPECT_TRUE(ParseJsonBody(Make("", ""), /*allow_empty=*/true).ok());
+}
+
+}  // namespace
+}  // namespace connreg::api
