@@ -7,11 +7,12 @@ BUILD_PKGS=(
   build-essential cmake pkg-config ninja-build
   libboost1.81-dev libboost-url1.81-dev libboost-json1.81-dev
   libsqlite3-dev libsodium-dev libssl-dev libspdlog-dev libfmt-dev libcli11-dev
-  libpq-dev
+  libpq-dev libmariadb-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 TEST_PKGS=(
   python3 python3-pytest python3-jsonschema python3-requests curl sqlite3 wrk nginx-light
+  postgresql mariadb-server
 )
 
 want=("${BUILD_PKGS[@]}")

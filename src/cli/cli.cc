@@ -2,6 +2,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <iostream>
 
@@ -42,6 +44,7 @@ std::string StateDirectory(const std::string& url) {
 int Run(int argc, char** argv) {
   CLI::App app{"connreg: a registry of data warehouse connections with a Sigma-compatible API"};
   app.require_subcommand(1);
+  app.fallthrough();  // --database may follow the subcommand: `connreg serve --database …`
   std::string database = DefaultDatabase();
   app.add_option("--database", database, "store url: sqlite:PATH or postgresql://...")
       ->envname("CONNREG_DATABASE");
@@ -95,6 +98,9 @@ int Run(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 1;
   }
 
+  // The database, its WAL, the key file and the bootstrap credentials are readable by the owner
+  // only.
+  ::umask(077);
   try {
     if (serve_cmd->parsed()) {
       serve.database = database;

@@ -9,6 +9,8 @@
 #include <iostream>
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
 #include "api/api.h"
 #include "cli/cli.h"
 #include "core/blocking_pool.h"
@@ -72,6 +74,7 @@ void Bootstrap(store::Store& store, const std::string& state_dir) {
 }  // namespace
 
 int Serve(const ServeOptions& o) {
+  log::UseBufferedStdout();
   log::SetLevel(o.log_level);
   std::unique_ptr<store::Store> store = store::OpenStore(o.database);
   auto orgs = store->CountOrganizations();
@@ -122,6 +125,7 @@ int Serve(const ServeOptions& o) {
   for (auto& t : workers) t.join();
   pool.Join();
   log::Event(log::Level::kInfo, "stopped");
+  spdlog::shutdown();  // flushes the access log
   return 0;
 }
 

@@ -1,7 +1,11 @@
 #include "core/log.h"
 
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <mutex>
 
 #include <boost/json/serialize.hpp>
 
@@ -41,7 +45,32 @@ std::string_view Name(Level level) {
   return "info";
 }
 
+// Lines go to stdout through stdio's buffer; flush_() empties it.
+class BufferedStdoutSink : public spdlog::sinks::base_sink<std::mutex> {
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    std::fwrite(msg.payload.data(), 1, msg.payload.size(), stdout);
+    std::fputc('\n', stdout);
+  }
+  void flush_() override { std::fflush(stdout); }
+};
+
 }  // namespace
+
+void UseBufferedStdout() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    auto sink = std::make_shared<BufferedStdoutSink>();
+    for (const char* name : {"app", "access"}) {
+      spdlog::drop(name);
+      auto logger = std::make_shared<spdlog::logger>(name, sink);
+      logger->set_pattern("%v");
+      if (std::string_view(name) == "app") logger->flush_on(spdlog::level::info);
+      spdlog::register_logger(logger);
+    }
+    spdlog::flush_every(std::chrono::seconds(1));
+  });
+}
 
 void SetLevel(std::string_view level) {
   Level l = Level::kInfo;

@@ -1,0 +1,133 @@
+#include "store/migrations.h"
+
+#include <array>
+
+namespace connreg::store {
+namespace {
+
+// Conventions: ids are TEXT, times are INTEGER milliseconds since the Unix epoch, booleans are
+// INTEGER 0/1, JSON is TEXT written by boost::json::serialize. SQLite tables are STRICT so a
+// value of the wrong type is rejected instead of silently stored.
+constexpr std::string_view kInitialSqlite = R"sql(
+CREATE TABLE organizations (
+  organization_id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE members (
+  member_id TEXT PRIMARY KEY,
+  organization_id TEXT NOT NULL REFERENCES organizations (organization_id),
+  email TEXT NOT NULL,
+  account_type TEXT NOT NULL CHECK (account_type IN ('admin', 'creator', 'viewer')),
+  created_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX members_by_organization ON members (organization_id, email);
+
+-- secret_hash is crypto::TokenHash of the client secret; the secret itself is never stored.
+CREATE TABLE api_clients (
+  client_id TEXT PRIMARY KEY,
+  member_id TEXT NOT NULL REFERENCES members (member_id),
+  secret_hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER
+) STRICT;
+CREATE INDEX api_clients_by_member ON api_clients (member_id);
+
+-- Resolved on every request by primary key; the expiry index serves the purge.
+CREATE TABLE access_tokens (
+  token_hash TEXT PRIMARY KEY,
+  client_id TEXT NOT NULL REFERENCES api_clients (client_id),
+  member_id TEXT NOT NULL REFERENCES members (member_id),
+  organization_id TEXT NOT NULL REFERENCES organizations (organization_id),
+  expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX access_tokens_by_expiry ON access_tokens (expires_at);
+CREATE INDEX access_tokens_by_client ON access_tokens (client_id);
+
+-- name_folded = domain::FoldName(name), the haystack of `search`. created_by and updated_by
+-- are member ids but carry no foreign key: sample connections are written by the operator CLI.
+CREATE TABLE connections (
+  connection_id TEXT PRIMARY KEY,
+  organization_id TEXT NOT NULL REFERENCES organizations (organization_id),
+  name TEXT NOT NULL,
+  name_folded TEXT NOT NULL,
+  type TEXT NOT NULL,
+  is_sample INTEGER NOT NULL CHECK (is_sample IN (0, 1)),
+  is_archived INTEGER NOT NULL CHECK (is_archived IN (0, 1)),
+  use_oauth INTEGER NOT NULL CHECK (use_oauth IN (0, 1)),
+  write_access INTEGER NOT NULL CHECK (write_access IN (0, 1)),
+  use_friendly_names INTEGER NOT NULL CHECK (use_friendly_names IN (0, 1)),
+  timeout_secs INTEGER,
+  created_by TEXT NOT NULL,
+  updated_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  last_active_at INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  details TEXT NOT NULL,
+  description TEXT,
+  last_test_at INTEGER,
+  last_test_read TEXT,
+  last_test_write TEXT
+) STRICT;
+-- The listing order (name bytes, created_at, connection_id) within an organization: keyset
+-- pages seek into it, so a page costs the same at any depth.
+CREATE INDEX connections_by_name
+  ON connections (organization_id, name, created_at, connection_id);
+-- Covers the filters of a listing, so its `total` is counted from this index alone.
+CREATE INDEX connections_by_filter
+  ON connections (organization_id, is_archived, type, name_folded);
+
+-- One row per secret field that is set. `sealed` is opaque to the store (ciphertext under the
+-- master key named by key_id); the key_id index finds what a key rotation must re-encrypt.
+CREATE TABLE connection_secrets (
+  connection_id TEXT NOT NULL REFERENCES connections (connection_id) ON DELETE CASCADE,
+  field TEXT NOT NULL,
+  sealed BLOB NOT NULL,
+  key_id TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (connection_id, field)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX connection_secrets_by_key ON connection_secrets (key_id);
+
+-- The recorded response of a POST carrying an Idempotency-Key, per (organization, member, key).
+CREATE TABLE idempotency_keys (
+  organization_id TEXT NOT NULL,
+  member_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  request_hash TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  location TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (organization_id, member_id, key)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
+
+-- Random keys shared by every node of the store (e.g. the page-token MAC key), by purpose.
+CREATE TABLE server_keys (
+  purpose TEXT PRIMARY KEY,
+  key BLOB NOT NULL CHECK (length(key) = 32),
+  created_at INTEGER NOT NULL
+) STRICT;
+)sql";
+
+constexpr std::array kMigrations = {
+    Migration{.version = 1, .name = "initial", .sqlite = kInitialSqlite, .postgres = {}},
+};
+
+// The list is the schema's history: catch a mis-numbered entry at compile time.
+constexpr bool VersionsAreConsecutive() {
+  for (std::size_t i = 0; i < kMigrations.size(); ++i) {
+    if (kMigrations[i].version != static_cast<int>(i) + 1) return false;
+  }
+  return true;
+}
+static_assert(VersionsAreConsecutive(), "migration versions must be 1, 2, 3, ... in order");
+
+}  // namespace
+
+std::span<const Migration> Migrations() { return kMigrations; }
+
+}  // namespace connreg::store

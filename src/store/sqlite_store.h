@@ -1,0 +1,84 @@
+// The embedded SQLite backend of the Store (contract section 11: `sqlite:PATH`).
+//
+// Durability: WAL journal with synchronous=FULL, so a write is on disk before its method returns
+// and survives kill -9. Concurrency: one writer connection behind a mutex (every write is one
+// BEGIN IMMEDIATE transaction, which also serialises writers of other processes through the
+// file lock) and a pool of reader connections, so reads run in parallel with each other and
+// with the writer and see the last committed state. Several processes may open the same file.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "store/store.h"
+
+namespace connreg::store {
+
+namespace sqlite_internal {
+class Connection;  // one sqlite3 handle with its cache of prepared statements
+}  // namespace sqlite_internal
+
+// Thread-safe: every method may be called from any number of threads at once.
+class SqliteStore final : public Store {
+ public:
+  // Opens (creating if needed) the database file at `path`, whose directory must exist, and
+  // applies pending migrations. Throws std::runtime_error when the file cannot be opened or
+  // migrated, or when its schema is newer than this binary.
+  explicit SqliteStore(const std::string& path);
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  // IdentityStore
+  Status CreateOrganization(const Organization& org) override;
+  Result<Organization> GetOrganization(const std::string& organization_id) override;
+  Result<std::int64_t> CountOrganizations() override;
+  Status CreateMember(const Member& member) override;
+  Result<Member> GetMember(const std::string& member_id) override;
+  Status CreateApiClient(const ApiClient& client) override;
+  Result<ApiClient> GetActiveApiClient(const std::string& client_id) override;
+  Status SaveAccessToken(const AccessToken& token) override;
+  Result<Principal> ResolveAccessToken(const std::string& token_hash, TimeMs now) override;
+  Result<std::int64_t> PurgeExpiredTokens(TimeMs now) override;
+
+  // ConnectionStore
+  Status CreateConnection(const domain::Connection& c) override;
+  Result<domain::Connection> GetConnection(const std::string& organization_id,
+                                           const std::string& connection_id) override;
+  Status UpdateConnection(const domain::Connection& next,
+                          std::int64_t expected_version) override;
+  Result<ConnectionPage> ListConnections(const ListQuery& q) override;
+
+  // IdempotencyStore
+  Result<IdempotentResponse> GetIdempotent(const std::string& organization_id,
+                                           const std::string& member_id, const std::string& key,
+                                           TimeMs not_before) override;
+  Status CreateConnectionIdempotent(const domain::Connection& c, const std::string& member_id,
+                                    const std::string& key,
+                                    const IdempotentResponse& response) override;
+
+  // Store
+  Status Ping() override;
+  Result<std::string> ServerKey(const std::string& purpose) override;
+
+ private:
+  using Connection = sqlite_internal::Connection;
+  class ReaderLease;
+
+  // A reader from the idle list, or a new one; returned to the list when the lease ends.
+  Result<ReaderLease> AcquireReader();
+  void ReleaseReader(std::unique_ptr<Connection> reader);
+  // Runs `body(writer)` inside BEGIN IMMEDIATE ... COMMIT; rolls back when it fails.
+  template <class Body>
+  Status Write(const char* what, Body&& body);
+
+  const std::string path_;
+  std::mutex writer_mu_;
+  std::unique_ptr<Connection> writer_;  // guarded by writer_mu_
+  std::mutex readers_mu_;
+  std::vector<std::unique_ptr<Connection>> idle_readers_;  // guarded by readers_mu_
+};
+
+}  // namespace connreg::store
