@@ -355,20 +355,20 @@ constexpr std::string_view kListFilter =
 // the planner could otherwise prefer the filter index and sort, which costs the whole
 // organization per page. SQLite fails the prepare if the index cannot serve the query.
 const std::string& ListFirstSql() {
-  static const std::string sql =
-      "SELECT " + std::string(kConnectionColumns) +
-      " FROM connections INDEXED BY connections_by_name" + std::string(kListFilter) +
-      " ORDER BY name, created_at, connection_id LIMIT ?5 OFFSET ?6";
+  static const std::string sql = "SELECT " + std::string(kConnectionColumns) +
+                                 " FROM connections INDEXED BY connections_by_name" +
+                                 std::string(kListFilter) +
+                                 " ORDER BY name, created_at, connection_id LIMIT ?5 OFFSET ?6";
   return sql;
 }
 
 // Keyset form: ?5, ?6, ?7 are the sort key of the last entry already seen.
 const std::string& ListAfterSql() {
-  static const std::string sql =
-      "SELECT " + std::string(kConnectionColumns) +
-      " FROM connections INDEXED BY connections_by_name" + std::string(kListFilter) +
-      " AND (name, created_at, connection_id) > (?5, ?6, ?7)"
-      " ORDER BY name, created_at, connection_id LIMIT ?8";
+  static const std::string sql = "SELECT " + std::string(kConnectionColumns) +
+                                 " FROM connections INDEXED BY connections_by_name" +
+                                 std::string(kListFilter) +
+                                 " AND (name, created_at, connection_id) > (?5, ?6, ?7)"
+                                 " ORDER BY name, created_at, connection_id LIMIT ?8";
   return sql;
 }
 
@@ -405,11 +405,10 @@ void BindConnection(Statement& st, const domain::Connection& c) {
     test_read = c.last_test->read;
     test_write = c.last_test->write;
   }
-  st.Bind(c.organization_id, c.connection_id, c.name, domain::FoldName(c.name), c.type,
-          c.is_sample, c.is_archived, c.use_oauth, c.write_access, c.use_friendly_names,
-          c.timeout_secs, c.created_by, c.updated_by, c.created_at, c.updated_at,
-          c.last_active_at, c.version, boost::json::serialize(c.details), description, test_at,
-          test_read, test_write);
+  st.Bind(c.organization_id, c.connection_id, c.name, domain::FoldName(c.name), c.type, c.is_sample,
+          c.is_archived, c.use_oauth, c.write_access, c.use_friendly_names, c.timeout_secs,
+          c.created_by, c.updated_by, c.created_at, c.updated_at, c.last_active_at, c.version,
+          boost::json::serialize(c.details), description, test_at, test_read, test_write);
 }
 
 // Reads a row selected with kConnectionColumns; secrets are loaded separately.
@@ -450,11 +449,11 @@ domain::StoredSecret ReadSecret(const Statement& st, int first_col) {
 
 Status InsertSecrets(Connection& db, const domain::Connection& c) {
   for (const auto& [field, secret] : c.secrets) {
-    Status s = Execute(db,
-                       "INSERT INTO connection_secrets (connection_id, field, sealed, key_id, "
-                       "updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                       c.connection_id, field, Blob{secret.sealed}, secret.key_id,
-                       secret.updated_at);
+    Status s =
+        Execute(db,
+                "INSERT INTO connection_secrets (connection_id, field, sealed, key_id, "
+                "updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                c.connection_id, field, Blob{secret.sealed}, secret.key_id, secret.updated_at);
     if (!s) return s;
   }
   return OkStatus();
@@ -566,8 +565,8 @@ void ApplyMigrations(Connection& db) {
   }
   for (const Migration& m : migrations) {
     if (m.version <= *applied) continue;
-    const std::string what = "sqlite: migration " + std::to_string(m.version) + " (" +
-                             std::string(m.name) + ")";
+    const std::string what =
+        "sqlite: migration " + std::to_string(m.version) + " (" + std::string(m.name) + ")";
     Transaction tx(db);
     if (Status s = tx.Begin(Transaction::Kind::kWrite); !s) FailStart(what, s.error());
     Status s = db.Exec(
@@ -753,8 +752,8 @@ Status SqliteStore::CreateApiClient(const ApiClient& client) {
       Status s = Execute(db,
                          "INSERT INTO api_clients (client_id, member_id, secret_hash, "
                          "created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                         client.client_id, client.member_id, client.secret_hash,
-                         client.created_at, client.revoked_at);
+                         client.client_id, client.member_id, client.secret_hash, client.created_at,
+                         client.revoked_at);
       if (!s && s.error().code == ErrorCode::kNotFound) return Error::NotFound("member not found");
       return s;
     });
@@ -929,8 +928,8 @@ Result<ConnectionPage> SqliteStore::ListConnections(const ListQuery& q) {
       page.total = st->Int(0);
     }
     {
-      auto st = db.Prepare(q.after ? sqlite_internal::ListAfterSql()
-                                   : sqlite_internal::ListFirstSql());
+      auto st =
+          db.Prepare(q.after ? sqlite_internal::ListAfterSql() : sqlite_internal::ListFirstSql());
       if (!st) return st.error();
       st->Bind(q.organization_id, q.include_archived, q.search, q.type);
       if (q.after) {
@@ -962,8 +961,7 @@ Result<ConnectionPage> SqliteStore::ListConnections(const ListQuery& q) {
 
 Result<IdempotentResponse> SqliteStore::GetIdempotent(const std::string& organization_id,
                                                       const std::string& member_id,
-                                                      const std::string& key,
-                                                      TimeMs not_before) {
+                                                      const std::string& key, TimeMs not_before) {
   return Guarded([&]() -> Result<IdempotentResponse> {
     auto reader = AcquireReader();
     if (!reader) return reader.error();
@@ -975,14 +973,13 @@ Result<IdempotentResponse> SqliteStore::GetIdempotent(const std::string& organiz
     auto row = st->Next();
     if (!row) return row.error();
     if (!*row) return Error::NotFound("idempotency key not found");
-    return IdempotentResponse{st->Text(0), static_cast<int>(st->Int(1)), st->Text(2),
-                              st->Text(3), st->Int(4)};
+    return IdempotentResponse{st->Text(0), static_cast<int>(st->Int(1)), st->Text(2), st->Text(3),
+                              st->Int(4)};
   });
 }
 
 Status SqliteStore::CreateConnectionIdempotent(const domain::Connection& c,
-                                               const std::string& member_id,
-                                               const std::string& key,
+                                               const std::string& member_id, const std::string& key,
                                                const IdempotentResponse& response) {
   return Guarded([&] {
     return Write("create connection (idempotent)", [&](Connection& db) -> Status {
@@ -990,9 +987,8 @@ Status SqliteStore::CreateConnectionIdempotent(const domain::Connection& c,
                          "INSERT INTO idempotency_keys (organization_id, member_id, key, "
                          "request_hash, status, body, location, created_at) "
                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                         c.organization_id, member_id, key, response.request_hash,
-                         response.status, response.body, response.location,
-                         response.created_at);
+                         c.organization_id, member_id, key, response.request_hash, response.status,
+                         response.body, response.location, response.created_at);
       if (!s) {
         if (s.error().code == ErrorCode::kConflict) {
           return Error::Conflict("the Idempotency-Key was already used");

@@ -47,8 +47,7 @@ class SqliteStore final : public Store {
   Status CreateConnection(const domain::Connection& c) override;
   Result<domain::Connection> GetConnection(const std::string& organization_id,
                                            const std::string& connection_id) override;
-  Status UpdateConnection(const domain::Connection& next,
-                          std::int64_t expected_version) override;
+  Status UpdateConnection(const domain::Connection& next, std::int64_t expected_version) override;
   Result<ConnectionPage> ListConnections(const ListQuery& q) override;
 
   // IdempotencyStore
