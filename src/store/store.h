@@ -40,13 +40,32 @@ struct ApiClient {
   std::optional<TimeMs> revoked_at;
 };
 
-// An issued access token, stored by hash only.
+// An issued access token, stored by hash only. Tokens issued together from one client
+// credentials grant, and every pair rotated from it, share a `family_id`.
 struct AccessToken {
   std::string token_hash;
   std::string client_id;
   std::string member_id;
   std::string organization_id;
   TimeMs expires_at = 0;
+  std::string family_id;
+};
+
+// A refresh token, stored by hash only; good for one use (contract section 2).
+struct RefreshToken {
+  std::string token_hash;
+  std::string family_id;
+  std::string client_id;
+  std::string member_id;
+  std::string organization_id;
+  TimeMs expires_at = 0;
+};
+
+struct Team {
+  std::string team_id;
+  std::string organization_id;
+  std::string name;
+  TimeMs created_at = 0;
 };
 
 // What a valid bearer token resolves to.
@@ -70,12 +89,36 @@ class IdentityStore {
   virtual Status CreateApiClient(const ApiClient& client) = 0;
   // kNotFound for unknown or revoked clients.
   virtual Result<ApiClient> GetActiveApiClient(const std::string& client_id) = 0;
+  // Revokes the client (revoked_at = now) and deletes its access and refresh tokens, in one
+  // transaction: every request that starts after this returns is refused. kNotFound if unknown.
+  virtual Status RevokeApiClient(const std::string& client_id, TimeMs now) = 0;
   virtual Status SaveAccessToken(const AccessToken& token) = 0;
+  // Saves a fresh access/refresh pair atomically (client credentials grant).
+  virtual Status SaveTokenPair(const AccessToken& access, const RefreshToken& refresh) = 0;
+  // The refresh grant, atomically: consumes the refresh token `presented_hash` (unused, not
+  // expired, its client active, and issued to `client_id` when that is not empty) and saves
+  // `next_access`/`next_refresh` in the same family (their client/member/organization/family
+  // fields are filled in by the store from the consumed token). Returns the principal.
+  // kNotFound: unknown, expired, revoked or another client's token (nothing changes).
+  // kConflict: the token was already used: every access and refresh token of its family is
+  // deleted (reuse detection), in the same transaction, and nothing is issued.
+  virtual Result<Principal> RotateRefreshToken(const std::string& presented_hash,
+                                               const std::string& client_id, TimeMs now,
+                                               AccessToken next_access,
+                                               RefreshToken next_refresh) = 0;
   // Resolves a token hash valid at `now` (not expired, its client not revoked); kNotFound
   // otherwise.
   virtual Result<Principal> ResolveAccessToken(const std::string& token_hash, TimeMs now) = 0;
-  // Removes expired tokens; returns how many.
-  virtual Result<std::int64_t> PurgeExpiredTokens(TimeMs now) = 0;
+  // Removes expired access and refresh tokens, and idempotency keys created before
+  // `idempotency_not_before`; returns how many rows went.
+  virtual Result<std::int64_t> PurgeExpired(TimeMs now, TimeMs idempotency_not_before) = 0;
+
+  // kNotFound when the organization does not exist.
+  virtual Status CreateTeam(const Team& team) = 0;
+  virtual Result<Team> GetTeam(const std::string& team_id) = 0;
+  // Adds a member to a team of the same organization (kNotFound for an unknown team or member,
+  // kBadRequest when they belong to different organizations). Adding twice is not an error.
+  virtual Status AddTeamMember(const std::string& team_id, const std::string& member_id) = 0;
 };
 
 // ---- connections -------------------------------------------------------------------------
@@ -95,6 +138,9 @@ struct ListQuery {
   std::optional<std::string> type;
   std::optional<ListCursor> after;    // keyset paging
   std::int64_t offset = 0;            // numeric page form; used only when `after` is empty
+  // When set, only connections this member holds a grant on, directly or through a team
+  // (a non-admin's view). `total` counts the same set.
+  std::optional<std::string> visible_to_member;
 };
 
 struct ConnectionPage {
@@ -117,6 +163,78 @@ class ConnectionStore {
                                   std::int64_t expected_version) = 0;
   // Entries ordered by (name bytes, created_at, connection_id); fetches limit+1 to set has_more.
   virtual Result<ConnectionPage> ListConnections(const ListQuery& q) = 0;
+  // Records a test result without counting as a change (version and updated_at stay): sets the
+  // last_test columns, and last_active_at = test.at when `query_reached`. kNotFound if absent.
+  virtual Status RecordTest(const std::string& organization_id, const std::string& connection_id,
+                            const domain::LastTest& test, bool query_reached) = 0;
+
+  // ---- key rotation (issue: credentials at rest) ----
+  struct SealedSecretRef {
+    std::string connection_id;
+    std::string field;
+    domain::StoredSecret secret;
+  };
+  // Up to `limit` secrets whose key_id is not `key_id`, in a stable order.
+  virtual Result<std::vector<SealedSecretRef>> SecretsNotUnderKey(const std::string& key_id,
+                                                                  int limit) = 0;
+  // Replaces one sealed value if it is still exactly `expected_sealed`: kPreconditionFailed
+  // when it changed meanwhile (a concurrent update; the caller re-reads), kNotFound if gone.
+  // Does not touch the connection's version.
+  virtual Status ResealSecret(const std::string& connection_id, const std::string& field,
+                              const std::string& expected_sealed,
+                              const domain::StoredSecret& next) = 0;
+  // The distinct key ids that seal at least one stored secret.
+  virtual Result<std::vector<std::string>> SecretKeyIds() = 0;
+};
+
+// ---- grants (contract section 8) ----------------------------------------------------------
+
+struct Grant {
+  std::string grant_id;
+  std::string organization_id;
+  std::string connection_id;
+  std::optional<std::string> member_id;  // exactly one of member_id and team_id is set
+  std::optional<std::string> team_id;
+  std::string permission;  // "usage" | "annotate"
+  std::string created_by;
+  std::string updated_by;
+  TimeMs created_at = 0;
+  TimeMs updated_at = 0;
+};
+
+struct GrantCursor {
+  TimeMs created_at = 0;
+  std::string grant_id;
+};
+
+struct GrantPage {
+  std::vector<Grant> entries;  // ordered by (created_at, grant_id)
+  bool has_more = false;
+  std::int64_t total = 0;
+};
+
+class GrantStore {
+ public:
+  virtual ~GrantStore() = default;
+  // All or nothing, in one transaction: each grant of the batch is inserted, or, when its
+  // grantee already holds a grant on the connection, that grant's permission, updated_by and
+  // updated_at change (its grant_id and created_* stay). kNotFound when the connection is not in
+  // the organization; kBadRequest naming the first grantee that is not a member or team of the
+  // organization ("member X is not a member of this organization").
+  virtual Status UpsertGrants(const std::string& organization_id,
+                              const std::string& connection_id,
+                              const std::vector<Grant>& grants) = 0;
+  virtual Result<GrantPage> ListGrants(const std::string& organization_id,
+                                       const std::string& connection_id, int limit,
+                                       const std::optional<GrantCursor>& after,
+                                       std::int64_t offset) = 0;
+  // kNotFound when no such grant on that connection in that organization.
+  virtual Status DeleteGrant(const std::string& organization_id, const std::string& connection_id,
+                             const std::string& grant_id) = 0;
+  // True when the member holds a grant on the connection, directly or through a team.
+  virtual Result<bool> HasGrant(const std::string& organization_id,
+                                const std::string& connection_id,
+                                const std::string& member_id) = 0;
 };
 
 // ---- idempotency keys (POST /v2/connections) ---------------------------------------------
@@ -136,16 +254,21 @@ class IdempotencyStore {
   virtual Result<IdempotentResponse> GetIdempotent(const std::string& organization_id,
                                                    const std::string& member_id,
                                                    const std::string& key, TimeMs not_before) = 0;
-  // Atomically creates the connection and records the response under the key. kConflict when
-  // the key was recorded meanwhile (the caller then re-reads it).
+  // Atomically creates the connection and records the response under the key; a record of the
+  // same key older than `not_before` is replaced. kConflict when a record newer than that
+  // exists (the caller then re-reads it).
   virtual Status CreateConnectionIdempotent(const domain::Connection& c,
                                             const std::string& member_id, const std::string& key,
-                                            const IdempotentResponse& response) = 0;
+                                            const IdempotentResponse& response,
+                                            TimeMs not_before) = 0;
 };
 
 // ---- the whole store ---------------------------------------------------------------------
 
-class Store : public IdentityStore, public ConnectionStore, public IdempotencyStore {
+class Store : public IdentityStore,
+              public ConnectionStore,
+              public IdempotencyStore,
+              public GrantStore {
  public:
   // Cheap round trip to the database, for /readyz.
   virtual Status Ping() = 0;
