@@ -64,6 +64,27 @@ trap 'exit 143' TERM
 
 CLK_TCK="$(getconf CLK_TCK)"
 
+# "PID,CHILD1,CHILD2…" for top -p.
+pid_and_children() {
+  local kids
+  kids="$(cat /proc/"$1"/task/*/children 2>/dev/null | xargs || true)"
+  echo "$1${kids:+,${kids// /,}}"
+}
+
+# "TID COMM TICKS" per thread of a process and its children, sorted by TID (for join).
+thread_ticks() {
+  local p t
+  for p in $(pid_and_children "$1" | tr ',' ' '); do
+    for t in /proc/"$p"/task/*; do
+      [[ -r $t/stat ]] || continue
+      echo "${t##*/} $(tr -d ' ' <"$t/comm" 2>/dev/null) $(sed 's/^.*) //' "$t/stat" | awk '{print $12 + $13}')"
+    done
+  done | sort -k1,1
+}
+
+# Busy CPU ticks of the whole machine (user, nice, system, irq, softirq, steal).
+machine_busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+
 # CPU ticks (user+system, all threads) of a process and its direct children (nginx workers).
 cpu_ticks() {
   local pid="$1" total=0 p kids
@@ -79,10 +100,29 @@ cpu_ticks() {
 # ---------------------------------------------------------------------------------------------
 # 1. connreg on a fresh SQLite database, port chosen by the kernel.
 log "temp dir $TMP; connreg $CONNREG_BIN"
-# shellcheck disable=SC2086  # CONNREG_EXTRA_ARGS is a word list on purpose
-"$CONNREG_BIN" serve --database "sqlite:$TMP/connreg.db" --listen 127.0.0.1:0 $CONNREG_EXTRA_ARGS \
-  >"$TMP/connreg.stdout" 2>"$TMP/connreg.stderr" &
-CONNREG_PID=$!
+START_MODE=flags
+start_connreg() {
+  if [[ "$START_MODE" == flags ]]; then
+    # shellcheck disable=SC2086  # CONNREG_EXTRA_ARGS is a word list on purpose
+    "$CONNREG_BIN" serve --database "sqlite:$TMP/connreg.db" --listen 127.0.0.1:0 $CONNREG_EXTRA_ARGS \
+      >"$TMP/connreg.stdout" 2>"$TMP/connreg.stderr" &
+  else
+    # shellcheck disable=SC2086
+    CONNREG_DATABASE="sqlite:$TMP/connreg.db" CONNREG_LISTEN=127.0.0.1:0 \
+      "$CONNREG_BIN" serve $CONNREG_EXTRA_ARGS >"$TMP/connreg.stdout" 2>"$TMP/connreg.stderr" &
+  fi
+  CONNREG_PID=$!
+}
+start_connreg
+# Fallback: if `serve --database` is rejected as a flag (an option of the top-level command only),
+# say so and start again with the equivalent CONNREG_DATABASE / CONNREG_LISTEN variables.
+sleep 0.3
+if ! kill -0 "$CONNREG_PID" 2>/dev/null && grep -q 'not expected' "$TMP/connreg.stderr"; then
+  log "WARNING: '$CONNREG_BIN serve --database … --listen …' was rejected: $(head -n1 "$TMP/connreg.stderr")"
+  log "WARNING: retrying with CONNREG_DATABASE / CONNREG_LISTEN in the environment"
+  START_MODE="env"
+  start_connreg
+fi
 
 connreg_died() {
   log "connreg (pid $CONNREG_PID) is not running; last stderr/stdout lines:"
@@ -149,8 +189,11 @@ LIST_PATH="/v2/connections?limit=50"
 # ---------------------------------------------------------------------------------------------
 # 4d (set-up). nginx serving the exact bytes of the GET-one body, on another loopback port.
 mkdir -p "$TMP/www" "$TMP/nginx-temp"
+chmod 711 "$TMP"   # nginx workers may run as another user (www-data when started as root)
+chmod 755 "$TMP/www"
 status="$(api_get "$ONE_PATH" "$TMP/www/one.json")"
 [[ "$status" == 200 ]] || die "GET $ONE_PATH answered $status: $(head -c 400 "$TMP/www/one.json")"
+chmod 644 "$TMP/www/one.json"
 ONE_BYTES=$(stat -c %s "$TMP/www/one.json")
 status="$(api_get "$LIST_PATH" "$TMP/list50.json")"
 [[ "$status" == 200 ]] || die "GET $LIST_PATH answered $status: $(head -c 400 "$TMP/list50.json")"
@@ -172,6 +215,7 @@ events { worker_connections 1024; }
 http {
   $NGINX_ACCESS_LOG_DIRECTIVE
   default_type application/json;
+  sendfile on;   # as in Debian's stock nginx.conf
   client_body_temp_path $TMP/nginx-temp/body;
   proxy_temp_path $TMP/nginx-temp/proxy;
   fastcgi_temp_path $TMP/nginx-temp/fastcgi;
@@ -203,34 +247,51 @@ log "nginx pid $NGINX_PID on $NGINX_BASE (access log: $NGINX_ACCESS_LOG); GET-on
 # ---------------------------------------------------------------------------------------------
 # 4. The measured scenarios.
 SCENARIOS=()   # names, in run order
-declare -A RESULT SERVER_CPU WRK_CPU TOP_SNAPSHOT
+declare -A RESULT SERVER_CPU SERVER_US_PER_REQ WRK_CPU OTHER_CPU TOP_SNAPSHOT
 
 # run_scenario NAME SERVER_PID SCRIPT URL
 run_scenario() {
   local name="$1" spid="$2" script="$3" url="$4" out="$TMP/wrk-$1.out" t0 t1 res cpu_time
   log "scenario $name: wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d${DURATION}s $url"
-  # A snapshot of top halfway through, for the report.
-  ( sleep "$(echo "$DURATION / 2" | bc -l)"
-    { top -b -n1 -w 200 | head -n 15; echo "-- threads of pid $spid --"
-      top -H -b -n1 -w 200 -p "$spid" | sed -n '7,20p'; } >"$TMP/top-$name.txt" 2>&1 ) &
+  # Around the middle of the run: one 1-s frame of top (the second: top's first frame averages
+  # over each task's life), and the CPU use of each thread of the server over 2 s, from /proc
+  # (top -H misreports the main thread as the whole process).
+  ( sleep "$(( DURATION > 3 ? (DURATION - 2) / 2 : 0 ))"
+    top -b -n2 -d1 -w 200 >"$TMP/top-all-$name.txt" 2>&1 &
+    thread_ticks "$spid" >"$TMP/threads-a-$name.txt"; sleep 2; thread_ticks "$spid" >"$TMP/threads-b-$name.txt"
+    wait
+    { awk '/^top - /{n++} n==2' "$TMP/top-all-$name.txt" | head -n 15
+      echo "-- CPU % of one core per thread of pid $spid (and children), over 2 s --"
+      join "$TMP/threads-a-$name.txt" "$TMP/threads-b-$name.txt" |
+        awk -v hz="$CLK_TCK" '{printf "%s %s %.0f%%\n", $1, $2, 100 * ($5 - $3) / hz / 2}' |
+        sort -k3 -n -r
+    } >"$TMP/top-$name.txt" ) &
   local top_pid=$!
   t0=$(cpu_ticks "$spid")
+  local m0 m1; m0=$(machine_busy_ticks)
   local TIMEFORMAT='%U %S'
   cpu_time="$( { time BENCH_RUN_ID="$$-$name" "$WRK_BIN" -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" \
       -d"${DURATION}s" --timeout "$WRK_TIMEOUT" -s "$BENCH_DIR/wrk/$script" -H "$AUTH" "$url" \
       >"$out" 2>&1; } 2>&1 )" || { cat "$out" >&2; die "wrk failed in scenario $name"; }
   t1=$(cpu_ticks "$spid")
+  m1=$(machine_busy_ticks)
   wait "$top_pid" 2>/dev/null || true
   kill -0 "$spid" 2>/dev/null || { [[ "$spid" == "$CONNREG_PID" ]] && connreg_died "connreg died during scenario $name"; die "nginx died during scenario $name"; }
   res="$(sed -n 's/^BENCH_RESULT //p' "$out" | tail -n1)"
-  [[ -n "$res" ]] && jq -e . >/dev/null <<<"$res" || { cat "$out" >&2; die "no BENCH_RESULT line in scenario $name"; }
+  if [[ -z "$res" ]] || ! jq -e . >/dev/null <<<"$res"; then
+    cat "$out" >&2
+    die "no BENCH_RESULT line in scenario $name"
+  fi
   SCENARIOS+=("$name")
   RESULT[$name]="$res"
   # CPU use as a percentage of one core over the run's wall time.
   SERVER_CPU[$name]=$(echo "scale=1; 100 * ($t1 - $t0) / $CLK_TCK / $(jq .duration_s <<<"$res")" | bc)
+  SERVER_US_PER_REQ[$name]=$(echo "scale=1; 1000000 * ($t1 - $t0) / $CLK_TCK / $(jq .requests <<<"$res")" | bc)
   WRK_CPU[$name]=$(echo "scale=1; 100 * ($(echo "$cpu_time" | tr ' ' '+')) / $(jq .duration_s <<<"$res")" | bc)
+  # Everything else on the machine (other processes, the kernel on their behalf), same unit.
+  OTHER_CPU[$name]=$(echo "scale=1; x = 100 * ($m1 - $m0) / $CLK_TCK / $(jq .duration_s <<<"$res") - ${SERVER_CPU[$name]} - ${WRK_CPU[$name]}; if (x < 0) x = 0; x" | bc)
   TOP_SNAPSHOT[$name]="$(cat "$TMP/top-$name.txt" 2>/dev/null || true)"
-  log "  $(jq -c '{rps, p50: .latency_ms.p50, p99: .latency_ms.p99, non2xx, errors}' <<<"$res") server CPU ${SERVER_CPU[$name]}%, wrk CPU ${WRK_CPU[$name]}%"
+  log "  $(jq -c '{rps, p50: .latency_ms.p50, p99: .latency_ms.p99, non2xx, errors}' <<<"$res") server CPU ${SERVER_CPU[$name]}%, wrk CPU ${WRK_CPU[$name]}%, others ${OTHER_CPU[$name]}%"
 }
 
 run_scenario get-one "$CONNREG_PID" get.lua "$BASE$ONE_PATH"
@@ -250,20 +311,21 @@ declare -A DESCRIPTION=(
 
 FAILED=0
 scenario_json=()
-printf '\n%-14s %12s %10s %10s %10s %9s %8s %8s\n' scenario 'requests/s' 'p50 ms' 'p99 ms' 'vs nginx' 'srv CPU%' 'wrk CPU%' 'errors'
+printf '\n%-14s %11s %9s %9s %9s %9s %11s %9s %10s %7s\n' scenario 'requests/s' 'p50 ms' 'p99 ms' 'vs nginx' 'srv CPU%' 'srv us/req' 'wrk CPU%' 'other CPU%' 'errors'
 for name in "${SCENARIOS[@]}"; do
   res="${RESULT[$name]}"
   errs=$(jq '.non2xx + .errors.connect + .errors.read + .errors.write + .errors.timeout' <<<"$res")
   ((errs == 0)) || FAILED=1
   ratio=$(echo "scale=4; $(jq .rps <<<"$res") / $NGINX_RPS" | bc)
-  printf '%-14s %12.0f %10.2f %10.2f %10.3f %9s %8s %8s\n' "$name" \
+  printf '%-14s %11.0f %9.2f %9.2f %9.3f %9s %11s %9s %10s %7s\n' "$name" \
     "$(jq .rps <<<"$res")" "$(jq .latency_ms.p50 <<<"$res")" "$(jq .latency_ms.p99 <<<"$res")" \
-    "$ratio" "${SERVER_CPU[$name]}" "${WRK_CPU[$name]}" "$errs"
+    "$ratio" "${SERVER_CPU[$name]}" "${SERVER_US_PER_REQ[$name]}" "${WRK_CPU[$name]}" "${OTHER_CPU[$name]}" "$errs"
   scenario_json+=("$(jq -c --arg name "$name" --arg desc "${DESCRIPTION[$name]}" \
-    --argjson ratio "$ratio" --argjson scpu "${SERVER_CPU[$name]}" --argjson wcpu "${WRK_CPU[$name]}" \
+    --argjson ratio "$ratio" --argjson scpu "${SERVER_CPU[$name]}" --argjson sus "${SERVER_US_PER_REQ[$name]}" --argjson wcpu "${WRK_CPU[$name]}" --argjson ocpu "${OTHER_CPU[$name]}" \
     --arg top "${TOP_SNAPSHOT[$name]}" \
     '{name: $name, description: $desc} + . + {ratio_to_nginx: $ratio,
-      server_cpu_pct_of_one_core: $scpu, wrk_cpu_pct_of_one_core: $wcpu, top_midrun: $top}' <<<"$res")")
+      server_cpu_pct_of_one_core: $scpu, server_cpu_us_per_request: $sus, wrk_cpu_pct_of_one_core: $wcpu,
+      other_cpu_pct_of_one_core: $ocpu, top_midrun: $top}' <<<"$res")")
 done
 echo
 
@@ -284,7 +346,7 @@ printf '%s\n' "${scenario_json[@]}" | jq -s \
   --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
   --argjson cores "$(nproc)" \
   --arg bin "$CONNREG_BIN" --arg commit "$connreg_commit" --argjson dirty "$connreg_dirty" \
-  --arg extra "$CONNREG_EXTRA_ARGS" \
+  --arg extra "$CONNREG_EXTRA_ARGS" --arg startmode "$START_MODE" \
   --argjson duration "$DURATION" --argjson threads "$WRK_THREADS" --argjson conns "$WRK_CONNECTIONS" \
   --arg timeout "$WRK_TIMEOUT" --arg wrkv "$("$WRK_BIN" -v 2>&1 | head -n1 | cut -d' ' -f2)" \
   --arg nginxv "$("$NGINX_BIN" -v 2>&1 | sed 's/.*nginx\///')" --arg alog "$NGINX_ACCESS_LOG" \
@@ -292,7 +354,9 @@ printf '%s\n' "${scenario_json[@]}" | jq -s \
   --argjson failed "$FAILED" \
   '{date: $date,
     machine: {host: $host, kernel: $kernel, cpu: $cpu, cores: $cores},
-    connreg: {binary: $bin, commit: $commit, tracked_changes: $dirty, extra_args: $extra,
+    connreg: {binary: $bin, tree_head_at_run: $commit, tree_has_uncommitted_changes: $dirty, extra_args: $extra,
+              started_with: (if $startmode == "flags" then "serve --database --listen flags"
+                              else "CONNREG_DATABASE/CONNREG_LISTEN env (flags were rejected)" end),
               database: "sqlite (fresh temp file)", stdout: "redirected to a file (access log kept)"},
     wrk: {version: $wrkv, threads: $threads, connections: $conns, duration_s: $duration, timeout: $timeout},
     nginx: {version: $nginxv, access_log: $alog, worker_processes: "auto",

@@ -27,6 +27,11 @@ for p in "${want[@]}"; do
   fi
 done
 
+# Node.js and npm install the pinned Swagger UI assets at build time (package-lock.json).
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
+
 if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}" >&2
   SUDO=""

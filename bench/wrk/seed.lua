@@ -1,7 +1,9 @@
 -- Seeds SEED_COUNT (env, default 10000) connections named bench-00001, bench-00002, … as fast as
 -- the server takes them. wrk only knows durations, so once enough 2xx answers have arrived (or on
 -- the first non-2xx) the thread stops and SIGINTs wrk (the shell's $PPID), which makes wrk end its
--- run early and call done(). Meant for -t1: names are unique per thread only.
+-- run early and call done(). The signal is sent from a background subshell a moment later because
+-- system() (behind os.execute) ignores SIGINT in the caller until the command returns.
+-- Meant for -t1: names are unique per thread only.
 dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "common.lua")
 
 local target = tonumber(os.getenv("SEED_COUNT") or "10000")
@@ -27,6 +29,6 @@ function response(status, headers, body)
   if not stopping and (created >= target or non2xx > 0) then
     stopping = true
     wrk.thread:stop()
-    os.execute("kill -INT $PPID")
+    os.execute("(sleep 0.2; kill -INT $PPID) >/dev/null 2>&1 &")
   end
 end

@@ -4,6 +4,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
+#include "api/docs.h"
 #include "auth/credentials.h"
 #include "core/log.h"
 #include "crypto/hash.h"
@@ -17,18 +18,24 @@ namespace {
 std::vector<Route> AllRoutes() {
   // Literal paths before placeholder paths of the same shape (see Router::Find).
   return {
-      {verb::get, "/healthz", false, HandleHealthz},
+      {verb::get, "/healthz", false, HandleHealthz, Exec::kInline},
       {verb::get, "/readyz", false, HandleReadyz},
+      {verb::get, "/openapi.json", false, HandleOpenApi, Exec::kInline},
+      {verb::get, "/docs", false, HandleDocs, Exec::kInline},
+      {verb::get, "/docs/{asset}", false, HandleDocsAsset, Exec::kInline},
       {verb::post, "/v2/auth/token", false, HandleToken},
       {verb::post, "/v2/connections/test", true, HandleTestUnsavedConnection},
       {verb::get, "/v2/connections", true, HandleListConnections},
       {verb::post, "/v2/connections", true, HandleCreateConnection},
-      {verb::get, "/v2/connections/{connectionId}", true, HandleGetConnection},
+      {verb::get, "/v2/connections/{connectionId}", true, HandleGetConnection, Exec::kInline},
       {verb::put, "/v2/connections/{connectionId}", true, HandleReplaceConnection},
       {verb::patch, "/v2/connections/{connectionId}", true, HandlePatchConnection},
       {verb::delete_, "/v2/connections/{connectionId}", true, HandleArchiveConnection},
       {verb::get, "/v2/connections/{connectionId}/test", true, HandleTestSavedConnection},
       {verb::post, "/v2/connections/{connectionId}/test", true, HandleTestProposedChange},
+      {verb::get, "/v2/connections/{connectionId}/grants", true, HandleListGrants},
+      {verb::post, "/v2/connections/{connectionId}/grants", true, HandleAddGrants},
+      {verb::delete_, "/v2/connections/{connectionId}/grants/{grantId}", true, HandleDeleteGrant},
   };
 }
 
@@ -67,26 +74,39 @@ bool Authenticate(Context& ctx) {
 
 Api::Api(store::Store& store, BlockingPool& pool, const crypto::SecretSealer& sealer,
          ApiOptions options)
-    : store_(store), pool_(pool), sealer_(sealer), options_(options), router_(AllRoutes()) {}
+    : store_(store),
+      pool_(pool),
+      sealer_(sealer),
+      options_(std::move(options)),
+      router_(AllRoutes()),
+      limiter_(options_.rate_limit) {}
 
 boost::asio::awaitable<void> Api::Handle(http::Exchange& ex) {
-  co_await pool_.Run([this, &ex] {
-    HandleBlocking(ex);
+  Router::Match match;
+  if (!Route(ex, match)) co_return;
+  if (match.route->exec == Exec::kInline) {
+    Dispatch(ex, match);
+    co_return;
+  }
+  co_await pool_.Run([this, &ex, &match] {
+    Dispatch(ex, match);
     return true;
   });
 }
 
-void Api::HandleBlocking(http::Exchange& ex) {
+bool Api::Route(http::Exchange& ex, Router::Match& match) const {
   auto url = boost::urls::parse_origin_form(ex.request.target());
   if (!url) {
     ReplyError(ex, Error::BadRequest("the request target is not a valid origin-form URL"));
-    return;
+    return false;
   }
   std::vector<std::string> segments;
   for (auto segment : url->segments()) segments.push_back(segment);
   while (!segments.empty() && segments.back().empty()) segments.pop_back();  // trailing '/'
 
-  Router::Match match = router_.Find(ex.request.method(), segments);
+  match = router_.Find(ex.request.method(), segments);
+  AddCorsHeaders(ex);
+  if (ex.request.method() == verb::options && HandlePreflight(ex, match)) return false;
   if (match.route == nullptr) {
     if (match.allow.empty()) {
       ReplyError(ex, Error::NotFound("no such route"));
@@ -95,12 +115,60 @@ void Api::HandleBlocking(http::Exchange& ex) {
                            std::string(ex.request.method_string()) + " is not allowed here"});
       ex.response.set(http_::field::allow, match.allow);
     }
-    return;
+    return false;
   }
   ex.route = std::string(match.route->pattern);
+  return true;
+}
+
+void Api::Dispatch(http::Exchange& ex, Router::Match& match) {
   Context ctx{ex, store_, sealer_, options_, std::move(match.params), std::nullopt};
-  if (match.route->needs_auth && !Authenticate(ctx)) return;
+  if (match.route->needs_auth) {
+    if (!Authenticate(ctx)) return;
+    if (int retry_after = limiter_.Acquire(ctx.principal->client_id); retry_after > 0) {
+      ReplyError(ex, Error{ErrorCode::kTooManyRequests,
+                           "rate limit exceeded: at most " + std::to_string(options_.rate_limit) +
+                               " requests per second per client"});
+      ex.response.set(http_::field::retry_after, std::to_string(retry_after));
+      return;
+    }
+  }
   match.route->handle(ctx);
+}
+
+bool Api::OriginAllowed(std::string_view origin) const {
+  for (const auto& allowed : options_.cors_origins) {
+    if (allowed == "*" || allowed == origin) return true;
+  }
+  return false;
+}
+
+void Api::AddCorsHeaders(http::Exchange& ex) const {
+  auto origin = ex.request.find(http_::field::origin);
+  if (origin == ex.request.end() || !OriginAllowed(origin->value())) return;
+  ex.response.set(http_::field::access_control_allow_origin, origin->value());
+  ex.response.set(http_::field::vary, "Origin");
+  ex.response.set(http_::field::access_control_expose_headers,
+                  "ETag, Location, X-Request-Id, Retry-After, Deprecation, Link, WWW-Authenticate");
+}
+
+bool Api::HandlePreflight(http::Exchange& ex, const Router::Match& match) const {
+  auto origin = ex.request.find(http_::field::origin);
+  auto method = ex.request.find(http_::field::access_control_request_method);
+  if (origin == ex.request.end() || method == ex.request.end()) return false;  // plain OPTIONS
+  ex.route = "OPTIONS";
+  if (match.allow.empty()) {
+    ReplyError(ex, Error::NotFound("no such route"));
+    return true;
+  }
+  ex.response.result(http_::status::no_content);
+  if (!OriginAllowed(origin->value())) return true;  // no CORS headers: the browser refuses
+  ex.response.set(http_::field::access_control_allow_methods, match.allow);
+  ex.response.set(http_::field::access_control_allow_headers,
+                  "Authorization, Content-Type, If-Match, If-None-Match, Idempotency-Key, "
+                  "X-Request-Id");
+  ex.response.set(http_::field::access_control_max_age, "600");
+  return true;
 }
 
 void ReplyJson(http::Exchange& ex, int status, const boost::json::value& body) {

@@ -1,6 +1,7 @@
 // The Connection API: the http::Handler that routes each request, authenticates it, and runs
-// its handler on the blocking pool (one hop per request: routing, auth, validation and the store
-// calls all happen there, so an I/O thread never waits on the database).
+// its handler where its Route says (router.h): on the blocking pool for anything that may wait
+// on the store (one hop per request: auth, validation and the store calls all happen there), or
+// inline for bounded lock-free reads.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "api/rate_limiter.h"
 #include "api/router.h"
 #include "core/blocking_pool.h"
 #include "crypto/sealer.h"
@@ -21,6 +23,8 @@ namespace connreg::api {
 struct ApiOptions {
   std::int64_t access_token_ttl_secs = 3600;
   std::int64_t refresh_token_ttl_secs = 30 * 24 * 3600;
+  double rate_limit = 0;                  // requests per second per API client; 0 = off
+  std::vector<std::string> cors_origins;  // exact origins, or "*" for any
 };
 
 // Everything a route handler may use for one request.
@@ -47,13 +51,21 @@ class Api : public http::Handler {
   const Router& router() const { return router_; }
 
  private:
-  void HandleBlocking(http::Exchange& ex);
+  // Routes the request: false when it was answered already (bad target, 404, 405, preflight).
+  bool Route(http::Exchange& ex, Router::Match& match) const;
+  // Authenticates, rate-limits and runs the matched handler.
+  void Dispatch(http::Exchange& ex, Router::Match& match);
+  // CORS (contract section 10): answers a preflight, or adds the headers of an allowed origin.
+  bool HandlePreflight(http::Exchange& ex, const Router::Match& match) const;
+  void AddCorsHeaders(http::Exchange& ex) const;
+  bool OriginAllowed(std::string_view origin) const;
 
   store::Store& store_;
   BlockingPool& pool_;
   const crypto::SecretSealer& sealer_;
   ApiOptions options_;
   Router router_;
+  RateLimiter limiter_;
 };
 
 // ---- response helpers shared by the handlers ---------------------------------------------
@@ -66,6 +78,16 @@ void ReplyError(http::Exchange& ex, const Error& error);
 // unknown ids and other organizations' ids, 403 for a same-organization connection the caller
 // holds no grant on.
 Result<domain::Connection> LoadVisible(Context& ctx);
+
+// The paging parameters shared by every list endpoint (contract section 6): `limit` 1..1000
+// (default 50, larger served as 1000; 0, negative or non-integer is a 400) and `page`, either a
+// page token or a plain decimal page number counting from 1.
+struct Paging {
+  int limit = 50;
+  std::optional<std::string> token;
+  std::optional<std::int64_t> page_number;
+};
+Result<Paging> ParsePaging(const Context& ctx);
 
 // ---- handlers (one file per resource) ------------------------------------------------------
 
@@ -81,5 +103,8 @@ void HandleArchiveConnection(Context& ctx);
 void HandleTestSavedConnection(Context& ctx);
 void HandleTestProposedChange(Context& ctx);
 void HandleTestUnsavedConnection(Context& ctx);
+void HandleListGrants(Context& ctx);
+void HandleAddGrants(Context& ctx);
+void HandleDeleteGrant(Context& ctx);
 
 }  // namespace connreg::api

@@ -19,10 +19,21 @@ Result<std::map<std::string, std::string>> OpenSecrets(Context& ctx, const domai
   return out;
 }
 
-void RunAndReply(Context& ctx, const domain::Connection& c) {
+// Tests `c`; with `record`, stores the outcome as the connection's lastTest (and moves
+// lastActiveAt when the read query ran).
+void RunAndReply(Context& ctx, const domain::Connection& c, bool record) {
   auto secrets = OpenSecrets(ctx, c);
   if (!secrets) return ReplyError(ctx.ex, secrets.error());
-  ReplyJson(ctx.ex, 200, probe::RenderTestResult(probe::RunTest(c, *secrets)));
+  probe::TestResult result = probe::RunTest(c, *secrets);
+  if (record) {
+    domain::LastTest last{NowMs(), result.read, result.write};
+    if (auto s = ctx.store.RecordTest(c.organization_id, c.connection_id, last,
+                                      result.query_reached);
+        !s && s.error().code != ErrorCode::kNotFound) {
+      return ReplyError(ctx.ex, s.error());
+    }
+  }
+  ReplyJson(ctx.ex, 200, probe::RenderTestResult(result));
 }
 
 Result<domain::Connection> LoadForTest(Context& ctx) {
@@ -38,7 +49,7 @@ Result<domain::Connection> LoadForTest(Context& ctx) {
 void HandleTestSavedConnection(Context& ctx) {
   auto c = LoadForTest(ctx);
   if (!c) return ReplyError(ctx.ex, c.error());
-  RunAndReply(ctx, *c);
+  RunAndReply(ctx, *c, /*record=*/true);
 }
 
 void HandleTestProposedChange(Context& ctx) {
@@ -46,10 +57,10 @@ void HandleTestProposedChange(Context& ctx) {
   if (!body) return ReplyError(ctx.ex, body.error());
   auto c = LoadForTest(ctx);
   if (!c) return ReplyError(ctx.ex, c.error());
-  if (body->is_null()) return RunAndReply(ctx, *c);
+  if (body->is_null()) return RunAndReply(ctx, *c, /*record=*/false);
   auto proposed = domain::BuildMerge(*c, *body, ctx.actor(), NowMs(), ctx.sealer);
   if (!proposed) return ReplyError(ctx.ex, proposed.error());
-  RunAndReply(ctx, *proposed);
+  RunAndReply(ctx, *proposed, /*record=*/false);
 }
 
 void HandleTestUnsavedConnection(Context& ctx) {
@@ -60,7 +71,7 @@ void HandleTestUnsavedConnection(Context& ctx) {
   if (!body) return ReplyError(ctx.ex, body.error());
   auto c = domain::BuildNewConnection(*body, ctx.actor(), NowMs(), crypto::NewUuid4(), ctx.sealer);
   if (!c) return ReplyError(ctx.ex, c.error());
-  RunAndReply(ctx, *c);
+  RunAndReply(ctx, *c, /*record=*/false);
 }
 
 }  // namespace connreg::api

@@ -134,7 +134,12 @@ Result<domain::Connection> LoadVisible(Context& ctx) {
     if (c.error().code == ErrorCode::kNotFound) return Error::NotFound("connection not found");
     return c;
   }
-  if (!ctx.is_admin()) return Error::Forbidden("you hold no grant on this connection");
+  if (!ctx.is_admin()) {
+    auto granted = ctx.store.HasGrant(ctx.principal->organization_id, id,
+                                      ctx.principal->member_id);
+    if (!granted) return granted.error();
+    if (!*granted) return Error::Forbidden("you hold no grant on this connection");
+  }
   return c;
 }
 
@@ -174,7 +179,8 @@ void HandleCreateConnection(Context& ctx) {
     store::IdempotentResponse response{request_hash, 201,
                                        boost::json::serialize(RenderConnection(*c)), location,
                                        now};
-    saved = ctx.store.CreateConnectionIdempotent(*c, ctx.principal->member_id, *key, response);
+    saved = ctx.store.CreateConnectionIdempotent(*c, ctx.principal->member_id, *key, response,
+                                                 now - kIdempotencyWindowMs);
     if (!saved && saved.error().code == ErrorCode::kConflict && replay()) return;
   } else {
     saved = ctx.store.CreateConnection(*c);
@@ -295,21 +301,39 @@ bool IsDecimal(std::string_view v) {
 
 }  // namespace
 
-void HandleListConnections(Context& ctx) {
+Result<Paging> ParsePaging(const Context& ctx) {
   auto url = boost::urls::parse_origin_form(ctx.ex.request.target());
+  Paging paging;
+  if (!url) return paging;
+  for (auto param : url->params()) {
+    if (param.key == "limit") {
+      auto limit = ParseLimit(param.value);
+      if (!limit) return limit.error();
+      paging.limit = *limit;
+    } else if (param.key == "page" && !param.value.empty()) {
+      if (IsDecimal(param.value)) {
+        long long n = std::stoll(param.value);
+        if (n < 1) return Error::BadRequest("a numeric page counts from 1");
+        paging.page_number = n;
+      } else {
+        paging.token = param.value;
+      }
+    }
+  }
+  return paging;
+}
+
+void HandleListConnections(Context& ctx) {
+  auto paging = ParsePaging(ctx);
+  if (!paging) return ReplyError(ctx.ex, paging.error());
   store::ListQuery q;
   q.organization_id = ctx.principal->organization_id;
-  std::optional<std::string> page;
+  q.limit = paging->limit;
+  auto url = boost::urls::parse_origin_form(ctx.ex.request.target());
   for (auto param : url->params()) {
     const std::string& k = param.key;
     const std::string& v = param.value;
-    if (k == "limit") {
-      auto limit = ParseLimit(v);
-      if (!limit) return ReplyError(ctx.ex, limit.error());
-      q.limit = *limit;
-    } else if (k == "page") {
-      if (!v.empty()) page = v;
-    } else if (k == "includeArchived") {
+    if (k == "includeArchived") {
       auto b = ParseBool("includeArchived", v);
       if (!b) return ReplyError(ctx.ex, b.error());
       q.include_archived = *b;
@@ -325,33 +349,24 @@ void HandleListConnections(Context& ctx) {
     }
     // Other parameters are ignored, as Sigma does.
   }
+  if (!ctx.is_admin()) q.visible_to_member = ctx.principal->member_id;
 
   auto key = ctx.store.ServerKey("page-token");
   if (!key) return ReplyError(ctx.ex, key.error());
-  const std::string fingerprint = QueryFingerprint("connections", q);
-  if (page) {
-    if (IsDecimal(*page)) {
-      long long n = std::stoll(*page);
-      if (n < 1) return ReplyError(ctx.ex, Error::BadRequest("a numeric page counts from 1"));
-      q.offset = (n - 1) * q.limit;
-    } else {
-      auto token = DecodePageToken(*page, *key);
-      if (!token) return ReplyError(ctx.ex, token.error());
-      if (token->organization_id != q.organization_id || token->filter != fingerprint) {
-        return ReplyError(ctx.ex,
-                          Error::BadRequest("page is not a valid page token for this listing"));
-      }
-      q.after = std::move(token->cursor);
+  const std::string fingerprint =
+      QueryFingerprint("connections:" + q.visible_to_member.value_or("*"), q);
+  if (paging->page_number) {
+    q.offset = (*paging->page_number - 1) * q.limit;
+  } else if (paging->token) {
+    auto token = DecodePageToken(*paging->token, *key);
+    if (!token) return ReplyError(ctx.ex, token.error());
+    if (token->organization_id != q.organization_id || token->filter != fingerprint) {
+      return ReplyError(ctx.ex,
+                        Error::BadRequest("page is not a valid page token for this listing"));
     }
+    q.after = std::move(token->cursor);
   }
 
-  if (!ctx.is_admin()) {
-    // Non-admins see only connections granted to them; grants do not exist yet, so nothing.
-    ReplyJson(ctx.ex, 200,
-              {{"entries", boost::json::array{}}, {"nextPage", nullptr}, {"hasMore", false},
-               {"total", 0}});
-    return;
-  }
   auto result = ctx.store.ListConnections(q);
   if (!result) return ReplyError(ctx.ex, result.error());
   boost::json::array entries;

@@ -42,6 +42,11 @@ boost::json::object RenderConnection(const domain::Connection& c) {
   return o;
 }
 
-std::string EtagOf(const domain::Connection& c) { return "\"" + std::to_string(c.version) + "\""; }
+std::string EtagOf(const domain::Connection& c) {
+  std::string etag(1, '"');
+  etag += std::to_string(c.version);
+  etag += '"';
+  return etag;
+}
 
 }  // namespace connreg::api

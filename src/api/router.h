@@ -14,11 +14,19 @@ namespace connreg::api {
 struct Context;
 using RouteHandler = void (*)(Context&);
 
+// Where a handler runs. kPool: on the blocking pool (anything that may wait on the store: writes,
+// listings, token issuance). kInline: on the I/O thread, for handlers whose work is bounded and
+// never waits on a lock: static documents, and primary-key reads, which in SQLite's WAL mode
+// read a snapshot without waiting on writers. The hop to the pool and back costs more than
+// such a read (bench/README.md).
+enum class Exec { kPool, kInline };
+
 struct Route {
   boost::beast::http::verb method;
   std::string_view pattern;  // also the route template used in logs and metrics
   bool needs_auth;
   RouteHandler handle;
+  Exec exec = Exec::kPool;
 };
 
 class Router {

@@ -90,47 +90,78 @@ void HandleToken(Context& ctx) {
     ReplyOAuthError(ex, 400, "invalid_request", "grant_type is required");
     return;
   }
-  if (*grant_type != "client_credentials") {
+  const bool refresh_grant = *grant_type == "refresh_token";
+  if (*grant_type != "client_credentials" && !refresh_grant) {
     ReplyOAuthError(ex, 400, "unsupported_grant_type",
-                    "grant_type must be client_credentials");
+                    "grant_type must be client_credentials or refresh_token");
     return;
   }
-  if (!creds || creds->id.empty() || creds->secret.empty()) {
-    ReplyOAuthError(ex, 401, "invalid_client",
-                    "client_id and client_secret are required (form fields or HTTP Basic)");
-    if (used_basic) ex.response.set(http_::field::www_authenticate, "Basic");
+  const std::string* presented_refresh = field("refresh_token");
+  if (refresh_grant && (presented_refresh == nullptr || presented_refresh->empty())) {
+    ReplyOAuthError(ex, 400, "invalid_request", "refresh_token is required");
     return;
   }
 
-  auto client = ctx.store.GetActiveApiClient(creds->id);
-  if (!client && client.error().code != ErrorCode::kNotFound) {
-    ReplyError(ex, client.error());
-    return;
-  }
-  // Hash and compare even for an unknown client, so timing does not tell which ids exist.
-  const std::string presented = crypto::TokenHash(creds->secret);
-  if (!client || !crypto::ConstantTimeEquals(presented, client->secret_hash)) {
-    ReplyOAuthError(ex, 401, "invalid_client", "the client credentials are not valid");
-    if (used_basic) ex.response.set(http_::field::www_authenticate, "Basic");
-    return;
-  }
-  auto member = ctx.store.GetMember(client->member_id);
-  if (!member) {
-    ReplyError(ex, member.error());
-    return;
+  // Client credentials are required for client_credentials, optional (checked when given) for
+  // refresh_token.
+  std::optional<store::ApiClient> client;
+  if (creds || !refresh_grant) {
+    if (!creds || creds->id.empty() || creds->secret.empty()) {
+      ReplyOAuthError(ex, 401, "invalid_client",
+                      "client_id and client_secret are required (form fields or HTTP Basic)");
+      if (used_basic) ex.response.set(http_::field::www_authenticate, "Basic");
+      return;
+    }
+    auto found = ctx.store.GetActiveApiClient(creds->id);
+    if (!found && found.error().code != ErrorCode::kNotFound) return ReplyError(ex, found.error());
+    // Hash and compare even for an unknown client, so timing does not tell which ids exist.
+    const std::string presented = crypto::TokenHash(creds->secret);
+    if (!found || !crypto::ConstantTimeEquals(presented, found->secret_hash)) {
+      ReplyOAuthError(ex, 401, "invalid_client", "the client credentials are not valid");
+      if (used_basic) ex.response.set(http_::field::www_authenticate, "Basic");
+      return;
+    }
+    client = std::move(*found);
   }
 
   const TimeMs now = NowMs();
-  std::string access = crypto::RandomToken(32);
-  std::string refresh = crypto::RandomToken(32);
-  store::AccessToken row{crypto::TokenHash(access), client->client_id, member->member_id,
-                         member->organization_id,
-                         now + ctx.options.access_token_ttl_secs * 1000};
-  if (auto s = ctx.store.SaveAccessToken(row); !s) {
-    ReplyError(ex, s.error());
-    return;
+  const std::string access = crypto::RandomToken(32);
+  const std::string refresh = crypto::RandomToken(32);
+  store::AccessToken access_row{crypto::TokenHash(access), "", "", "",
+                                now + ctx.options.access_token_ttl_secs * 1000, ""};
+  store::RefreshToken refresh_row{crypto::TokenHash(refresh), "", "", "", "",
+                                  now + ctx.options.refresh_token_ttl_secs * 1000};
+  if (refresh_grant) {
+    auto principal = ctx.store.RotateRefreshToken(crypto::TokenHash(*presented_refresh),
+                                                  client ? client->client_id : std::string(),
+                                                  now, access_row, refresh_row);
+    if (!principal) {
+      switch (principal.error().code) {
+        case ErrorCode::kNotFound:
+          return ReplyOAuthError(ex, 400, "invalid_grant",
+                                 "the refresh token is invalid, expired or revoked");
+        case ErrorCode::kConflict:
+          return ReplyOAuthError(ex, 400, "invalid_grant",
+                                 "the refresh token was already used; every token issued from "
+                                 "it has been revoked");
+        default:
+          return ReplyError(ex, principal.error());
+      }
+    }
+    ex.member_id = principal->member_id;
+  } else {
+    auto member = ctx.store.GetMember(client->member_id);
+    if (!member) return ReplyError(ex, member.error());
+    const std::string family = crypto::NewUuid4();
+    access_row.client_id = refresh_row.client_id = client->client_id;
+    access_row.member_id = refresh_row.member_id = member->member_id;
+    access_row.organization_id = refresh_row.organization_id = member->organization_id;
+    access_row.family_id = refresh_row.family_id = family;
+    if (auto s = ctx.store.SaveTokenPair(access_row, refresh_row); !s) {
+      return ReplyError(ex, s.error());
+    }
+    ex.member_id = member->member_id;
   }
-  ex.member_id = member->member_id;
   ReplyJson(ex, 200,
             {{"access_token", access},
              {"refresh_token", refresh},

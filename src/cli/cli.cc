@@ -9,6 +9,7 @@
 
 #include <boost/json/serialize.hpp>
 
+#include "api/render.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
 #include "store/store.h"
@@ -41,6 +42,17 @@ std::string StateDirectory(const std::string& url) {
   return parent.empty() ? std::string(".") : parent.string();
 }
 
+crypto::MasterKeySettings KeySettingsFor(const std::string& database,
+                                         const std::string& master_key,
+                                         const std::string& master_key_file,
+                                         bool store_is_empty) {
+  crypto::MasterKeySettings s{master_key, master_key_file, "", store_is_empty};
+  if (!SqlitePath(database).empty()) {
+    s.default_file = (std::filesystem::path(StateDirectory(database)) / "master.key").string();
+  }
+  return s;
+}
+
 int Run(int argc, char** argv) {
   CLI::App app{"connreg: a registry of data warehouse connections with a Sigma-compatible API"};
   app.require_subcommand(1);
@@ -50,6 +62,11 @@ int Run(int argc, char** argv) {
       ->envname("CONNREG_DATABASE");
 
   ServeOptions serve;
+  app.add_option("--master-key", serve.master_key,
+                 "base64 of a 32-byte master key (several, comma-separated, during a rotation)")
+      ->envname("CONNREG_MASTER_KEY");
+  app.add_option("--master-key-file", serve.master_key_file, "file holding the master key(s)")
+      ->envname("CONNREG_MASTER_KEY_FILE");
   auto* serve_cmd = app.add_subcommand("serve", "run the HTTP server");
   serve_cmd->add_option("--listen", serve.listen, "address:port (port 0 picks a free one)")
       ->envname("CONNREG_LISTEN");
@@ -67,12 +84,14 @@ int Run(int argc, char** argv) {
   serve_cmd->add_option("--drain-timeout", serve.drain_timeout,
                         "seconds requests in flight may take to finish on SIGTERM")
       ->envname("CONNREG_DRAIN_TIMEOUT")->check(CLI::Range(0, 3600));
-  serve_cmd->add_option("--master-key", serve.master_key, "base64 of a 32-byte master key")
-      ->envname("CONNREG_MASTER_KEY");
-  serve_cmd->add_option("--master-key-file", serve.master_key_file, "file holding the master key")
-      ->envname("CONNREG_MASTER_KEY_FILE");
   serve_cmd->add_option("--log-level", serve.log_level, "debug, info, warn or error")
       ->envname("CONNREG_LOG_LEVEL");
+  serve_cmd->add_option("--rate-limit", serve.rate_limit,
+                        "requests per second per API client (0: off)")
+      ->envname("CONNREG_RATE_LIMIT")->check(CLI::Range(0.0, 1e9));
+  serve_cmd->add_option("--cors-origins", serve.cors_origins,
+                        "comma-separated origins allowed by CORS, or *")
+      ->envname("CONNREG_CORS_ORIGINS");
 
   auto* migrate_cmd = app.add_subcommand("migrate", "apply pending schema migrations and exit");
 
@@ -91,6 +110,33 @@ int Run(int argc, char** argv) {
   auto* client_cmd = app.add_subcommand("client", "API clients")->require_subcommand(1);
   auto* client_create = client_cmd->add_subcommand("create", "create an API client");
   client_create->add_option("--member", member, "member id the client acts as")->required();
+  std::string client;
+  auto* client_revoke = client_cmd->add_subcommand(
+      "revoke", "revoke an API client: its tokens fail on every node at once");
+  client_revoke->add_option("--client", client, "client id")->required();
+
+  std::string team;
+  auto* team_cmd = app.add_subcommand("team", "teams")->require_subcommand(1);
+  auto* team_create = team_cmd->add_subcommand("create", "create a team");
+  team_create->add_option("--org", org, "organization id")->required();
+  team_create->add_option("--name", name, "team name")->required();
+  auto* team_add = team_cmd->add_subcommand("add-member", "add a member to a team");
+  team_add->add_option("--team", team, "team id")->required();
+  team_add->add_option("--member", member, "member id")->required();
+
+  auto* key_cmd = app.add_subcommand("key", "the master key")->require_subcommand(1);
+  auto* key_rotate = key_cmd->add_subcommand(
+      "rotate", "re-encrypt every secret under a new master key while servers keep serving");
+  int settle_secs = 5;
+  key_rotate->add_option("--settle", settle_secs,
+                         "seconds to let running servers pick up a changed key file")
+      ->check(CLI::Range(0, 600));
+
+  auto* sample_cmd = app.add_subcommand("sample", "sample connections")->require_subcommand(1);
+  auto* sample_add = sample_cmd->add_subcommand(
+      "add", "add a read-only sample connection (isSample: true) to an organization");
+  sample_add->add_option("--org", org, "organization id")->required();
+  sample_add->add_option("--name", name, "connection name");
 
   try {
     app.parse(argc, argv);
@@ -107,6 +153,11 @@ int Run(int argc, char** argv) {
       return Serve(serve);
     }
     auto store = store::OpenStore(database);
+    if (key_rotate->parsed()) {
+      return RotateMasterKey(*store, KeySettingsFor(database, serve.master_key,
+                                                    serve.master_key_file, false),
+                             std::chrono::seconds(settle_secs));
+    }
     if (migrate_cmd->parsed()) {
       Print({{"event", "migrated"}});
       return 0;
@@ -130,6 +181,33 @@ int Run(int argc, char** argv) {
              {"organizationId", m.organization_id},
              {"email", m.email},
              {"accountType", m.account_type}});
+    } else if (client_revoke->parsed()) {
+      Check(store->RevokeApiClient(client, now), "cannot revoke client " + client);
+      Print({{"clientId", client}, {"revokedAt", FormatRfc3339(now)}});
+    } else if (team_create->parsed()) {
+      if (name.empty() || name.size() > 255) Fail("--name must be 1 to 255 characters");
+      store::Team t{crypto::NewUuid4(), org, name, now};
+      Check(store->CreateTeam(t), "cannot create the team");
+      Print({{"teamId", t.team_id},
+             {"organizationId", t.organization_id},
+             {"name", t.name},
+             {"createdAt", FormatRfc3339(now)}});
+    } else if (team_add->parsed()) {
+      Check(store->AddTeamMember(team, member), "cannot add the member to the team");
+      Print({{"teamId", team}, {"memberId", member}});
+    } else if (sample_add->parsed()) {
+      Check(store->GetOrganization(org), "no organization " + org);
+      domain::Connection c;
+      c.organization_id = org;
+      c.connection_id = crypto::NewUuid4();
+      c.name = name.empty() ? "Sample Database" : name;
+      c.type = "postgres";
+      c.is_sample = true;
+      c.created_by = c.updated_by = "connreg-cli";
+      c.created_at = c.updated_at = c.last_active_at = now;
+      c.details = {{"type", "postgres"}, {"host", "sample.invalid"}, {"database", "sample"}};
+      Check(store->CreateConnection(c), "cannot add the sample connection");
+      Print(api::RenderConnection(c));
     } else if (client_create->parsed()) {
       Check(store->GetMember(member), "no member " + member);
       std::string secret = crypto::RandomToken(32);

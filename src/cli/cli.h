@@ -3,7 +3,11 @@
 // something print it as one JSON line on stdout; errors go to stderr with exit status 1.
 #pragma once
 
+#include <chrono>
 #include <string>
+
+#include "crypto/master_key_source.h"
+#include "store/store.h"
 
 namespace connreg::cli {
 
@@ -27,8 +31,26 @@ struct ServeOptions {
   std::string master_key;
   std::string master_key_file;
   std::string log_level = "info";
+  double rate_limit = 0;
+  std::string cors_origins;  // comma-separated
 };
 
 int Serve(const ServeOptions& options);
+
+// Where the master key comes from for this database: CONNREG_MASTER_KEY, CONNREG_MASTER_KEY_FILE,
+// or the embedded default's master.key beside the SQLite file.
+crypto::MasterKeySettings KeySettingsFor(const std::string& database, const std::string& master_key,
+                                         const std::string& master_key_file, bool store_is_empty);
+
+// Fails start-up (std::runtime_error) when a stored secret is sealed under a key the keyring
+// does not hold: a wrong key is a clear error, never silent data loss.
+void CheckKeysCoverStore(store::Store& store, const crypto::SodiumSealer& sealer);
+
+// `connreg key rotate` (cli/key_rotate.cc). With a key file: writes [new, old…] to it, waits
+// `settle` for running servers to reload it, re-seals every secret under the new key, then
+// writes [new] alone. Re-run after an interruption, it resumes with the file's current key.
+// With CONNREG_MASTER_KEY (no file) it re-seals under the first listed key.
+int RotateMasterKey(store::Store& store, const crypto::MasterKeySettings& settings,
+                    std::chrono::seconds settle);
 
 }  // namespace connreg::cli

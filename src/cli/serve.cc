@@ -3,6 +3,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <filesystem>
@@ -44,6 +45,22 @@ boost::asio::ip::tcp::endpoint ParseListen(const std::string& listen) {
   return {address, static_cast<unsigned short>(port)};
 }
 
+std::vector<std::string> SplitList(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos
+                                                                       : comma - start);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty()) out.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
 // First start on an empty store: one organization, one admin, one API client. The secret is
 // printed once and written, mode 0600, to bootstrap-credentials.json in the state directory.
 void Bootstrap(store::Store& store, const std::string& state_dir) {
@@ -82,21 +99,21 @@ int Serve(const ServeOptions& o) {
   const bool empty = *orgs == 0;
 
   const std::string state_dir = StateDirectory(o.database);
-  crypto::MasterKeySettings key_settings{o.master_key, o.master_key_file, "", empty};
-  if (!SqlitePath(o.database).empty()) {
-    key_settings.default_file = (std::filesystem::path(state_dir) / "master.key").string();
-  }
-  auto key = crypto::LoadMasterKey(key_settings);
-  crypto::SodiumSealer sealer(key);
+  crypto::LoadedKeys keys =
+      crypto::LoadMasterKeys(KeySettingsFor(o.database, o.master_key, o.master_key_file, empty));
+  crypto::SodiumSealer sealer(keys.keys);
+  CheckKeysCoverStore(*store, sealer);
   if (empty) Bootstrap(*store, state_dir);
 
   const int threads = o.threads > 0 ? o.threads
                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   boost::asio::io_context ioc(threads);
   BlockingPool pool(static_cast<std::size_t>(o.db_threads));
-  api::Api api(*store, pool, sealer,
-               api::ApiOptions{.access_token_ttl_secs = o.token_ttl,
-                               .refresh_token_ttl_secs = o.refresh_ttl});
+  api::ApiOptions api_options{.access_token_ttl_secs = o.token_ttl,
+                              .refresh_token_ttl_secs = o.refresh_ttl,
+                              .rate_limit = o.rate_limit,
+                              .cors_origins = SplitList(o.cors_origins)};
+  api::Api api(*store, pool, sealer, api_options);
   http::ServerLimits limits;
   limits.header_timeout = std::chrono::seconds(o.header_timeout);
   limits.drain_timeout = std::chrono::seconds(o.drain_timeout);
@@ -110,12 +127,62 @@ int Serve(const ServeOptions& o) {
               {"masterKeyId", sealer.current_key_id()},
               {"version", CONNREG_VERSION}});
 
+  // Expired tokens and idempotency records are purged every ten minutes, on the blocking pool.
+  boost::asio::steady_timer purge_timer(ioc);
+  std::function<void()> schedule_purge = [&] {
+    purge_timer.expires_after(std::chrono::minutes(10));
+    purge_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      boost::asio::post(pool.executor(), [&store] {
+        const TimeMs now = NowMs();
+        auto purged = store->PurgeExpired(now, now - 24LL * 3600 * 1000);
+        if (!purged) {
+          log::Event(log::Level::kWarn, "purge_failed", {{"detail", purged.error().message}});
+        } else if (*purged > 0) {
+          log::Event(log::Level::kInfo, "purged", {{"rows", *purged}});
+        }
+      });
+      schedule_purge();
+    });
+  };
+  schedule_purge();
+
+  // A key rotation rewrites the key file: reload it when it changes (cli/key_rotate.cc).
+  boost::asio::steady_timer key_timer(ioc);
+  std::filesystem::file_time_type key_mtime{};
+  if (!keys.file.empty()) key_mtime = std::filesystem::last_write_time(keys.file);
+  std::function<void()> watch_keys = [&] {
+    if (keys.file.empty()) return;
+    key_timer.expires_after(std::chrono::seconds(1));
+    key_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      std::error_code fs_ec;
+      auto mtime = std::filesystem::last_write_time(keys.file, fs_ec);
+      if (!fs_ec && mtime != key_mtime) {
+        try {
+          crypto::Keyring ring = crypto::ReadKeyFile(keys.file);
+          key_mtime = mtime;
+          sealer.SetKeys(ring);
+          log::Event(log::Level::kInfo, "master_key_reloaded",
+                     {{"currentKeyId", sealer.current_key_id()},
+                      {"keys", 1 + ring.previous.size()}});
+        } catch (const std::exception& e) {
+          log::Event(log::Level::kError, "master_key_reload_failed", {{"detail", e.what()}});
+        }
+      }
+      watch_keys();
+    });
+  };
+  watch_keys();
+
   boost::asio::signal_set signals(ioc, SIGTERM, SIGINT);
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
     log::Event(log::Level::kInfo, "shutting_down",
                {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"},
                 {"inFlight", server.InFlight()}});
+    purge_timer.cancel();
+    key_timer.cancel();
     server.Stop([&ioc] { ioc.stop(); });
   });
 

@@ -42,9 +42,9 @@ class BlockingPool {
         boost::asio::use_awaitable);
   }
 
-  void Join() {
-    pool_.join();
-  }
+  void Join() { pool_.join(); }
+
+  boost::asio::thread_pool::executor_type executor() { return pool_.get_executor(); }
 
  private:
   boost::asio::thread_pool pool_;

@@ -18,7 +18,19 @@ struct MasterKeySettings {
   bool store_is_empty = false;  // a missing default file may be generated only then
 };
 
-std::shared_ptr<const MasterKey> LoadMasterKey(const MasterKeySettings& settings);
+// A key source holds one or more keys, separated by newlines or commas: the first seals, the
+// others only open (they are the keys of a rotation in progress).
+struct LoadedKeys {
+  Keyring keys;
+  std::string file;  // the key file read, empty when the keys came from CONNREG_MASTER_KEY
+};
+LoadedKeys LoadMasterKeys(const MasterKeySettings& settings);
+
+// Reads a key file (no generation). Throws std::runtime_error like LoadMasterKeys.
+Keyring ReadKeyFile(const std::string& path);
+// Writes a key file holding `keys` (the first one current), atomically (temp file + rename),
+// mode 0600.
+void WriteKeyFile(const std::string& path, const Keyring& keys);
 
 // Writes `contents` to `path` with mode 0600 (created exclusively unless `overwrite`).
 void WritePrivateFile(const std::string& path, const std::string& contents, bool overwrite);

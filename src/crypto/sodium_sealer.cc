@@ -34,15 +34,38 @@ MasterKey::MasterKey(std::string_view raw) {
 
 MasterKey::~MasterKey() { sodium_free(key_); }  // sodium_free wipes before releasing
 
-SodiumSealer::SodiumSealer(std::shared_ptr<const MasterKey> current,
-                           std::vector<std::shared_ptr<const MasterKey>> others)
-    : current_(std::move(current)) {
-  keys_[current_->id()] = current_;
-  for (auto& k : others) keys_.emplace(k->id(), k);
+std::string MasterKey::ExportBase64() const {
+  return Base64Encode(std::string_view(reinterpret_cast<const char*>(key_), kBytes));
+}
+
+SodiumSealer::SodiumSealer(Keyring keys) { SetKeys(std::move(keys)); }
+
+void SodiumSealer::SetKeys(Keyring keys) {
+  std::map<std::string, std::shared_ptr<const MasterKey>> all;
+  all[keys.current->id()] = keys.current;
+  for (auto& k : keys.previous) all.emplace(k->id(), k);
+  std::unique_lock lock(mu_);
+  current_ = std::move(keys.current);
+  keys_ = std::move(all);
+}
+
+bool SodiumSealer::Knows(const std::string& key_id) const {
+  std::shared_lock lock(mu_);
+  return keys_.count(key_id) > 0;
+}
+
+std::string SodiumSealer::current_key_id() const {
+  std::shared_lock lock(mu_);
+  return current_->id();
 }
 
 domain::StoredSecret SodiumSealer::Seal(std::string_view connection_id, std::string_view field,
                                         std::string_view plaintext, TimeMs now) const {
+  std::shared_ptr<const MasterKey> current;
+  {
+    std::shared_lock lock(mu_);
+    current = current_;
+  }
   const std::string ad = AssociatedData(connection_id, field);
   std::string out(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + plaintext.size() +
                       crypto_aead_xchacha20poly1305_ietf_ABYTES,
@@ -54,14 +77,19 @@ domain::StoredSecret SodiumSealer::Seal(std::string_view connection_id, std::str
       nonce + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen,
       reinterpret_cast<const unsigned char*>(plaintext.data()), plaintext.size(),
       reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), nullptr, nonce,
-      current_->data());
-  return {Base64Encode(out), current_->id(), now};
+      current->data());
+  return {Base64Encode(out), current->id(), now};
 }
 
 Result<std::string> SodiumSealer::Open(std::string_view connection_id, std::string_view field,
                                        const domain::StoredSecret& secret) const {
-  auto key = keys_.find(secret.key_id);
-  if (key == keys_.end()) {
+  std::shared_ptr<const MasterKey> key;
+  {
+    std::shared_lock lock(mu_);
+    auto it = keys_.find(secret.key_id);
+    if (it != keys_.end()) key = it->second;
+  }
+  if (!key) {
     return Error::Internal("secret " + std::string(field) + " is sealed under unknown key " +
                            secret.key_id);
   }
@@ -80,7 +108,7 @@ Result<std::string> SodiumSealer::Open(std::string_view connection_id, std::stri
           nonce + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
           raw->size() - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
           reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), nonce,
-          key->second->data()) != 0) {
+          key->data()) != 0) {
     return Error::Internal("secret " + std::string(field) +
                            " failed authentication (wrong key, tampered or moved)");
   }

@@ -6,6 +6,8 @@
 
 #include <map>
 #include <memory>
+#include <shared_mutex>
+#include <vector>
 #include <string>
 
 #include "crypto/sealer.h"
@@ -23,6 +25,8 @@ class MasterKey {
   MasterKey& operator=(const MasterKey&) = delete;
 
   const unsigned char* data() const { return key_; }
+  // The key as base64, for writing a key file. The caller wipes the returned string.
+  std::string ExportBase64() const;
   // Short public identifier derived from the key (BLAKE2b of it, 8 hex digits): names the key
   // beside each ciphertext without revealing it.
   const std::string& id() const { return id_; }
@@ -32,20 +36,28 @@ class MasterKey {
   std::string id_;
 };
 
+// The keys in force: `current` seals; current and every key of `previous` open.
+struct Keyring {
+  std::shared_ptr<const MasterKey> current;
+  std::vector<std::shared_ptr<const MasterKey>> previous;
+};
+
 class SodiumSealer : public SecretSealer {
  public:
-  // `current` seals; every key in `all` (current included) may open.
-  SodiumSealer(std::shared_ptr<const MasterKey> current,
-               std::vector<std::shared_ptr<const MasterKey>> others = {});
+  explicit SodiumSealer(Keyring keys);
+  // Replaces the keyring (a key rotation picked up at run time). Thread-safe.
+  void SetKeys(Keyring keys);
+  bool Knows(const std::string& key_id) const;
 
   domain::StoredSecret Seal(std::string_view connection_id, std::string_view field,
                             std::string_view plaintext, TimeMs now) const override;
   Result<std::string> Open(std::string_view connection_id, std::string_view field,
                            const domain::StoredSecret& secret) const override;
 
-  const std::string& current_key_id() const { return current_->id(); }
+  std::string current_key_id() const;
 
  private:
+  mutable std::shared_mutex mu_;
   std::shared_ptr<const MasterKey> current_;
   std::map<std::string, std::shared_ptr<const MasterKey>> keys_;
 };

@@ -113,8 +113,126 @@ CREATE TABLE server_keys (
 ) STRICT;
 )sql";
 
+// Teams, grants (contract section 8) and rotating refresh tokens (contract section 2).
+//
+// grants: exactly one grantee column is set. Each UNIQUE index makes "one grant per grantee per
+// connection" hold for its kind of grantee; NULLs are distinct in a UNIQUE index, so the team
+// rows (member_id NULL) never collide in the member index and vice versa. The indexes also serve
+// the visibility checks ("does M, or a team of M, hold a grant on C?") as point lookups, and
+// grants_by_page is the listing order (created_at, grant_id) of one connection's grants.
+//
+// refresh_tokens: good for one use. A used token is kept (used_at set) until it expires, so a
+// second presentation is recognised as reuse and revokes its family (family_id, shared with the
+// access tokens issued alongside). access_tokens rows written before this migration have no
+// family (NULL): they expire within the access token lifetime.
+constexpr std::string_view kGrantsAndRefreshSqlite = R"sql(
+CREATE TABLE teams (
+  team_id TEXT PRIMARY KEY,
+  organization_id TEXT NOT NULL REFERENCES organizations (organization_id),
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX teams_by_organization ON teams (organization_id);
+
+CREATE TABLE team_members (
+  team_id TEXT NOT NULL REFERENCES teams (team_id),
+  member_id TEXT NOT NULL REFERENCES members (member_id),
+  PRIMARY KEY (team_id, member_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX team_members_by_member ON team_members (member_id, team_id);
+
+CREATE TABLE grants (
+  grant_id TEXT PRIMARY KEY,
+  organization_id TEXT NOT NULL REFERENCES organizations (organization_id),
+  connection_id TEXT NOT NULL REFERENCES connections (connection_id),
+  member_id TEXT REFERENCES members (member_id),
+  team_id TEXT REFERENCES teams (team_id),
+  permission TEXT NOT NULL CHECK (permission IN ('usage', 'annotate')),
+  created_by TEXT NOT NULL,
+  updated_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  CHECK ((member_id IS NULL) <> (team_id IS NULL))
+) STRICT;
+CREATE UNIQUE INDEX grants_by_member ON grants (connection_id, member_id);
+CREATE UNIQUE INDEX grants_by_team ON grants (connection_id, team_id);
+CREATE INDEX grants_by_page ON grants (connection_id, created_at, grant_id);
+
+CREATE TABLE refresh_tokens (
+  token_hash TEXT PRIMARY KEY,
+  family_id TEXT NOT NULL,
+  client_id TEXT NOT NULL REFERENCES api_clients (client_id),
+  member_id TEXT NOT NULL REFERENCES members (member_id),
+  organization_id TEXT NOT NULL REFERENCES organizations (organization_id),
+  expires_at INTEGER NOT NULL,
+  used_at INTEGER
+) STRICT;
+CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family_id);
+CREATE INDEX refresh_tokens_by_client ON refresh_tokens (client_id);
+CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_at);
+
+ALTER TABLE access_tokens ADD COLUMN family_id TEXT;
+CREATE INDEX access_tokens_by_family ON access_tokens (family_id);
+)sql";
+
+// The same schema change for PostgreSQL (times are BIGINT milliseconds there as well). Migration
+// 1 has no PostgreSQL text yet: the PostgreSQL backend will bring one before this runs there.
+constexpr std::string_view kGrantsAndRefreshPostgres = R"sql(
+CREATE TABLE teams (
+  team_id TEXT PRIMARY KEY,
+  organization_id TEXT NOT NULL REFERENCES organizations (organization_id),
+  name TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX teams_by_organization ON teams (organization_id);
+
+CREATE TABLE team_members (
+  team_id TEXT NOT NULL REFERENCES teams (team_id),
+  member_id TEXT NOT NULL REFERENCES members (member_id),
+  PRIMARY KEY (team_id, member_id)
+);
+CREATE INDEX team_members_by_member ON team_members (member_id, team_id);
+
+CREATE TABLE grants (
+  grant_id TEXT PRIMARY KEY,
+  organization_id TEXT NOT NULL REFERENCES organizations (organization_id),
+  connection_id TEXT NOT NULL REFERENCES connections (connection_id),
+  member_id TEXT REFERENCES members (member_id),
+  team_id TEXT REFERENCES teams (team_id),
+  permission TEXT NOT NULL CHECK (permission IN ('usage', 'annotate')),
+  created_by TEXT NOT NULL,
+  updated_by TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  CHECK ((member_id IS NULL) <> (team_id IS NULL))
+);
+CREATE UNIQUE INDEX grants_by_member ON grants (connection_id, member_id);
+CREATE UNIQUE INDEX grants_by_team ON grants (connection_id, team_id);
+CREATE INDEX grants_by_page ON grants (connection_id, created_at, grant_id);
+
+CREATE TABLE refresh_tokens (
+  token_hash TEXT PRIMARY KEY,
+  family_id TEXT NOT NULL,
+  client_id TEXT NOT NULL REFERENCES api_clients (client_id),
+  member_id TEXT NOT NULL REFERENCES members (member_id),
+  organization_id TEXT NOT NULL REFERENCES organizations (organization_id),
+  expires_at BIGINT NOT NULL,
+  used_at BIGINT
+);
+CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family_id);
+CREATE INDEX refresh_tokens_by_client ON refresh_tokens (client_id);
+CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_at);
+
+ALTER TABLE access_tokens ADD COLUMN family_id TEXT;
+CREATE INDEX access_tokens_by_family ON access_tokens (family_id);
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{.version = 1, .name = "initial", .sqlite = kInitialSqlite, .postgres = {}},
+    Migration{.version = 2,
+              .name = "teams grants refresh tokens",
+              .sqlite = kGrantsAndRefreshSqlite,
+              .postgres = kGrantsAndRefreshPostgres},
 };
 
 // The list is the schema's history: catch a mis-numbered entry at compile time.

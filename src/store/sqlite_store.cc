@@ -351,30 +351,50 @@ constexpr std::string_view kListFilter =
     " WHERE organization_id = ?1 AND (?2 OR is_archived = 0)"
     " AND (?3 IS NULL OR instr(name_folded, ?3) > 0) AND (?4 IS NULL OR type = ?4)";
 
+// A non-admin's view (ListQuery::visible_to_member), appended to kListFilter: ?5 is the member.
+// Two correlated EXISTS, each a point lookup per row of the walk (grants_by_member; grants_by_team
+// for each team of the member, a list computed once per statement), so the page keeps seeking
+// the name index. Kept out of the admin's statements: any mention of connection_id would make
+// their count read the table instead of the covering filter index.
+constexpr std::string_view kVisibleFilter =
+    " AND (EXISTS (SELECT 1 FROM grants AS g WHERE g.connection_id = connections.connection_id"
+    " AND g.member_id = ?5)"
+    " OR EXISTS (SELECT 1 FROM grants AS g WHERE g.connection_id = connections.connection_id"
+    " AND g.team_id IN (SELECT tm.team_id FROM team_members AS tm WHERE tm.member_id = ?5)))";
+
+// "?n" for a parameter number.
+std::string Param(int n) { return "?" + std::to_string(n); }
+
 // INDEXED BY pins the listing to the (organization_id, name, created_at, connection_id) index:
 // the planner could otherwise prefer the filter index and sort, which costs the whole
 // organization per page. SQLite fails the prepare if the index cannot serve the query.
-const std::string& ListFirstSql() {
-  static const std::string sql = "SELECT " + std::string(kConnectionColumns) +
-                                 " FROM connections INDEXED BY connections_by_name" +
-                                 std::string(kListFilter) +
-                                 " ORDER BY name, created_at, connection_id LIMIT ?5 OFFSET ?6";
+// The parameters after the filter's start at ?5, or ?6 when the visibility filter takes ?5.
+std::string MakeListSql(bool keyset, bool visible) {
+  const int p = visible ? 6 : 5;
+  std::string sql = "SELECT " + std::string(kConnectionColumns) +
+                    " FROM connections INDEXED BY connections_by_name" + std::string(kListFilter);
+  if (visible) sql += kVisibleFilter;
+  if (keyset) {
+    // The sort key of the last entry already seen, then the limit.
+    sql += " AND (name, created_at, connection_id) > (" + Param(p) + ", " + Param(p + 1) + ", " +
+           Param(p + 2) + ") ORDER BY name, created_at, connection_id LIMIT " + Param(p + 3);
+  } else {
+    sql +=
+        " ORDER BY name, created_at, connection_id LIMIT " + Param(p) + " OFFSET " + Param(p + 1);
+  }
   return sql;
 }
 
-// Keyset form: ?5, ?6, ?7 are the sort key of the last entry already seen.
-const std::string& ListAfterSql() {
-  static const std::string sql = "SELECT " + std::string(kConnectionColumns) +
-                                 " FROM connections INDEXED BY connections_by_name" +
-                                 std::string(kListFilter) +
-                                 " AND (name, created_at, connection_id) > (?5, ?6, ?7)"
-                                 " ORDER BY name, created_at, connection_id LIMIT ?8";
-  return sql;
+const std::string& ListSql(bool keyset, bool visible) {
+  static const std::string sqls[2][2] = {{MakeListSql(false, false), MakeListSql(false, true)},
+                                         {MakeListSql(true, false), MakeListSql(true, true)}};
+  return sqls[keyset ? 1 : 0][visible ? 1 : 0];
 }
 
-const std::string& CountSql() {
-  static const std::string sql = "SELECT count(*) FROM connections" + std::string(kListFilter);
-  return sql;
+const std::string& CountSql(bool visible) {
+  static const std::string all = "SELECT count(*) FROM connections" + std::string(kListFilter);
+  static const std::string visible_only = all + std::string(kVisibleFilter);
+  return visible ? visible_only : all;
 }
 
 // Parameters ?1..?22 in the column order of both statements; the UPDATE adds ?23, the version
@@ -776,15 +796,144 @@ Result<ApiClient> SqliteStore::GetActiveApiClient(const std::string& client_id) 
   });
 }
 
+Status SqliteStore::RevokeApiClient(const std::string& client_id, TimeMs now) {
+  return Guarded([&] {
+    return Write("revoke api client", [&](Connection& db) -> Status {
+      // A second revocation keeps the first time.
+      Status s = Execute(db,
+                         "UPDATE api_clients SET revoked_at = coalesce(revoked_at, ?2) "
+                         "WHERE client_id = ?1",
+                         client_id, now);
+      if (!s) return s;
+      if (Changes(db) == 0) return Error::NotFound("client not found");
+      // ResolveAccessToken already refuses them through revoked_at; deleting them as well keeps
+      // a revoked client's tokens from outliving it anywhere (and the refresh grant from
+      // reviving one).
+      s = Execute(db, "DELETE FROM access_tokens WHERE client_id = ?1", client_id);
+      if (!s) return s;
+      return Execute(db, "DELETE FROM refresh_tokens WHERE client_id = ?1", client_id);
+    });
+  });
+}
+
+namespace sqlite_internal {
+namespace {
+
+// An empty family_id is stored as NULL, like the rows written before families existed, so that
+// no family-wide deletion can ever match them.
+Status InsertAccessToken(Connection& db, const AccessToken& t) {
+  std::optional<std::string> family;
+  if (!t.family_id.empty()) family = t.family_id;
+  return Execute(db,
+                 "INSERT INTO access_tokens (token_hash, client_id, member_id, organization_id, "
+                 "expires_at, family_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 t.token_hash, t.client_id, t.member_id, t.organization_id, t.expires_at, family);
+}
+
+Status InsertRefreshToken(Connection& db, const RefreshToken& t) {
+  return Execute(db,
+                 "INSERT INTO refresh_tokens (token_hash, family_id, client_id, member_id, "
+                 "organization_id, expires_at, used_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+                 t.token_hash, t.family_id, t.client_id, t.member_id, t.organization_id,
+                 t.expires_at);
+}
+
+// A duplicate token hash means a broken random source, not a conflict the caller could act on;
+// for the refresh grant a kConflict would even read as "token reused".
+Status TokenInsertError(Status s) {
+  if (!s && s.error().code == ErrorCode::kConflict) {
+    return Error::Internal("store: token hash collision");
+  }
+  return s;
+}
+
+}  // namespace
+}  // namespace sqlite_internal
+
 Status SqliteStore::SaveAccessToken(const AccessToken& token) {
   return Guarded([&] {
     return Write("save access token", [&](Connection& db) -> Status {
-      return Execute(db,
-                     "INSERT INTO access_tokens (token_hash, client_id, member_id, "
-                     "organization_id, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                     token.token_hash, token.client_id, token.member_id, token.organization_id,
-                     token.expires_at);
+      return sqlite_internal::InsertAccessToken(db, token);
     });
+  });
+}
+
+// The pair belongs to the refresh token's family; an access token without a family_id joins it.
+Status SqliteStore::SaveTokenPair(const AccessToken& access, const RefreshToken& refresh) {
+  return Guarded([&]() -> Status {
+    if (refresh.family_id.empty()) {
+      return Error::Internal("store: a refresh token needs a family_id");
+    }
+    if (!access.family_id.empty() && access.family_id != refresh.family_id) {
+      return Error::Internal("store: a token pair must share its family_id");
+    }
+    AccessToken a = access;
+    a.family_id = refresh.family_id;
+    return Write("save token pair", [&](Connection& db) -> Status {
+      Status s = sqlite_internal::TokenInsertError(sqlite_internal::InsertAccessToken(db, a));
+      if (!s) return s;
+      return sqlite_internal::TokenInsertError(sqlite_internal::InsertRefreshToken(db, refresh));
+    });
+  });
+}
+
+// One BEGIN IMMEDIATE transaction, so two presentations of the same token are serialised: the
+// second one sees used_at and is treated as reuse. The family deletion of a reuse is committed
+// (the body succeeds) and only then reported as kConflict.
+Result<Principal> SqliteStore::RotateRefreshToken(const std::string& presented_hash,
+                                                  const std::string& client_id, TimeMs now,
+                                                  AccessToken next_access,
+                                                  RefreshToken next_refresh) {
+  return Guarded([&]() -> Result<Principal> {
+    bool reused = false;
+    Principal principal;
+    Status s = Write("rotate refresh token", [&](Connection& db) -> Status {
+      std::string family_id;
+      {
+        auto st = db.Prepare(
+            "SELECT r.family_id, r.client_id, r.member_id, r.organization_id, r.expires_at, "
+            "r.used_at, c.revoked_at, m.account_type "
+            "FROM refresh_tokens AS r "
+            "JOIN api_clients AS c ON c.client_id = r.client_id "
+            "JOIN members AS m ON m.member_id = r.member_id "
+            "WHERE r.token_hash = ?1");
+        if (!st) return st.error();
+        st->Bind(presented_hash);
+        auto row = st->Next();
+        if (!row) return row.error();
+        if (!*row) return Error::NotFound("refresh token not found");
+        const bool expired = st->Int(4) <= now;
+        const bool revoked = !st->IsNull(6);
+        const bool other_client = !client_id.empty() && client_id != st->Text(1);
+        if (expired || revoked || other_client) {
+          return Error::NotFound("refresh token not found");
+        }
+        family_id = st->Text(0);
+        reused = !st->IsNull(5);
+        principal = Principal{st->Text(3), st->Text(2), st->Text(1), st->Text(7)};
+      }
+      if (reused) {
+        Status d = Execute(db, "DELETE FROM access_tokens WHERE family_id = ?1", family_id);
+        if (!d) return d;
+        return Execute(db, "DELETE FROM refresh_tokens WHERE family_id = ?1", family_id);
+      }
+      Status u = Execute(db, "UPDATE refresh_tokens SET used_at = ?2 WHERE token_hash = ?1",
+                         presented_hash, now);
+      if (!u) return u;
+      next_access.family_id = next_refresh.family_id = family_id;
+      next_access.client_id = next_refresh.client_id = principal.client_id;
+      next_access.member_id = next_refresh.member_id = principal.member_id;
+      next_access.organization_id = next_refresh.organization_id = principal.organization_id;
+      u = sqlite_internal::TokenInsertError(sqlite_internal::InsertAccessToken(db, next_access));
+      if (!u) return u;
+      return sqlite_internal::TokenInsertError(
+          sqlite_internal::InsertRefreshToken(db, next_refresh));
+    });
+    if (!s) return s.error();
+    if (reused) {
+      return Error::Conflict("the refresh token was already used; its family is revoked");
+    }
+    return principal;
   });
 }
 
@@ -808,16 +957,84 @@ Result<Principal> SqliteStore::ResolveAccessToken(const std::string& token_hash,
   });
 }
 
-Result<std::int64_t> SqliteStore::PurgeExpiredTokens(TimeMs now) {
+// Used refresh tokens go only when they expire: until then they are what reuse detection checks.
+Result<std::int64_t> SqliteStore::PurgeExpired(TimeMs now, TimeMs idempotency_not_before) {
   return Guarded([&]() -> Result<std::int64_t> {
     std::int64_t purged = 0;
-    Status s = Write("purge tokens", [&](Connection& db) -> Status {
+    Status s = Write("purge expired", [&](Connection& db) -> Status {
+      purged = 0;
       Status d = Execute(db, "DELETE FROM access_tokens WHERE expires_at <= ?1", now);
-      if (d) purged = Changes(db);
-      return d;
+      if (!d) return d;
+      purged += Changes(db);
+      d = Execute(db, "DELETE FROM refresh_tokens WHERE expires_at <= ?1", now);
+      if (!d) return d;
+      purged += Changes(db);
+      d = Execute(db, "DELETE FROM idempotency_keys WHERE created_at < ?1", idempotency_not_before);
+      if (!d) return d;
+      purged += Changes(db);
+      return OkStatus();
     });
     if (!s) return s.error();
     return purged;
+  });
+}
+
+// ---- teams ---------------------------------------------------------------------------------
+
+Status SqliteStore::CreateTeam(const Team& team) {
+  return Guarded([&] {
+    return Write("create team", [&](Connection& db) -> Status {
+      Status s = Execute(db,
+                         "INSERT INTO teams (team_id, organization_id, name, created_at) "
+                         "VALUES (?1, ?2, ?3, ?4)",
+                         team.team_id, team.organization_id, team.name, team.created_at);
+      if (!s && s.error().code == ErrorCode::kNotFound) {
+        return Error::NotFound("organization not found");
+      }
+      if (!s && s.error().code == ErrorCode::kConflict) {
+        return Error::Conflict("a team with this id already exists");
+      }
+      return s;
+    });
+  });
+}
+
+Result<Team> SqliteStore::GetTeam(const std::string& team_id) {
+  return Guarded([&]() -> Result<Team> {
+    auto reader = AcquireReader();
+    if (!reader) return reader.error();
+    auto st = reader->get().Prepare(
+        "SELECT team_id, organization_id, name, created_at FROM teams WHERE team_id = ?1");
+    if (!st) return st.error();
+    st->Bind(team_id);
+    auto row = st->Next();
+    if (!row) return row.error();
+    if (!*row) return Error::NotFound("team not found");
+    return Team{st->Text(0), st->Text(1), st->Text(2), st->Int(3)};
+  });
+}
+
+Status SqliteStore::AddTeamMember(const std::string& team_id, const std::string& member_id) {
+  return Guarded([&] {
+    return Write("add team member", [&](Connection& db) -> Status {
+      {
+        auto st = db.Prepare(
+            "SELECT (SELECT organization_id FROM teams WHERE team_id = ?1), "
+            "(SELECT organization_id FROM members WHERE member_id = ?2)");
+        if (!st) return st.error();
+        st->Bind(team_id, member_id);
+        auto row = st->Next();
+        if (!row) return row.error();
+        if (st->IsNull(0)) return Error::NotFound("team not found");
+        if (st->IsNull(1)) return Error::NotFound("member not found");
+        if (st->Text(0) != st->Text(1)) {
+          return Error::BadRequest("member " + member_id +
+                                   " is not a member of the team's organization");
+        }
+      }
+      return Execute(db, "INSERT OR IGNORE INTO team_members (team_id, member_id) VALUES (?1, ?2)",
+                     team_id, member_id);
+    });
   });
 }
 
@@ -919,19 +1136,21 @@ Result<ConnectionPage> SqliteStore::ListConnections(const ListQuery& q) {
     if (Status s = tx.Begin(Transaction::Kind::kRead); !s) return s.error();
 
     ConnectionPage page;
+    const bool visible = q.visible_to_member.has_value();
     {
-      auto st = db.Prepare(sqlite_internal::CountSql());
+      auto st = db.Prepare(sqlite_internal::CountSql(visible));
       if (!st) return st.error();
       st->Bind(q.organization_id, q.include_archived, q.search, q.type);
+      if (visible) st->Bind(*q.visible_to_member);
       auto row = st->Next();
       if (!row) return row.error();
       page.total = st->Int(0);
     }
     {
-      auto st =
-          db.Prepare(q.after ? sqlite_internal::ListAfterSql() : sqlite_internal::ListFirstSql());
+      auto st = db.Prepare(sqlite_internal::ListSql(q.after.has_value(), visible));
       if (!st) return st.error();
       st->Bind(q.organization_id, q.include_archived, q.search, q.type);
+      if (visible) st->Bind(*q.visible_to_member);
       if (q.after) {
         st->Bind(q.after->name, q.after->created_at, q.after->connection_id, limit + 1);
       } else {
@@ -957,6 +1176,291 @@ Result<ConnectionPage> SqliteStore::ListConnections(const ListQuery& q) {
   });
 }
 
+Status SqliteStore::RecordTest(const std::string& organization_id, const std::string& connection_id,
+                               const domain::LastTest& test, bool query_reached) {
+  return Guarded([&] {
+    return Write("record test", [&](Connection& db) -> Status {
+      Status s =
+          Execute(db,
+                  "UPDATE connections SET last_test_at = ?3, last_test_read = ?4, "
+                  "last_test_write = ?5, "
+                  "last_active_at = CASE WHEN ?6 THEN ?3 ELSE last_active_at END "
+                  "WHERE organization_id = ?1 AND connection_id = ?2",
+                  organization_id, connection_id, test.at, test.read, test.write, query_reached);
+      if (!s) return s;
+      if (Changes(db) == 0) return Error::NotFound("connection not found");
+      return OkStatus();
+    });
+  });
+}
+
+// Two range scans of connection_secrets_by_key (key_id < K, then key_id > K), each already in
+// the index order (key_id, connection_id, field): a batch reads about `limit` rows however many
+// secrets were re-sealed before, where `key_id <> K` would rescan them every batch.
+Result<std::vector<ConnectionStore::SealedSecretRef>> SqliteStore::SecretsNotUnderKey(
+    const std::string& key_id, int limit) {
+  return Guarded([&]() -> Result<std::vector<SealedSecretRef>> {
+    std::vector<SealedSecretRef> out;
+    if (limit <= 0) return out;
+    auto reader = AcquireReader();
+    if (!reader) return reader.error();
+    Connection& db = reader->get();
+    Transaction tx(db);  // both ranges from one snapshot
+    if (Status s = tx.Begin(Transaction::Kind::kRead); !s) return s.error();
+    for (std::string_view sql :
+         {"SELECT connection_id, field, sealed, key_id, updated_at FROM connection_secrets "
+          "INDEXED BY connection_secrets_by_key WHERE key_id < ?1 "
+          "ORDER BY key_id, connection_id, field LIMIT ?2",
+          "SELECT connection_id, field, sealed, key_id, updated_at FROM connection_secrets "
+          "INDEXED BY connection_secrets_by_key WHERE key_id > ?1 "
+          "ORDER BY key_id, connection_id, field LIMIT ?2"}) {
+      const auto wanted = static_cast<std::int64_t>(limit) - static_cast<std::int64_t>(out.size());
+      if (wanted <= 0) break;
+      auto st = db.Prepare(sql);
+      if (!st) return st.error();
+      st->Bind(key_id, wanted);
+      for (;;) {
+        auto row = st->Next();
+        if (!row) return row.error();
+        if (!*row) break;
+        out.push_back(
+            SealedSecretRef{st->Text(0), st->Text(1), sqlite_internal::ReadSecret(*st, 2)});
+      }
+    }
+    if (Status s = tx.Commit(); !s) return s.error();
+    return out;
+  });
+}
+
+// Compare-and-set on the sealed bytes themselves: a concurrent UpdateConnection that rewrote the
+// secret (under whatever key) wins, and the rotation re-reads it.
+Status SqliteStore::ResealSecret(const std::string& connection_id, const std::string& field,
+                                 const std::string& expected_sealed,
+                                 const domain::StoredSecret& next) {
+  return Guarded([&] {
+    return Write("reseal secret", [&](Connection& db) -> Status {
+      Status s = Execute(db,
+                         "UPDATE connection_secrets SET sealed = ?3, key_id = ?4, updated_at = ?5 "
+                         "WHERE connection_id = ?1 AND field = ?2 AND sealed = ?6",
+                         connection_id, field, Blob{next.sealed}, next.key_id, next.updated_at,
+                         Blob{expected_sealed});
+      if (!s) return s;
+      if (Changes(db) > 0) return OkStatus();
+      auto st =
+          db.Prepare("SELECT 1 FROM connection_secrets WHERE connection_id = ?1 AND field = ?2");
+      if (!st) return st.error();
+      st->Bind(connection_id, field);
+      auto row = st->Next();
+      if (!row) return row.error();
+      if (!*row) return Error::NotFound("secret not found");
+      return Error::PreconditionFailed("the secret was changed by another request");
+    });
+  });
+}
+
+Result<std::vector<std::string>> SqliteStore::SecretKeyIds() {
+  return Guarded([&]() -> Result<std::vector<std::string>> {
+    auto reader = AcquireReader();
+    if (!reader) return reader.error();
+    auto st = reader->get().Prepare(
+        "SELECT DISTINCT key_id FROM connection_secrets INDEXED BY connection_secrets_by_key "
+        "ORDER BY key_id");
+    if (!st) return st.error();
+    std::vector<std::string> out;
+    for (;;) {
+      auto row = st->Next();
+      if (!row) return row.error();
+      if (!*row) return out;
+      out.push_back(st->Text(0));
+    }
+  });
+}
+
+// ---- grants --------------------------------------------------------------------------------
+
+namespace sqlite_internal {
+namespace {
+
+// The columns every grant query selects, in the order ReadGrant reads them.
+constexpr std::string_view kGrantColumns =
+    "grant_id, organization_id, connection_id, member_id, team_id, permission, created_by, "
+    "updated_by, created_at, updated_at";
+
+Grant ReadGrant(const Statement& st) {
+  return Grant{st.Text(0), st.Text(1), st.Text(2), st.OptionalText(3), st.OptionalText(4),
+               st.Text(5), st.Text(6), st.Text(7), st.Int(8),          st.Int(9)};
+}
+
+// kNotFound unless the connection exists in the organization.
+Status CheckConnectionInOrganization(Connection& db, const std::string& organization_id,
+                                     const std::string& connection_id) {
+  auto st =
+      db.Prepare("SELECT 1 FROM connections WHERE connection_id = ?1 AND organization_id = ?2");
+  if (!st) return st.error();
+  st->Bind(connection_id, organization_id);
+  auto row = st->Next();
+  if (!row) return row.error();
+  if (!*row) return Error::NotFound("connection not found");
+  return OkStatus();
+}
+
+// True when `sql` (binding ?1 id, ?2 organization) returns a row.
+Result<bool> Exists(Connection& db, std::string_view sql, const std::string& id,
+                    const std::string& organization_id) {
+  auto st = db.Prepare(sql);
+  if (!st) return st.error();
+  st->Bind(id, organization_id);
+  return st->Next();
+}
+
+}  // namespace
+}  // namespace sqlite_internal
+
+// Each grant is validated just before it is written, so the error names the first bad grantee
+// in batch order; any error rolls the whole batch back. A grantee repeated within the batch is
+// upserted twice: the last permission wins and the first grant_id stays.
+Status SqliteStore::UpsertGrants(const std::string& organization_id,
+                                 const std::string& connection_id,
+                                 const std::vector<Grant>& grants) {
+  return Guarded([&] {
+    return Write("upsert grants", [&](Connection& db) -> Status {
+      Status s = sqlite_internal::CheckConnectionInOrganization(db, organization_id, connection_id);
+      if (!s) return s;
+      for (const Grant& g : grants) {
+        if (g.member_id.has_value() == g.team_id.has_value()) {
+          return Error::BadRequest("a grantee is either a memberId or a teamId");
+        }
+        if (g.permission != "usage" && g.permission != "annotate") {
+          return Error::BadRequest("permission must be \"usage\" or \"annotate\"");
+        }
+        std::string_view upsert;
+        if (g.member_id) {
+          auto found = sqlite_internal::Exists(
+              db, "SELECT 1 FROM members WHERE member_id = ?1 AND organization_id = ?2",
+              *g.member_id, organization_id);
+          if (!found) return found.error();
+          if (!*found) {
+            return Error::BadRequest("member " + *g.member_id +
+                                     " is not a member of this organization");
+          }
+          upsert = "ON CONFLICT (connection_id, member_id) DO UPDATE SET ";
+        } else {
+          auto found = sqlite_internal::Exists(
+              db, "SELECT 1 FROM teams WHERE team_id = ?1 AND organization_id = ?2", *g.team_id,
+              organization_id);
+          if (!found) return found.error();
+          if (!*found) {
+            return Error::BadRequest("team " + *g.team_id + " is not a team of this organization");
+          }
+          upsert = "ON CONFLICT (connection_id, team_id) DO UPDATE SET ";
+        }
+        const std::string sql =
+            "INSERT INTO grants (" + std::string(sqlite_internal::kGrantColumns) +
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) " + std::string(upsert) +
+            "permission = excluded.permission, updated_by = excluded.updated_by, "
+            "updated_at = excluded.updated_at";
+        s = Execute(db, sql, g.grant_id, organization_id, connection_id, g.member_id, g.team_id,
+                    g.permission, g.created_by, g.updated_by, g.created_at, g.updated_at);
+        if (!s) {
+          if (s.error().code == ErrorCode::kConflict) {
+            return Error::Conflict("a grant with this id already exists");
+          }
+          return s;
+        }
+      }
+      return OkStatus();
+    });
+  });
+}
+
+Result<GrantPage> SqliteStore::ListGrants(const std::string& organization_id,
+                                          const std::string& connection_id, int limit,
+                                          const std::optional<GrantCursor>& after,
+                                          std::int64_t offset) {
+  return Guarded([&]() -> Result<GrantPage> {
+    limit = std::clamp(limit, 1, sqlite_internal::kMaxPageSize);
+    auto reader = AcquireReader();
+    if (!reader) return reader.error();
+    Connection& db = reader->get();
+    Transaction tx(db);  // total and entries from one snapshot
+    if (Status s = tx.Begin(Transaction::Kind::kRead); !s) return s.error();
+    Status s = sqlite_internal::CheckConnectionInOrganization(db, organization_id, connection_id);
+    if (!s) return s.error();
+
+    GrantPage page;
+    {
+      auto st = db.Prepare(
+          "SELECT count(*) FROM grants WHERE connection_id = ?1 AND organization_id = ?2");
+      if (!st) return st.error();
+      st->Bind(connection_id, organization_id);
+      auto row = st->Next();
+      if (!row) return row.error();
+      page.total = st->Int(0);
+    }
+    static const std::string first_sql =
+        "SELECT " + std::string(sqlite_internal::kGrantColumns) +
+        " FROM grants INDEXED BY grants_by_page WHERE connection_id = ?1 AND organization_id = ?2"
+        " ORDER BY created_at, grant_id LIMIT ?3 OFFSET ?4";
+    static const std::string after_sql =
+        "SELECT " + std::string(sqlite_internal::kGrantColumns) +
+        " FROM grants INDEXED BY grants_by_page WHERE connection_id = ?1 AND organization_id = ?2"
+        " AND (created_at, grant_id) > (?3, ?4) ORDER BY created_at, grant_id LIMIT ?5";
+    auto st = db.Prepare(after ? after_sql : first_sql);
+    if (!st) return st.error();
+    st->Bind(connection_id, organization_id);
+    if (after) {
+      st->Bind(after->created_at, after->grant_id, limit + 1);
+    } else {
+      st->Bind(limit + 1, std::max<std::int64_t>(offset, 0));
+    }
+    for (;;) {
+      auto row = st->Next();
+      if (!row) return row.error();
+      if (!*row) break;
+      if (page.entries.size() == static_cast<std::size_t>(limit)) {
+        page.has_more = true;
+        break;
+      }
+      page.entries.push_back(sqlite_internal::ReadGrant(*st));
+    }
+    return page;
+  });
+}
+
+Status SqliteStore::DeleteGrant(const std::string& organization_id,
+                                const std::string& connection_id, const std::string& grant_id) {
+  return Guarded([&] {
+    return Write("delete grant", [&](Connection& db) -> Status {
+      Status s = Execute(db,
+                         "DELETE FROM grants WHERE grant_id = ?1 AND connection_id = ?2 AND "
+                         "organization_id = ?3",
+                         grant_id, connection_id, organization_id);
+      if (!s) return s;
+      if (Changes(db) == 0) return Error::NotFound("grant not found");
+      return OkStatus();
+    });
+  });
+}
+
+// Two point lookups, as in the visibility filter of ListConnections.
+Result<bool> SqliteStore::HasGrant(const std::string& organization_id,
+                                   const std::string& connection_id, const std::string& member_id) {
+  return Guarded([&]() -> Result<bool> {
+    auto reader = AcquireReader();
+    if (!reader) return reader.error();
+    auto st = reader->get().Prepare(
+        "SELECT EXISTS (SELECT 1 FROM grants WHERE connection_id = ?1 AND member_id = ?2 "
+        "AND organization_id = ?3) "
+        "OR EXISTS (SELECT 1 FROM grants WHERE connection_id = ?1 AND organization_id = ?3 "
+        "AND team_id IN (SELECT team_id FROM team_members WHERE member_id = ?2))");
+    if (!st) return st.error();
+    st->Bind(connection_id, member_id, organization_id);
+    auto row = st->Next();
+    if (!row) return row.error();
+    return st->Bool(0);
+  });
+}
+
 // ---- idempotency keys ----------------------------------------------------------------------
 
 Result<IdempotentResponse> SqliteStore::GetIdempotent(const std::string& organization_id,
@@ -978,17 +1482,25 @@ Result<IdempotentResponse> SqliteStore::GetIdempotent(const std::string& organiz
   });
 }
 
+// A record older than `not_before` is one GetIdempotent no longer returns: it is replaced here
+// rather than left to block its key until the next purge.
 Status SqliteStore::CreateConnectionIdempotent(const domain::Connection& c,
                                                const std::string& member_id, const std::string& key,
-                                               const IdempotentResponse& response) {
+                                               const IdempotentResponse& response,
+                                               TimeMs not_before) {
   return Guarded([&] {
     return Write("create connection (idempotent)", [&](Connection& db) -> Status {
       Status s = Execute(db,
-                         "INSERT INTO idempotency_keys (organization_id, member_id, key, "
-                         "request_hash, status, body, location, created_at) "
-                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                         c.organization_id, member_id, key, response.request_hash, response.status,
-                         response.body, response.location, response.created_at);
+                         "DELETE FROM idempotency_keys WHERE organization_id = ?1 AND "
+                         "member_id = ?2 AND key = ?3 AND created_at < ?4",
+                         c.organization_id, member_id, key, not_before);
+      if (!s) return s;
+      s = Execute(db,
+                  "INSERT INTO idempotency_keys (organization_id, member_id, key, "
+                  "request_hash, status, body, location, created_at) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                  c.organization_id, member_id, key, response.request_hash, response.status,
+                  response.body, response.location, response.created_at);
       if (!s) {
         if (s.error().code == ErrorCode::kConflict) {
           return Error::Conflict("the Idempotency-Key was already used");

@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,9 +40,17 @@ class SqliteStore final : public Store {
   Result<Member> GetMember(const std::string& member_id) override;
   Status CreateApiClient(const ApiClient& client) override;
   Result<ApiClient> GetActiveApiClient(const std::string& client_id) override;
+  Status RevokeApiClient(const std::string& client_id, TimeMs now) override;
   Status SaveAccessToken(const AccessToken& token) override;
+  Status SaveTokenPair(const AccessToken& access, const RefreshToken& refresh) override;
+  Result<Principal> RotateRefreshToken(const std::string& presented_hash,
+                                       const std::string& client_id, TimeMs now,
+                                       AccessToken next_access, RefreshToken next_refresh) override;
   Result<Principal> ResolveAccessToken(const std::string& token_hash, TimeMs now) override;
-  Result<std::int64_t> PurgeExpiredTokens(TimeMs now) override;
+  Result<std::int64_t> PurgeExpired(TimeMs now, TimeMs idempotency_not_before) override;
+  Status CreateTeam(const Team& team) override;
+  Result<Team> GetTeam(const std::string& team_id) override;
+  Status AddTeamMember(const std::string& team_id, const std::string& member_id) override;
 
   // ConnectionStore
   Status CreateConnection(const domain::Connection& c) override;
@@ -49,14 +58,33 @@ class SqliteStore final : public Store {
                                            const std::string& connection_id) override;
   Status UpdateConnection(const domain::Connection& next, std::int64_t expected_version) override;
   Result<ConnectionPage> ListConnections(const ListQuery& q) override;
+  Status RecordTest(const std::string& organization_id, const std::string& connection_id,
+                    const domain::LastTest& test, bool query_reached) override;
+  Result<std::vector<SealedSecretRef>> SecretsNotUnderKey(const std::string& key_id,
+                                                          int limit) override;
+  Status ResealSecret(const std::string& connection_id, const std::string& field,
+                      const std::string& expected_sealed,
+                      const domain::StoredSecret& next) override;
+  Result<std::vector<std::string>> SecretKeyIds() override;
+
+  // GrantStore
+  Status UpsertGrants(const std::string& organization_id, const std::string& connection_id,
+                      const std::vector<Grant>& grants) override;
+  Result<GrantPage> ListGrants(const std::string& organization_id, const std::string& connection_id,
+                               int limit, const std::optional<GrantCursor>& after,
+                               std::int64_t offset) override;
+  Status DeleteGrant(const std::string& organization_id, const std::string& connection_id,
+                     const std::string& grant_id) override;
+  Result<bool> HasGrant(const std::string& organization_id, const std::string& connection_id,
+                        const std::string& member_id) override;
 
   // IdempotencyStore
   Result<IdempotentResponse> GetIdempotent(const std::string& organization_id,
                                            const std::string& member_id, const std::string& key,
                                            TimeMs not_before) override;
   Status CreateConnectionIdempotent(const domain::Connection& c, const std::string& member_id,
-                                    const std::string& key,
-                                    const IdempotentResponse& response) override;
+                                    const std::string& key, const IdempotentResponse& response,
+                                    TimeMs not_before) override;
 
   // Store
   Status Ping() override;

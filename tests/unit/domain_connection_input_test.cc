@@ -23,7 +23,7 @@ const char kId[] = "0b0e2f7a-1111-4222-8333-444455556666";
 
 class DomainConnectionInput : public ::testing::Test {
  protected:
-  DomainConnectionInput() : sealer_(MakeKey()) {}
+  DomainConnectionInput() : sealer_(crypto::Keyring{MakeKey(), {}}) {}
 
   static std::shared_ptr<const crypto::MasterKey> MakeKey() {
     crypto::EnsureSodium();

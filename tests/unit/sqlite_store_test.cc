@@ -25,6 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr TimeMs kT0 = 1655460205324;
+constexpr TimeMs kDay = 24 * 3600 * 1000;
 
 // A fresh directory per test, removed afterwards.
 class TempDir {
@@ -598,7 +599,7 @@ TEST_F(SqliteStoreTest, AccessTokensResolveOnlyWhileValid) {
   EXPECT_EQ(store_->ResolveAccessToken("tok-2", kT0).error().code, ErrorCode::kNotFound);
   EXPECT_EQ(store_->ResolveAccessToken("tok-none", kT0).error().code, ErrorCode::kNotFound);
 
-  auto purged = store_->PurgeExpiredTokens(kT0);
+  auto purged = store_->PurgeExpired(kT0, 0);
   ASSERT_TRUE(purged.ok());
   EXPECT_EQ(*purged, 1);
   EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM access_tokens"), "2");
@@ -613,13 +614,353 @@ TEST_F(SqliteStoreTest, RevokingAClientKillsItsIssuedTokens) {
   EXPECT_EQ(store_->ResolveAccessToken("tok", kT0).error().code, ErrorCode::kNotFound);
 }
 
+TEST_F(SqliteStoreTest, RevokeApiClientKillsTokensAtOnceAndKeepsTheFirstTime) {
+  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "admin", kT0}).ok());
+  ASSERT_TRUE(store_->CreateApiClient({"c1", "m1", "h1", kT0, std::nullopt}).ok());
+  ASSERT_TRUE(store_->CreateApiClient({"c2", "m1", "h2", kT0, std::nullopt}).ok());
+  ASSERT_TRUE(store_
+                  ->SaveTokenPair({"a1", "c1", "m1", "org-a", kT0 + 3600, "f1"},
+                                  {"r1", "f1", "c1", "m1", "org-a", kT0 + kDay})
+                  .ok());
+  ASSERT_TRUE(store_
+                  ->SaveTokenPair({"a2", "c2", "m1", "org-a", kT0 + 3600, "f2"},
+                                  {"r2", "f2", "c2", "m1", "org-a", kT0 + kDay})
+                  .ok());
+  ASSERT_TRUE(store_->ResolveAccessToken("a1", kT0).ok());
+
+  ASSERT_TRUE(store_->RevokeApiClient("c1", kT0 + 5).ok());
+  EXPECT_EQ(store_->ResolveAccessToken("a1", kT0).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->GetActiveApiClient("c1").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(
+      store_->RotateRefreshToken("r1", "", kT0 + 6, {"a1b"}, {"r1b", "", "", "", "", kT0 + kDay})
+          .error()
+          .code,
+      ErrorCode::kNotFound);
+  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM access_tokens WHERE client_id = 'c1'"), "0");
+  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM refresh_tokens WHERE client_id = 'c1'"), "0");
+  EXPECT_EQ(RawSql(path_, "SELECT revoked_at FROM api_clients WHERE client_id = 'c1'"),
+            std::to_string(kT0 + 5));
+  // The other client is untouched.
+  EXPECT_TRUE(store_->ResolveAccessToken("a2", kT0).ok());
+  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM refresh_tokens WHERE client_id = 'c2'"), "1");
+
+  ASSERT_TRUE(store_->RevokeApiClient("c1", kT0 + 99).ok());
+  EXPECT_EQ(RawSql(path_, "SELECT revoked_at FROM api_clients WHERE client_id = 'c1'"),
+            std::to_string(kT0 + 5));
+  EXPECT_EQ(store_->RevokeApiClient("c-none", kT0).error().code, ErrorCode::kNotFound);
+}
+
+// ---- refresh tokens ------------------------------------------------------------------------
+
+class SqliteStoreRefreshTest : public SqliteStoreTest {
+ protected:
+  void SetUp() override {
+    SqliteStoreTest::SetUp();
+    ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "creator", kT0}).ok());
+    ASSERT_TRUE(store_->CreateApiClient({"c1", "m1", "h1", kT0, std::nullopt}).ok());
+    ASSERT_TRUE(store_->CreateApiClient({"c2", "m1", "h2", kT0, std::nullopt}).ok());
+    ASSERT_TRUE(store_
+                    ->SaveTokenPair({"a1", "c1", "m1", "org-a", kT0 + 3600, "fam"},
+                                    {"r1", "fam", "c1", "m1", "org-a", kT0 + kDay})
+                    .ok());
+  }
+
+  // The caller fills in only the hashes and expiries; the store fills in the rest.
+  Result<Principal> Rotate(const std::string& presented, const std::string& client_id, TimeMs now,
+                           const std::string& next_access, const std::string& next_refresh) {
+    AccessToken a;
+    a.token_hash = next_access;
+    a.expires_at = now + 3600;
+    RefreshToken r;
+    r.token_hash = next_refresh;
+    r.expires_at = now + kDay;
+    return store_->RotateRefreshToken(presented, client_id, now, a, r);
+  }
+
+  std::string Count(const std::string& table) {
+    return RawSql(path_, "SELECT count(*) FROM " + table);
+  }
+};
+
+TEST_F(SqliteStoreRefreshTest, SavedPairSharesItsFamily) {
+  EXPECT_EQ(RawSql(path_, "SELECT family_id FROM access_tokens WHERE token_hash = 'a1'"), "fam");
+  EXPECT_EQ(RawSql(path_, "SELECT family_id FROM refresh_tokens WHERE token_hash = 'r1'"), "fam");
+  // An access token without a family joins the refresh token's.
+  ASSERT_TRUE(store_
+                  ->SaveTokenPair({"a2", "c1", "m1", "org-a", kT0 + 3600, ""},
+                                  {"r2", "fam2", "c1", "m1", "org-a", kT0 + kDay})
+                  .ok());
+  EXPECT_EQ(RawSql(path_, "SELECT family_id FROM access_tokens WHERE token_hash = 'a2'"), "fam2");
+  // Mismatched families, or a refresh token without one, save nothing.
+  EXPECT_FALSE(store_
+                   ->SaveTokenPair({"a3", "c1", "m1", "org-a", kT0 + 3600, "x"},
+                                   {"r3", "y", "c1", "m1", "org-a", kT0 + kDay})
+                   .ok());
+  EXPECT_FALSE(store_
+                   ->SaveTokenPair({"a3", "c1", "m1", "org-a", kT0 + 3600, ""},
+                                   {"r3", "", "c1", "m1", "org-a", kT0 + kDay})
+                   .ok());
+  // All or nothing: a refresh token of an unknown client leaves no access token behind.
+  EXPECT_EQ(store_
+                ->SaveTokenPair({"a4", "c1", "m1", "org-a", kT0 + 3600, "f4"},
+                                {"r4", "f4", "c-none", "m1", "org-a", kT0 + kDay})
+                .error()
+                .code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(Count("access_tokens"), "2");
+  EXPECT_EQ(Count("refresh_tokens"), "2");
+  // A plain access token (no family) is stored with NULL.
+  ASSERT_TRUE(store_->SaveAccessToken({"a5", "c1", "m1", "org-a", kT0 + 3600}).ok());
+  EXPECT_EQ(RawSql(path_, "SELECT family_id IS NULL FROM access_tokens WHERE token_hash = 'a5'"),
+            "1");
+}
+
+TEST_F(SqliteStoreRefreshTest, RotationThenReuseRevokesTheWholeFamily) {
+  auto p = Rotate("r1", "c1", kT0 + 10, "a2", "r2");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->organization_id, "org-a");
+  EXPECT_EQ(p->member_id, "m1");
+  EXPECT_EQ(p->client_id, "c1");
+  EXPECT_EQ(p->account_type, "creator");
+  EXPECT_EQ(RawSql(path_, "SELECT used_at FROM refresh_tokens WHERE token_hash = 'r1'"),
+            std::to_string(kT0 + 10));
+  EXPECT_EQ(RawSql(path_,
+                   "SELECT family_id || '/' || client_id || '/' || member_id || '/' || "
+                   "organization_id || '/' || expires_at FROM access_tokens "
+                   "WHERE token_hash = 'a2'"),
+            "fam/c1/m1/org-a/" + std::to_string(kT0 + 10 + 3600));
+  EXPECT_EQ(RawSql(path_,
+                   "SELECT family_id || '/' || client_id || '/' || member_id || '/' || "
+                   "organization_id || '/' || (used_at IS NULL) FROM refresh_tokens "
+                   "WHERE token_hash = 'r2'"),
+            "fam/c1/m1/org-a/1");
+  auto resolved = store_->ResolveAccessToken("a2", kT0 + 11);
+  ASSERT_TRUE(resolved.ok());
+  EXPECT_EQ(resolved->member_id, "m1");
+  // The next link rotates as well, without client credentials.
+  ASSERT_TRUE(Rotate("r2", "", kT0 + 20, "a3", "r3").ok());
+
+  // A token of another family is not touched by what follows.
+  ASSERT_TRUE(store_
+                  ->SaveTokenPair({"ox", "c1", "m1", "org-a", kT0 + 3600, "other"},
+                                  {"rx", "other", "c1", "m1", "org-a", kT0 + kDay})
+                  .ok());
+
+  // r1 again: reuse. Every token of the family goes, and nothing is issued.
+  auto reuse = Rotate("r1", "c1", kT0 + 30, "a4", "r4");
+  ASSERT_FALSE(reuse.ok());
+  EXPECT_EQ(reuse.error().code, ErrorCode::kConflict);
+  for (const char* t : {"a1", "a2", "a3", "a4"}) {
+    EXPECT_EQ(store_->ResolveAccessToken(t, kT0 + 31).error().code, ErrorCode::kNotFound) << t;
+  }
+  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM refresh_tokens WHERE family_id = 'fam'"), "0");
+  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM access_tokens WHERE family_id = 'fam'"), "0");
+  EXPECT_EQ(store_->ResolveAccessToken("ox", kT0 + 31).ok(), true);
+  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM refresh_tokens WHERE family_id = 'other'"), "1");
+  // The newest refresh token of the family is gone with it.
+  EXPECT_EQ(Rotate("r3", "c1", kT0 + 40, "a5", "r5").error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(SqliteStoreRefreshTest, AnotherClientsRefreshIsNotFoundAndChangesNothing) {
+  auto wrong = Rotate("r1", "c2", kT0 + 10, "a2", "r2");
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(RawSql(path_, "SELECT used_at IS NULL FROM refresh_tokens WHERE token_hash = 'r1'"),
+            "1");
+  EXPECT_EQ(Count("access_tokens"), "1");
+  EXPECT_EQ(Count("refresh_tokens"), "1");
+  // Still good for its own client.
+  EXPECT_TRUE(Rotate("r1", "c1", kT0 + 11, "a2", "r2").ok());
+}
+
+TEST_F(SqliteStoreRefreshTest, ExpiredUnknownOrRevokedIsNotFoundAndChangesNothing) {
+  // Expiry is exclusive, as for access tokens.
+  EXPECT_EQ(Rotate("r1", "", kT0 + kDay, "a2", "r2").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(Rotate("r-none", "", kT0, "a2", "r2").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(RawSql(path_, "SELECT used_at IS NULL FROM refresh_tokens WHERE token_hash = 'r1'"),
+            "1");
+  EXPECT_EQ(Count("access_tokens"), "1");
+  EXPECT_EQ(Count("refresh_tokens"), "1");
+
+  RawSql(path_, "UPDATE api_clients SET revoked_at = 1 WHERE client_id = 'c1'");
+  EXPECT_EQ(Rotate("r1", "", kT0 + 1, "a2", "r2").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(Count("refresh_tokens"), "1");
+}
+
+TEST_F(SqliteStoreRefreshTest, ConcurrentRotationsOfOneTokenLetOneWinThenRevoke) {
+  constexpr int kThreads = 6;
+  std::atomic<int> ok{0};
+  std::atomic<int> conflict{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      auto p = Rotate("r1", "c1", kT0 + 10, "a-next-" + std::to_string(i),
+                      "r-next-" + std::to_string(i));
+      if (p.ok()) {
+        ++ok;
+      } else if (p.error().code == ErrorCode::kConflict || p.error().code == ErrorCode::kNotFound) {
+        ++conflict;  // the family may already be gone by the time a late presenter looks
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok, 1);
+  EXPECT_EQ(conflict, kThreads - 1);
+  // The second presentation revoked the family, including the winner's new pair.
+  EXPECT_EQ(Count("access_tokens"), "0");
+  EXPECT_EQ(Count("refresh_tokens"), "0");
+}
+
+TEST_F(SqliteStoreRefreshTest, PurgeExpiredRemovesTokensAndOldIdempotencyKeys) {
+  ASSERT_TRUE(Rotate("r1", "c1", kT0 + 10, "a2", "r2").ok());  // r1 used, kept until it expires
+  ASSERT_TRUE(store_
+                  ->SaveTokenPair({"old-a", "c1", "m1", "org-a", kT0 - 1, "f-old"},
+                                  {"old-r", "f-old", "c1", "m1", "org-a", kT0 - 1})
+                  .ok());
+  IdempotentResponse r{"h", 201, "{}", "/x", kT0 - 2 * kDay};
+  ASSERT_TRUE(store_
+                  ->CreateConnectionIdempotent(MakeConnection("org-a", Id(1), "old"), "m1", "k-old",
+                                               r, kT0 - 3 * kDay)
+                  .ok());
+  r.created_at = kT0;
+  ASSERT_TRUE(store_
+                  ->CreateConnectionIdempotent(MakeConnection("org-a", Id(2), "new"), "m1", "k-new",
+                                               r, kT0 - kDay)
+                  .ok());
+
+  auto purged = store_->PurgeExpired(kT0, kT0 - kDay);
+  ASSERT_TRUE(purged.ok()) << purged.error().message;
+  EXPECT_EQ(*purged, 3);  // old-a, old-r, k-old
+  EXPECT_EQ(RawSql(path_,
+                   "SELECT group_concat(token_hash) FROM (SELECT token_hash FROM "
+                   "access_tokens ORDER BY 1)"),
+            "a1,a2");
+  EXPECT_EQ(RawSql(path_,
+                   "SELECT group_concat(token_hash) FROM (SELECT token_hash FROM "
+                   "refresh_tokens ORDER BY 1)"),
+            "r1,r2");
+  EXPECT_EQ(RawSql(path_, "SELECT group_concat(key) FROM idempotency_keys"), "k-new");
+  // The used token, once expired, goes too.
+  purged = store_->PurgeExpired(kT0 + kDay, kT0 - kDay);
+  ASSERT_TRUE(purged.ok());
+  EXPECT_EQ(*purged, 3);  // a1, a2, r1
+  EXPECT_EQ(*store_->PurgeExpired(kT0 + kDay, kT0 - kDay), 0);
+}
+
+// ---- test results and key rotation ---------------------------------------------------------
+
+TEST_F(SqliteStoreTest, RecordTestIsNotAChange) {
+  domain::Connection c = MakeConnection("org-a", Id(1), "tested");
+  c.version = 4;
+  Create(c);
+  ASSERT_TRUE(store_->RecordTest("org-a", Id(1), {kT0 + 50, "SUCCESS", "DISABLED"}, true).ok());
+  auto got = store_->GetConnection("org-a", Id(1));
+  ASSERT_TRUE(got.ok());
+  ASSERT_TRUE(got->last_test.has_value());
+  EXPECT_EQ(got->last_test->at, kT0 + 50);
+  EXPECT_EQ(got->last_test->read, "SUCCESS");
+  EXPECT_EQ(got->last_test->write, "DISABLED");
+  EXPECT_EQ(got->last_active_at, kT0 + 50);
+  EXPECT_EQ(got->version, 4);
+  EXPECT_EQ(got->updated_at, kT0);
+
+  // A test that did not reach the query leaves last_active_at alone.
+  ASSERT_TRUE(store_->RecordTest("org-a", Id(1), {kT0 + 90, "FAILED", "FAILED"}, false).ok());
+  got = store_->GetConnection("org-a", Id(1));
+  EXPECT_EQ(got->last_test->at, kT0 + 90);
+  EXPECT_EQ(got->last_test->read, "FAILED");
+  EXPECT_EQ(got->last_active_at, kT0 + 50);
+  EXPECT_EQ(got->version, 4);
+
+  EXPECT_EQ(store_->RecordTest("org-b", Id(1), {kT0, "SUCCESS", "SUCCESS"}, true).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(store_->RecordTest("org-a", Id(2), {kT0, "SUCCESS", "SUCCESS"}, true).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(store_->GetConnection("org-a", Id(1))->last_test->at, kT0 + 90);
+}
+
+TEST_F(SqliteStoreTest, KeyRotationReadsBatchesAndResealsByCompareAndSet) {
+  // Keys sort on both sides of the target key "k".
+  for (int i = 1; i <= 4; ++i) {
+    domain::Connection c = MakeConnection("org-a", Id(i), "c" + std::to_string(i));
+    c.secrets["password"] = {"p" + std::to_string(i), i % 2 == 0 ? "a-old" : "z-old", kT0};
+    c.secrets["privateKey"] = {"pk" + std::to_string(i), "k", kT0};
+    Create(c);
+  }
+  auto ids = store_->SecretKeyIds();
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(*ids, (std::vector<std::string>{"a-old", "k", "z-old"}));
+
+  auto all = store_->SecretsNotUnderKey("k", 100);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  ASSERT_EQ(all->size(), 4u);
+  std::vector<std::string> order;
+  for (const auto& ref : *all) {
+    EXPECT_EQ(ref.field, "password");
+    EXPECT_NE(ref.secret.key_id, "k");
+    order.push_back(ref.connection_id);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{Id(2), Id(4), Id(1), Id(3)}));
+  // A smaller batch is a prefix of the same stable order, across both key ranges.
+  auto three = store_->SecretsNotUnderKey("k", 3);
+  ASSERT_TRUE(three.ok());
+  ASSERT_EQ(three->size(), 3u);
+  EXPECT_EQ((*three)[2].connection_id, Id(1));
+  EXPECT_EQ((*three)[2].secret.sealed, "p1");
+  EXPECT_EQ((*three)[2].secret.key_id, "z-old");
+  EXPECT_TRUE(store_->SecretsNotUnderKey("k", 0)->empty());
+
+  // Compare-and-set on the sealed bytes.
+  Status stale = store_->ResealSecret(Id(1), "password", "not-p1", {"P1", "k", kT0 + 1});
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.error().code, ErrorCode::kPreconditionFailed);
+  EXPECT_EQ(store_->GetConnection("org-a", Id(1))->secrets.at("password").sealed, "p1");
+  EXPECT_EQ(store_->ResealSecret(Id(1), "passphrase", "p1", {"P1", "k", kT0}).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(store_->ResealSecret(Id(99), "password", "p1", {"P1", "k", kT0}).error().code,
+            ErrorCode::kNotFound);
+
+  for (const auto& ref : *all) {
+    Status s = store_->ResealSecret(ref.connection_id, ref.field, ref.secret.sealed,
+                                    {"re-" + ref.secret.sealed, "k", ref.secret.updated_at});
+    ASSERT_TRUE(s.ok()) << s.error().message;
+  }
+  auto got = store_->GetConnection("org-a", Id(1));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->secrets.at("password").sealed, "re-p1");
+  EXPECT_EQ(got->secrets.at("password").key_id, "k");
+  EXPECT_EQ(got->secrets.at("password").updated_at, kT0);
+  EXPECT_EQ(got->version, 1);
+  EXPECT_EQ(got->updated_at, kT0);
+  EXPECT_TRUE(store_->SecretsNotUnderKey("k", 100)->empty());
+  EXPECT_EQ(*store_->SecretKeyIds(), (std::vector<std::string>{"k"}));
+  // Resealing again with the old bytes is a lost race.
+  EXPECT_EQ(store_->ResealSecret(Id(1), "password", "p1", {"x", "k", kT0}).error().code,
+            ErrorCode::kPreconditionFailed);
+}
+
+TEST_F(SqliteStoreTest, SealedBytesCompareExactly) {
+  domain::Connection c = MakeConnection("org-a", Id(1), "bin");
+  const std::string sealed("a\0b\xff", 4);
+  c.secrets["password"] = {sealed, "k1", kT0};
+  Create(c);
+  // A prefix up to the NUL is not the same value.
+  EXPECT_EQ(store_->ResealSecret(Id(1), "password", "a", {"x", "k2", kT0}).error().code,
+            ErrorCode::kPreconditionFailed);
+  ASSERT_TRUE(store_->ResealSecret(Id(1), "password", sealed, {"x\0y", "k2", kT0}).ok());
+  auto refs = store_->SecretsNotUnderKey("k1", 10);
+  ASSERT_TRUE(refs.ok());
+  ASSERT_EQ(refs->size(), 1u);
+  EXPECT_EQ(refs->front().secret.key_id, "k2");
+}
+
 // ---- idempotency ---------------------------------------------------------------------------
 
 TEST_F(SqliteStoreTest, IdempotencyKeyCreatesOnceAndConflictsAfter) {
   IdempotentResponse r{"req-hash", 201, "{\"connectionId\":\"x\"}", "/v2/connections/x", kT0};
   domain::Connection first = MakeConnection("org-a", Id(1), "first");
   first.secrets["password"] = {"p", "k", kT0};
-  ASSERT_TRUE(store_->CreateConnectionIdempotent(first, "m1", "key-1", r).ok());
+  ASSERT_TRUE(store_->CreateConnectionIdempotent(first, "m1", "key-1", r, kT0 - kDay).ok());
 
   auto stored = store_->GetIdempotent("org-a", "m1", "key-1", kT0 - 1000);
   ASSERT_TRUE(stored.ok());
@@ -636,19 +977,54 @@ TEST_F(SqliteStoreTest, IdempotencyKeyCreatesOnceAndConflictsAfter) {
 
   domain::Connection second = MakeConnection("org-a", Id(2), "second");
   second.secrets["password"] = {"p2", "k", kT0};
-  Status again = store_->CreateConnectionIdempotent(second, "m1", "key-1", r);
+  Status again = store_->CreateConnectionIdempotent(second, "m1", "key-1", r, kT0 - kDay);
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.error().code, ErrorCode::kConflict);
   EXPECT_EQ(store_->GetConnection("org-a", Id(2)).error().code, ErrorCode::kNotFound);
   EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM connection_secrets"), "1");
 
   // The same key of another member is another key.
-  EXPECT_TRUE(store_->CreateConnectionIdempotent(second, "m2", "key-1", r).ok());
+  EXPECT_TRUE(store_->CreateConnectionIdempotent(second, "m2", "key-1", r, kT0 - kDay).ok());
   // A connection id clash rolls the key back too.
-  Status clash = store_->CreateConnectionIdempotent(second, "m1", "key-2", r);
+  Status clash = store_->CreateConnectionIdempotent(second, "m1", "key-2", r, kT0 - kDay);
   ASSERT_FALSE(clash.ok());
   EXPECT_EQ(clash.error().code, ErrorCode::kConflict);
   EXPECT_EQ(store_->GetIdempotent("org-a", "m1", "key-2", 0).error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, StaleIdempotencyRecordIsReplaced) {
+  IdempotentResponse r{"h1", 201, "{\"n\":1}", "/v2/connections/1", kT0};
+  ASSERT_TRUE(store_
+                  ->CreateConnectionIdempotent(MakeConnection("org-a", Id(1), "one"), "m1", "key",
+                                               r, kT0 - kDay)
+                  .ok());
+  // Fresh: the boundary itself (created_at == not_before) still counts as fresh.
+  IdempotentResponse r2{"h2", 201, "{\"n\":2}", "/v2/connections/2", kT0 + kDay};
+  Status fresh = store_->CreateConnectionIdempotent(MakeConnection("org-a", Id(2), "two"), "m1",
+                                                    "key", r2, kT0);
+  ASSERT_FALSE(fresh.ok());
+  EXPECT_EQ(fresh.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(store_->GetConnection("org-a", Id(2)).error().code, ErrorCode::kNotFound);
+
+  // Stale: replaced in the same transaction as the create.
+  ASSERT_TRUE(store_
+                  ->CreateConnectionIdempotent(MakeConnection("org-a", Id(2), "two"), "m1", "key",
+                                               r2, kT0 + 1)
+                  .ok());
+  auto stored = store_->GetIdempotent("org-a", "m1", "key", kT0 + 1);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->request_hash, "h2");
+  EXPECT_EQ(stored->created_at, kT0 + kDay);
+  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM idempotency_keys"), "1");
+  EXPECT_TRUE(store_->GetConnection("org-a", Id(1)).ok());  // the old connection stays
+
+  // A failed create keeps the stale record: the deletion rolls back with it.
+  IdempotentResponse r3{"h3", 201, "{}", "/x", kT0 + 3 * kDay};
+  Status clash = store_->CreateConnectionIdempotent(MakeConnection("org-a", Id(1), "dup"), "m1",
+                                                    "key", r3, kT0 + 2 * kDay);
+  ASSERT_FALSE(clash.ok());
+  EXPECT_EQ(clash.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(store_->GetIdempotent("org-a", "m1", "key", 0)->request_hash, "h2");
 }
 
 // ---- store-wide ----------------------------------------------------------------------------
@@ -729,6 +1105,78 @@ TEST(SqliteStoreMigrations, AppliedOnceWhenTwoStoresOpenANewFileAtOnce) {
               std::to_string(Migrations().size()));
     EXPECT_EQ(RawSql(path, "SELECT max(version) FROM schema_migrations"), latest);
   }
+}
+
+// Runs several statements on the file directly (migration SQL); throws on failure.
+void RawExec(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) throw std::runtime_error("open");
+  char* message = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
+  std::string text = message != nullptr ? message : "";
+  sqlite3_free(message);
+  sqlite3_close(db);
+  if (rc != SQLITE_OK) throw std::runtime_error("exec: " + text);
+}
+
+// A database written by a binary that knew only migration 1 is upgraded in place.
+TEST(SqliteStoreMigrations, Migration2UpgradesAVersion1DatabaseKeepingItsData) {
+  ASSERT_GE(Migrations().size(), 2u);
+  ASSERT_EQ(Migrations()[0].version, 1);
+  TempDir dir;
+  const std::string path = dir.File("v1.db");
+  RawExec(path, "PRAGMA journal_mode = WAL; BEGIN; " + std::string(Migrations()[0].sqlite) +
+                    "; CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT "
+                    "NOT NULL, applied_at INTEGER NOT NULL) STRICT; "
+                    "INSERT INTO schema_migrations VALUES (1, 'initial', 0); COMMIT;");
+  const std::string c1 = Id(1);
+  RawExec(path,
+          "INSERT INTO organizations VALUES ('org-a', 'A', 1);"
+          "INSERT INTO members VALUES ('m1', 'org-a', 'a@b.c', 'viewer', 1);"
+          "INSERT INTO api_clients VALUES ('c1', 'm1', 'h', 1, NULL);"
+          "INSERT INTO access_tokens VALUES ('tok-v1', 'c1', 'm1', 'org-a', " +
+              std::to_string(kT0 + 3600) +
+              ");"
+              "INSERT INTO connections (organization_id, connection_id, name, name_folded, type, "
+              "is_sample, is_archived, use_oauth, write_access, use_friendly_names, created_by, "
+              "updated_by, created_at, updated_at, last_active_at, version, details) VALUES "
+              "('org-a', '" +
+              c1 +
+              "', 'Old', 'old', 'snowflake', 0, 0, 0, 0, 1, 'm1', 'm1', 1, 1, 1, 1, "
+              "'{\"type\":\"snowflake\"}');"
+              "INSERT INTO connection_secrets VALUES ('" +
+              c1 + "', 'password', x'0102', 'k1', 1);");
+  EXPECT_EQ(RawSql(path, "SELECT max(version) FROM schema_migrations"), "1");
+
+  SqliteStore store(path);
+  EXPECT_EQ(RawSql(path, "SELECT max(version) FROM schema_migrations"),
+            std::to_string(Migrations().back().version));
+  EXPECT_EQ(RawSql(path, "SELECT count(*) FROM pragma_foreign_key_check"), "0");
+  // The old rows read as before; the old token (no family) still resolves.
+  auto p = store.ResolveAccessToken("tok-v1", kT0);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->account_type, "viewer");
+  auto c = store.GetConnection("org-a", c1);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->name, "Old");
+  EXPECT_EQ(c->secrets.at("password").sealed, std::string("\x01\x02", 2));
+  EXPECT_EQ(*store.SecretKeyIds(), (std::vector<std::string>{"k1"}));
+  // ...and the new tables work on them.
+  ASSERT_TRUE(store.CreateTeam({"t1", "org-a", "T", kT0}).ok());
+  ASSERT_TRUE(store.AddTeamMember("t1", "m1").ok());
+  Grant g;
+  g.grant_id = "g1";
+  g.team_id = "t1";
+  g.permission = "usage";
+  g.created_by = g.updated_by = "m1";
+  ASSERT_TRUE(store.UpsertGrants("org-a", c1, {g}).ok());
+  EXPECT_TRUE(*store.HasGrant("org-a", c1, "m1"));
+  ASSERT_TRUE(store
+                  .SaveTokenPair({"a", "c1", "m1", "org-a", kT0 + 3600, "f"},
+                                 {"r", "f", "c1", "m1", "org-a", kT0 + kDay})
+                  .ok());
+  ASSERT_TRUE(store.RevokeApiClient("c1", kT0).ok());
+  EXPECT_EQ(store.ResolveAccessToken("tok-v1", kT0).error().code, ErrorCode::kNotFound);
 }
 
 TEST(SqliteStoreMigrations, RefusesASchemaNewerThanTheBinary) {

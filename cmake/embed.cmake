@@ -1,0 +1,139 @@
+# Embeds the API documentation into connreg_lib: docs/openapi.json and the Swagger UI files of
+# the swagger-ui-dist npm package (installed by `npm ci` into node_modules/ from package-lock.json
+# when missing or when the lockfile changed). Include this file from the top-level CMakeLists.txt
+# after connreg_lib is defined:
+#
+#   include(cmake/embed.cmake)
+#
+# The generated embedded_docs.cc holds the bytes through the assembler's .incbin, so a 2 MB
+# bundle costs no compile time; it is rebuilt whenever an embedded file changes.
+#
+# The same file is also the `cmake -P` script that runs npm ci (CONNREG_NPM_CI_SCRIPT mode).
+
+set(_connreg_swagger_files
+  swagger-ui.css swagger-ui.css.map
+  swagger-ui-bundle.js swagger-ui-bundle.js.map
+  swagger-ui-standalone-preset.js swagger-ui-standalone-preset.js.map
+  favicon-32x32.png favicon-16x16.png
+  oauth2-redirect.html oauth2-redirect.js)
+
+if(CONNREG_NPM_CI_SCRIPT)
+  # Script mode: SOURCE_DIR, STAMP, NPM are passed with -D.
+  file(SHA256 "${SOURCE_DIR}/package-lock.json" _lock_hash)
+  set(_need FALSE)
+  if(EXISTS "${STAMP}")
+    file(READ "${STAMP}" _old_hash)
+    if(NOT _old_hash STREQUAL _lock_hash)
+      set(_need TRUE)
+    endif()
+  else()
+    set(_need TRUE)
+  endif()
+  foreach(_f IN LISTS _connreg_swagger_files)
+    if(NOT EXISTS "${SOURCE_DIR}/node_modules/swagger-ui-dist/${_f}")
+      set(_need TRUE)
+    endif()
+  endforeach()
+  if(_need)
+    message(STATUS "connreg: npm ci (node_modules/ missing or package-lock.json changed)")
+    execute_process(
+      COMMAND "${NPM}" ci --no-audit --no-fund --ignore-scripts
+      WORKING_DIRECTORY "${SOURCE_DIR}"
+      RESULT_VARIABLE _rc)
+    if(NOT _rc EQUAL 0)
+      message(FATAL_ERROR "connreg: npm ci failed (${_rc}) in ${SOURCE_DIR}")
+    endif()
+    # npm gives every packaged file the same 1985 mtime: touch them so the embedding is redone.
+    foreach(_f IN LISTS _connreg_swagger_files)
+      file(TOUCH "${SOURCE_DIR}/node_modules/swagger-ui-dist/${_f}")
+    endforeach()
+    file(WRITE "${STAMP}" "${_lock_hash}")
+  endif()
+  return()
+endif()
+
+find_program(CONNREG_NPM npm)
+if(NOT CONNREG_NPM)
+  message(FATAL_ERROR "connreg: npm is required to install swagger-ui-dist (apt-get install npm)")
+endif()
+
+set(_connreg_swagger_dir "${CMAKE_SOURCE_DIR}/node_modules/swagger-ui-dist")
+set(_connreg_npm_stamp "${CMAKE_BINARY_DIR}/connreg-npm-ci.stamp")
+list(TRANSFORM _connreg_swagger_files PREPEND "${_connreg_swagger_dir}/"
+     OUTPUT_VARIABLE _connreg_swagger_paths)
+
+# Configure time: install now when missing, so the version below can be read.
+if(NOT EXISTS "${_connreg_swagger_dir}/package.json")
+  execute_process(
+    COMMAND "${CMAKE_COMMAND}" -DCONNREG_NPM_CI_SCRIPT=ON "-DSOURCE_DIR=${CMAKE_SOURCE_DIR}"
+            "-DSTAMP=${_connreg_npm_stamp}" "-DNPM=${CONNREG_NPM}"
+            -P "${CMAKE_CURRENT_LIST_FILE}"
+    RESULT_VARIABLE _connreg_rc)
+  if(NOT _connreg_rc EQUAL 0)
+    message(FATAL_ERROR "connreg: could not install the npm packages (npm ci)")
+  endif()
+endif()
+file(READ "${_connreg_swagger_dir}/package.json" _connreg_swagger_pkg)
+string(JSON CONNREG_SWAGGER_UI_VERSION GET "${_connreg_swagger_pkg}" version)
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+             "${CMAKE_SOURCE_DIR}/package-lock.json")
+
+# Build time: npm ci again when node_modules/ lost a file or the lockfile changed.
+add_custom_target(connreg_npm_ci
+  COMMAND "${CMAKE_COMMAND}" -DCONNREG_NPM_CI_SCRIPT=ON "-DSOURCE_DIR=${CMAKE_SOURCE_DIR}"
+          "-DSTAMP=${_connreg_npm_stamp}" "-DNPM=${CONNREG_NPM}"
+          -P "${CMAKE_CURRENT_LIST_FILE}"
+  BYPRODUCTS ${_connreg_swagger_paths} "${_connreg_npm_stamp}"
+  COMMENT "Checking node_modules/ against package-lock.json"
+  VERBATIM)
+
+# The generated source: one .incbin per file, and the table EmbeddedFiles() returns.
+set(_connreg_embed_names openapi.json ${_connreg_swagger_files})
+set(_connreg_embed_paths "${CMAKE_SOURCE_DIR}/docs/openapi.json" ${_connreg_swagger_paths})
+set(_asm "")
+set(_decls "")
+set(_table "")
+set(_i 0)
+foreach(_name IN LISTS _connreg_embed_names)
+  list(GET _connreg_embed_paths ${_i} _path)
+  set(_sym "connreg_embedded_${_i}")
+  string(APPEND _asm
+    "asm(\".section .rodata.connreg_embedded,\\\"a\\\",@progbits\\n\"\n"
+    "    \".balign 16\\n\"\n"
+    "    \".globl ${_sym}_begin\\n\"\n"
+    "    \"${_sym}_begin:\\n\"\n"
+    "    \".incbin \\\"${_path}\\\"\\n\"\n"
+    "    \".globl ${_sym}_end\\n\"\n"
+    "    \"${_sym}_end:\\n\"\n"
+    "    \".byte 0\\n\"\n"
+    "    \".previous\\n\");\n")
+  string(APPEND _decls "extern \"C\" const unsigned char ${_sym}_begin[];\n"
+                       "extern \"C\" const unsigned char ${_sym}_end[];\n")
+  string(APPEND _table "    {\"${_name}\", ${_sym}_begin, ${_sym}_end},\n")
+  math(EXPR _i "${_i} + 1")
+endforeach()
+
+set(_connreg_embed_cc "${CMAKE_BINARY_DIR}/generated/embedded_docs.cc")
+file(GENERATE OUTPUT "${_connreg_embed_cc}" CONTENT
+"// Generated by cmake/embed.cmake: do not edit.
+#include \"api/docs.h\"
+
+${_asm}
+${_decls}
+namespace connreg::api {
+
+std::span<const EmbeddedFile> EmbeddedFiles() {
+  static const EmbeddedFile kFiles[] = {
+${_table}  };
+  return kFiles;
+}
+
+std::string_view EmbeddedSwaggerUiVersion() { return \"${CONNREG_SWAGGER_UI_VERSION}\"; }
+
+}  // namespace connreg::api
+")
+target_sources(connreg_lib PRIVATE "${_connreg_embed_cc}")
+set_source_files_properties("${_connreg_embed_cc}" PROPERTIES
+  GENERATED TRUE
+  OBJECT_DEPENDS "${_connreg_embed_paths}")
+add_dependencies(connreg_lib connreg_npm_ci)
