@@ -87,7 +87,7 @@ start_mariadb() {
   mariadb-install-db --no-defaults --user=root --datadir="$dir/mysql/data" \
     --auth-root-authentication-method=socket --skip-test-db >"$dir/mysql-install.log" 2>&1 ||
     die "mariadb-install-db failed; see $dir/mysql-install.log"
-  mariadbd --no-defaults --user=root --datadir="$dir/mysql/data" --port="$port" \
+  setsid mariadbd --no-defaults --user=root --datadir="$dir/mysql/data" --port="$port" \
     --bind-address=127.0.0.1 --socket="$dir/mysql/mysqld.sock" --pid-file="$dir/mysql/mysqld.pid" \
     --log-error="$dir/mysql/error.log" --skip-name-resolve --skip-ssl --innodb-flush-log-at-trx-commit=0 \
     --skip-log-bin >/dev/null 2>&1 &

@@ -1,5 +1,6 @@
 #include "api/api.h"
 
+#include <boost/asio/post.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
@@ -7,6 +8,7 @@
 #include "api/docs.h"
 #include "auth/credentials.h"
 #include "core/log.h"
+#include "metrics/metrics.h"
 #include "crypto/hash.h"
 
 namespace connreg::api {
@@ -20,6 +22,7 @@ std::vector<Route> AllRoutes() {
   return {
       {verb::get, "/healthz", false, HandleHealthz, Exec::kInline},
       {verb::get, "/readyz", false, HandleReadyz},
+      {verb::get, "/metrics", false, HandleMetrics, Exec::kInline},
       {verb::get, "/openapi.json", false, HandleOpenApi, Exec::kInline},
       {verb::get, "/docs", false, HandleDocs, Exec::kInline},
       {verb::get, "/docs/{asset}", false, HandleDocsAsset, Exec::kInline},
@@ -73,10 +76,11 @@ bool Authenticate(Context& ctx) {
 }  // namespace
 
 Api::Api(store::Store& store, BlockingPool& pool, const crypto::SecretSealer& sealer,
-         ApiOptions options)
+         probe::ProbeEngine& engine, ApiOptions options)
     : store_(store),
       pool_(pool),
       sealer_(sealer),
+      engine_(engine),
       options_(std::move(options)),
       router_(AllRoutes()),
       limiter_(options_.rate_limit) {}
@@ -84,14 +88,33 @@ Api::Api(store::Store& store, BlockingPool& pool, const crypto::SecretSealer& se
 boost::asio::awaitable<void> Api::Handle(http::Exchange& ex) {
   Router::Match match;
   if (!Route(ex, match)) co_return;
+  Continuation then;
   if (match.route->exec == Exec::kInline) {
-    Dispatch(ex, match);
-    co_return;
+    then = Dispatch(ex, match);
+  } else {
+    co_await pool_.Run([this, &ex, &match, &then] {
+      then = Dispatch(ex, match);
+      return true;
+    });
   }
-  co_await pool_.Run([this, &ex, &match] {
-    Dispatch(ex, match);
-    return true;
-  });
+  if (then) co_await then(*this);
+}
+
+boost::asio::awaitable<probe::TestResult> Api::RunProbe(
+    domain::Connection c, std::map<std::string, std::string> secrets) {
+  co_return co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable),
+                                                 void(probe::TestResult)>(
+      [&](auto handler) {
+        auto ex = boost::asio::get_associated_executor(handler);
+        // Done must be copyable; the awaitable's handler is move-only.
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        engine_.Submit(std::move(c), std::move(secrets), [shared, ex](probe::TestResult r) {
+          boost::asio::post(ex, [shared, r = std::move(r)]() mutable {
+            std::move (*shared)(std::move(r));
+          });
+        });
+      },
+      boost::asio::use_awaitable);
 }
 
 bool Api::Route(http::Exchange& ex, Router::Match& match) const {
@@ -121,19 +144,20 @@ bool Api::Route(http::Exchange& ex, Router::Match& match) const {
   return true;
 }
 
-void Api::Dispatch(http::Exchange& ex, Router::Match& match) {
-  Context ctx{ex, store_, sealer_, options_, std::move(match.params), std::nullopt};
+Continuation Api::Dispatch(http::Exchange& ex, Router::Match& match) {
+  Context ctx{ex, store_, sealer_, options_, std::move(match.params), std::nullopt, nullptr};
   if (match.route->needs_auth) {
-    if (!Authenticate(ctx)) return;
+    if (!Authenticate(ctx)) return nullptr;
     if (int retry_after = limiter_.Acquire(ctx.principal->client_id); retry_after > 0) {
       ReplyError(ex, Error{ErrorCode::kTooManyRequests,
                            "rate limit exceeded: at most " + std::to_string(options_.rate_limit) +
                                " requests per second per client"});
       ex.response.set(http_::field::retry_after, std::to_string(retry_after));
-      return;
+      return nullptr;
     }
   }
   match.route->handle(ctx);
+  return std::move(ctx.then);
 }
 
 bool Api::OriginAllowed(std::string_view origin) const {
@@ -190,6 +214,13 @@ void ReplyError(http::Exchange& ex, const Error& error) {
 }
 
 void HandleHealthz(Context& ctx) { ReplyJson(ctx.ex, 200, {{"status", "ok"}}); }
+
+void HandleMetrics(Context& ctx) {
+  ctx.ex.response.result(200);
+  ctx.ex.response.set(http_::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+  ctx.ex.response.set(http_::field::cache_control, "no-store");
+  ctx.ex.response.body() = metrics::Render();
+}
 
 void HandleReadyz(Context& ctx) {
   if (auto s = ctx.store.Ping(); !s) {

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +18,7 @@
 #include "crypto/sealer.h"
 #include "domain/connection_input.h"
 #include "http/exchange.h"
+#include "probe/engine.h"
 #include "store/store.h"
 
 namespace connreg::api {
@@ -27,6 +30,11 @@ struct ApiOptions {
   std::vector<std::string> cors_origins;  // exact origins, or "*" for any
 };
 
+class Api;
+// Work a handler leaves for after its blocking part: runs on the request's own executor, so it
+// may await (a connection test waits for the probe engine without holding a pool thread).
+using Continuation = std::function<boost::asio::awaitable<void>(Api&)>;
+
 // Everything a route handler may use for one request.
 struct Context {
   http::Exchange& ex;
@@ -35,6 +43,7 @@ struct Context {
   const ApiOptions& options;
   std::vector<std::string> params;          // the route's placeholders, in order
   std::optional<store::Principal> principal;  // set for routes that need auth
+  Continuation then;                          // optional, see Continuation
 
   domain::Actor actor() const { return {principal->organization_id, principal->member_id}; }
   bool is_admin() const { return principal && principal->account_type == "admin"; }
@@ -43,18 +52,25 @@ struct Context {
 class Api : public http::Handler {
  public:
   Api(store::Store& store, BlockingPool& pool, const crypto::SecretSealer& sealer,
-      ApiOptions options);
+      probe::ProbeEngine& engine, ApiOptions options);
 
   boost::asio::awaitable<void> Handle(http::Exchange& ex) override;
 
   // The routes served, for documentation and tests.
   const Router& router() const { return router_; }
 
+  // Runs a connection test on the probe engine; the awaiting coroutine resumes on its own
+  // executor when the engine answers (within the test's deadline + ~1 s).
+  boost::asio::awaitable<probe::TestResult> RunProbe(domain::Connection c,
+                                                     std::map<std::string, std::string> secrets);
+  BlockingPool& pool() { return pool_; }
+  store::Store& store() { return store_; }
+
  private:
   // Routes the request: false when it was answered already (bad target, 404, 405, preflight).
   bool Route(http::Exchange& ex, Router::Match& match) const;
-  // Authenticates, rate-limits and runs the matched handler.
-  void Dispatch(http::Exchange& ex, Router::Match& match);
+  // Authenticates, rate-limits and runs the matched handler; returns its continuation, if any.
+  Continuation Dispatch(http::Exchange& ex, Router::Match& match);
   // CORS (contract section 10): answers a preflight, or adds the headers of an allowed origin.
   bool HandlePreflight(http::Exchange& ex, const Router::Match& match) const;
   void AddCorsHeaders(http::Exchange& ex) const;
@@ -63,6 +79,7 @@ class Api : public http::Handler {
   store::Store& store_;
   BlockingPool& pool_;
   const crypto::SecretSealer& sealer_;
+  probe::ProbeEngine& engine_;
   ApiOptions options_;
   Router router_;
   RateLimiter limiter_;
@@ -93,6 +110,7 @@ Result<Paging> ParsePaging(const Context& ctx);
 
 void HandleHealthz(Context& ctx);
 void HandleReadyz(Context& ctx);
+void HandleMetrics(Context& ctx);
 void HandleToken(Context& ctx);
 void HandleCreateConnection(Context& ctx);
 void HandleListConnections(Context& ctx);

@@ -3,6 +3,7 @@
 #include "api/api.h"
 #include "api/json_body.h"
 #include "crypto/random.h"
+#include "metrics/metrics.h"
 #include "probe/probe.h"
 
 namespace connreg::api {
@@ -19,21 +20,28 @@ Result<std::map<std::string, std::string>> OpenSecrets(Context& ctx, const domai
   return out;
 }
 
-// Tests `c`; with `record`, stores the outcome as the connection's lastTest (and moves
+// Tests `c` on the probe engine, after the blocking part of the request: no pool thread waits
+// for a warehouse. With `record`, the outcome becomes the connection's lastTest (and moves
 // lastActiveAt when the read query ran).
 void RunAndReply(Context& ctx, const domain::Connection& c, bool record) {
   auto secrets = OpenSecrets(ctx, c);
   if (!secrets) return ReplyError(ctx.ex, secrets.error());
-  probe::TestResult result = probe::RunTest(c, *secrets);
-  if (record) {
-    domain::LastTest last{NowMs(), result.read, result.write};
-    if (auto s = ctx.store.RecordTest(c.organization_id, c.connection_id, last,
+  ctx.then = [&ex = ctx.ex, c, secrets = std::move(*secrets),
+              record](Api& api) -> boost::asio::awaitable<void> {
+    probe::TestResult result = co_await api.RunProbe(c, secrets);
+    for (const auto& step : result.steps) metrics::RecordTestStep(c.type, step.name, step.status);
+    if (record) {
+      Status recorded = co_await api.pool().Run([&] {
+        return api.store().RecordTest(c.organization_id, c.connection_id,
+                                      domain::LastTest{NowMs(), result.read, result.write},
                                       result.query_reached);
-        !s && s.error().code != ErrorCode::kNotFound) {
-      return ReplyError(ctx.ex, s.error());
+      });
+      if (!recorded && recorded.error().code != ErrorCode::kNotFound) {
+        co_return ReplyError(ex, recorded.error());
+      }
     }
-  }
-  ReplyJson(ctx.ex, 200, probe::RenderTestResult(result));
+    ReplyJson(ex, 200, probe::RenderTestResult(result));
+  };
 }
 
 Result<domain::Connection> LoadForTest(Context& ctx) {

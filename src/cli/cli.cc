@@ -89,6 +89,18 @@ int Run(int argc, char** argv) {
   serve_cmd->add_option("--rate-limit", serve.rate_limit,
                         "requests per second per API client (0: off)")
       ->envname("CONNREG_RATE_LIMIT")->check(CLI::Range(0.0, 1e9));
+  serve_cmd->add_option("--test-concurrency", serve.test_concurrency,
+                        "connection tests run at once (default 32); more wait in a queue")
+      ->envname("CONNREG_TEST_CONCURRENCY");
+  serve_cmd->add_option("--test-timeout-max", serve.test_timeout_max,
+                        "cap on a connection test's deadline, seconds (default 60)")
+      ->envname("CONNREG_TEST_TIMEOUT_MAX");
+  serve_cmd->add_option("--egress-deny", serve.egress_deny,
+                        "CIDR list tests may not connect to (replaces the default list)")
+      ->envname("CONNREG_EGRESS_DENY");
+  serve_cmd->add_option("--egress-allow", serve.egress_allow,
+                        "CIDR list tests may only connect to (default: anything not denied)")
+      ->envname("CONNREG_EGRESS_ALLOW");
   serve_cmd->add_option("--cors-origins", serve.cors_origins,
                         "comma-separated origins allowed by CORS, or *")
       ->envname("CONNREG_CORS_ORIGINS");

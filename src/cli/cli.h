@@ -33,6 +33,11 @@ struct ServeOptions {
   std::string log_level = "info";
   double rate_limit = 0;
   std::string cors_origins;  // comma-separated
+  // Connection tests (contract section 7); empty strings keep the defaults.
+  std::string test_concurrency;
+  std::string test_timeout_max;
+  std::string egress_deny;
+  std::string egress_allow;
 };
 
 int Serve(const ServeOptions& options);

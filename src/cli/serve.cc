@@ -20,6 +20,7 @@
 #include "crypto/master_key_source.h"
 #include "crypto/random.h"
 #include "http/server.h"
+#include "probe/engine.h"
 #include "store/store.h"
 
 namespace connreg::cli {
@@ -113,7 +114,18 @@ int Serve(const ServeOptions& o) {
                               .refresh_token_ttl_secs = o.refresh_ttl,
                               .rate_limit = o.rate_limit,
                               .cors_origins = SplitList(o.cors_origins)};
-  api::Api api(*store, pool, sealer, api_options);
+  // The probe engine reads its settings from the environment; flags given on the command line
+  // are copied there first so both spellings mean the same.
+  for (auto [name, value] : {std::pair{"CONNREG_TEST_CONCURRENCY", &o.test_concurrency},
+                             std::pair{"CONNREG_TEST_TIMEOUT_MAX", &o.test_timeout_max},
+                             std::pair{"CONNREG_EGRESS_DENY", &o.egress_deny},
+                             std::pair{"CONNREG_EGRESS_ALLOW", &o.egress_allow}}) {
+    if (!value->empty()) ::setenv(name, value->c_str(), 1);
+  }
+  auto probe_options = probe::ProbeEngine::OptionsFromEnv();
+  if (!probe_options) throw std::runtime_error(probe_options.error().message);
+  probe::ProbeEngine engine(std::move(*probe_options));
+  api::Api api(*store, pool, sealer, engine, api_options);
   http::ServerLimits limits;
   limits.header_timeout = std::chrono::seconds(o.header_timeout);
   limits.drain_timeout = std::chrono::seconds(o.drain_timeout);

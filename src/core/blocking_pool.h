@@ -15,11 +15,15 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "metrics/metrics.h"
+
 namespace connreg {
 
 class BlockingPool {
  public:
-  explicit BlockingPool(std::size_t threads) : pool_(threads) {}
+  explicit BlockingPool(std::size_t threads) : pool_(threads) {
+    metrics::SetPoolSize(static_cast<long>(threads));
+  }
   ~BlockingPool() { Join(); }
 
   // Runs `fn()` on the pool; the awaiting coroutine resumes on its own executor with the result.
@@ -32,7 +36,9 @@ class BlockingPool {
           auto ex = boost::asio::get_associated_executor(handler);
           boost::asio::post(pool_, [fn = std::move(fn), handler = std::move(handler),
                                     ex]() mutable {
+            metrics::AddPoolBusy(1);
             R result = fn();
+            metrics::AddPoolBusy(-1);
             boost::asio::post(ex, [handler = std::move(handler),
                                    result = std::move(result)]() mutable {
               std::move(handler)(std::move(result));

@@ -1,5 +1,7 @@
 #include "http/server.h"
 
+#include "metrics/metrics.h"
+
 #include <cxxabi.h>
 
 #include <array>
@@ -310,6 +312,9 @@ asio::awaitable<void> Server::State::Serve(Session& s) {
     parser.body_limit(limits.max_body_bytes);
     {
       auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kNoThrow);
+      // Beast enforces header_limit only while the header is incomplete: a header that arrives
+      // whole in one read passes whatever its size. Check what the parser consumed.
+      if (!ec && n > limits.max_header_bytes) ec = bhttp::error::header_limit;
       if (ec) {
         co_await RejectBeforeHandler(s, ec, /*has_request_id=*/false, start);
         co_return;
@@ -468,11 +473,14 @@ asio::awaitable<void> Server::State::LingeringClose(Session& s) {
 
 void Server::State::LogAccess(const Exchange& ex, std::string_view method, std::string_view route,
                               int status, Clock::time_point start) {
+  const double duration_ms = MillisSince(start);
+  metrics::RecordRequest(route, status, duration_ms / 1000.0);
+  metrics::SetInFlight(static_cast<long>(in_flight.load(std::memory_order_relaxed)));
   WriteAccessLine(*access_log, AccessRecord{.request_id = ex.request_id,
                                             .method = method,
                                             .route = route,
                                             .status = status,
-                                            .duration_ms = MillisSince(start),
+                                            .duration_ms = duration_ms,
                                             .member_id = ex.member_id,
                                             .remote = ex.remote_address});
 }

@@ -74,8 +74,8 @@ Result<IpAddress> IpAddress::FromSockaddr(const sockaddr* sa) {
     return a;
   }
   if (sa && sa->sa_family == AF_INET6) {
-    return FromV6Bytes(
-        reinterpret_cast<const std::uint8_t*>(&reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr));
+    return FromV6Bytes(reinterpret_cast<const std::uint8_t*>(
+        &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr));
   }
   return Error::BadRequest("not an IPv4 or IPv6 socket address");
 }
@@ -135,7 +135,9 @@ Result<Cidr> ParseCidr(std::string_view text) {
 Result<std::vector<Cidr>> ParseCidrList(std::string_view text) {
   std::vector<Cidr> out;
   std::size_t i = 0;
-  auto is_sep = [](char ch) { return ch == ',' || ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; };
+  auto is_sep = [](char ch) {
+    return ch == ',' || ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+  };
   while (i < text.size()) {
     while (i < text.size() && is_sep(text[i])) ++i;
     std::size_t start = i;
@@ -186,7 +188,6 @@ Resolution ResolveAndCheck(std::string_view host, const EgressPolicy& policy) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_ADDRCONFIG;
   addrinfo* raw = nullptr;
   int rc = getaddrinfo(name.c_str(), nullptr, &hints, &raw);
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> list(raw, &freeaddrinfo);

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "core/result.h"
-#include "probe/deadline.h"
 
 struct sockaddr;
 
@@ -19,7 +18,7 @@ namespace connreg::probe {
 // An IPv4 or IPv6 address. IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are stored as the IPv4
 // address they reach, so that a v4 rule cannot be bypassed by writing the address as v6.
 struct IpAddress {
-  int family = 0;  // 4 or 6
+  int family = 0;                        // 4 or 6
   std::array<std::uint8_t, 16> bytes{};  // network order; IPv4 uses the first 4
 
   // Parses an IP literal ("10.0.0.1", "fe80::1"); no brackets, ports or zone ids.

@@ -1,29 +1,27 @@
 #include "probe/probe.h"
 
-#include <chrono>
+#include <boost/json/array.hpp>
+
+#include "core/log.h"
 
 namespace connreg::probe {
 
-TestResult RunTest(const domain::Connection& c, const std::map<std::string, std::string>&) {
-  auto start = std::chrono::steady_clock::now();
-  TestResult r;
-  r.read = "FAILED";
-  r.write = c.write_access ? "FAILED" : "DISABLED";
-  if (c.use_oauth) {
-    r.steps.push_back({"authenticate", "FAILED", 0, "auth_failed",
-                       "OAuth connections are tested with a signed-in user's token; the "
-                       "registry holds no credential to test this connection with"});
-  } else {
-    r.steps.push_back({"connect", "FAILED", 0, "driver_unavailable",
-                       "no " + c.type + " driver is built into this server"});
-  }
-  for (const char* later : {"query", "write"}) {
-    if (std::string(later) == "write" && !c.write_access) continue;
-    r.steps.push_back({later, "SKIPPED", 0, "", ""});
-  }
-  r.duration_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  return r;
+ProbeEngine& DefaultEngine() {
+  static ProbeEngine* const engine = [] {
+    auto options = ProbeEngine::OptionsFromEnv();
+    if (options) return new ProbeEngine(std::move(*options));
+    log::Event(log::Level::kError, "probe_config_invalid",
+               {{"message", options.error().message},
+                {"effect", "every connection test is denied egress until this is fixed"}});
+    ProbeEngine::Options closed;
+    closed.egress = EgressPolicy({*ParseCidr("0.0.0.0/0"), *ParseCidr("::/0")}, {});
+    return new ProbeEngine(std::move(closed));
+  }();
+  return *engine;
+}
+
+TestResult RunTest(const domain::Connection& c, const std::map<std::string, std::string>& secrets) {
+  return DefaultEngine().RunTest(c, secrets);
 }
 
 boost::json::object RenderTestResult(const TestResult& r) {
@@ -39,12 +37,15 @@ boost::json::object RenderTestResult(const TestResult& r) {
                           {"durationMs", r.duration_ms},
                           {"steps", std::move(steps)}};
   for (const Step& s : r.steps) {
-    if (s.status != "FAILED") continue;
-    if (s.name == "write") {
+    if (s.status != status::kFailed) continue;
+    if (s.name == step::kWrite) {
       out["writeError"] = s.message;
     } else if (!out.contains("readError")) {
       out["readError"] = s.message;
     }
+  }
+  if (r.write == status::kFailed && !out.contains("writeError")) {
+    out["writeError"] = "the write test did not run because the read test failed";
   }
   return out;
 }

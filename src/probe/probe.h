@@ -1,39 +1,29 @@
-// Testing a connection against its warehouse (contract section 7). The engine resolves, checks
-// egress, connects, authenticates and runs the read and write steps through one driver per
-// warehouse family. This build has no drivers yet: every test reports `driver_unavailable`
-// (or `auth_failed` for OAuth connections, which are tested with a user's token, never ours).
+// Testing a connection against its warehouse (contract section 7). The path of one test:
+//   ProbeEngine (engine.h): queue, deadline and watchdog, on the engine's own threads
+//   -> ResolveAndCheck (egress.h): resolve the host, check every address against the policy
+//   -> Driver (drivers/driver.h): one per warehouse family (drivers/postgres.cc, mysql.cc),
+//      connecting to the checked address: connect, tls, authenticate, query, write
+//   -> StepLog (step_log.h) and Scrubber (scrub.h): every message recorded is free of secrets
+//   -> TestResult (test_result.h), rendered by RenderTestResult.
 #pragma once
 
-#include <optional>
+#include <map>
 #include <string>
-#include <vector>
-
-#include <boost/json/object.hpp>
 
 #include "domain/connection.h"
+#include "probe/engine.h"
+#include "probe/test_result.h"
 
 namespace connreg::probe {
 
-struct Step {
-  std::string name;    // resolve | connect | tls | authenticate | query | write
-  std::string status;  // SUCCESS | FAILED | SKIPPED
-  double duration_ms = 0;
-  std::string code;     // empty when the step succeeded or was skipped
-  std::string message;  // never contains a secret
-};
+// The process-wide engine, created on first use with ProbeEngine::OptionsFromEnv(). When the
+// environment holds an invalid value it logs the error and fails closed: every address is denied.
+// Never destroyed (its threads may be blocked in a driver at exit).
+ProbeEngine& DefaultEngine();
 
-struct TestResult {
-  std::string read;   // SUCCESS | FAILED
-  std::string write;  // SUCCESS | FAILED | DISABLED
-  double duration_ms = 0;
-  std::vector<Step> steps;
-  bool query_reached = false;  // the read step ran a query: lastActiveAt moves
-};
-
-// Tests `c` with its opened secrets (field -> plaintext). Blocking; thread-safe.
-TestResult RunTest(const domain::Connection& c,
-                   const std::map<std::string, std::string>& secrets);
-
-boost::json::object RenderTestResult(const TestResult& r);
+// Tests `c` with its opened secrets (field -> plaintext) on DefaultEngine() and waits for the
+// result. Blocks the calling thread up to the test's deadline (+ ~1 s); thread-safe. Callers on an
+// I/O thread should use DefaultEngine().Submit instead.
+TestResult RunTest(const domain::Connection& c, const std::map<std::string, std::string>& secrets);
 
 }  // namespace connreg::probe

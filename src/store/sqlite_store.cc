@@ -201,6 +201,13 @@ class Connection {
   enum class Role { kWriter, kReader };
 
   static Result<std::unique_ptr<Connection>> Open(const std::string& path, Role role) {
+    // Once per process, before any handle: no global memory statistics (they take a global
+    // mutex on every sqlite3_malloc, which every reader thread would contend on).
+    static const int configured = [] {
+      sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+      return sqlite3_initialize();
+    }();
+    if (configured != SQLITE_OK) return Error::Internal("sqlite3_initialize failed");
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
     if (role == Role::kWriter) flags |= SQLITE_OPEN_CREATE;
     sqlite3* db = nullptr;

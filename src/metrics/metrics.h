@@ -1,0 +1,27 @@
+// Process-wide Prometheus metrics (contract section 5, GET /metrics). Labels carry route
+// templates and enum values only: never an id, a name, a token or a secret. Thread-safe; the hot
+// path (one request) takes a shared lock and does relaxed atomic increments.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace connreg::metrics {
+
+// One HTTP request finished: `route` is the template ("/v2/connections/{connectionId}") or "-".
+void RecordRequest(std::string_view route, int status, double duration_seconds);
+// One store call finished (operation is a fixed name such as "get_connection").
+void RecordStoreOperation(std::string_view operation, double duration_seconds);
+// One connection test finished, with the outcome of each step.
+void RecordTestStep(std::string_view warehouse_type, std::string_view step,
+                    std::string_view status);
+// Requests being handled right now.
+void SetInFlight(long value);
+// Threads of the blocking pool busy right now / in all.
+void AddPoolBusy(long delta);
+void SetPoolSize(long size);
+
+// The Prometheus text exposition (version 0.0.4) of everything recorded.
+std::string Render();
+
+}  // namespace connreg::metrics

@@ -1,0 +1,250 @@
+// MariaDB Connector/C connects, negotiates TLS and authenticates in one blocking call, so this
+// driver passes the time left to the library's connect, read and write timeouts (whole seconds,
+// rounded up) and learns which phase failed from the error number. The engine's watchdog covers
+// the rounding and any call the library does not bound.
+#include "probe/drivers/mysql.h"
+
+#include <errmsg.h>
+#include <mysql.h>
+#include <mysqld_error.h>
+
+#include <memory>
+#include <mutex>
+
+#include "probe/drivers/sql_probe.h"
+
+namespace connreg::probe {
+namespace {
+
+bool Contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+// Client-side "could not reach / lost the server" errors (errmsg.h).
+constexpr unsigned kConnectionError = 2002;     // CR_CONNECTION_ERROR
+constexpr unsigned kConnHostError = 2003;       // CR_CONN_HOST_ERROR
+constexpr unsigned kUnknownHost = 2005;         // CR_UNKNOWN_HOST
+constexpr unsigned kServerGone = 2006;          // CR_SERVER_GONE_ERROR
+constexpr unsigned kServerLost = 2013;          // CR_SERVER_LOST
+constexpr unsigned kSslConnectionError = 2026;  // CR_SSL_CONNECTION_ERROR
+constexpr unsigned kServerLostExtended = 2055;  // CR_SERVER_LOST_EXTENDED
+
+// The step a failed mysql_real_connect is blamed on, and its code.
+struct Blame {
+  std::string_view step;
+  std::string_view code;
+};
+
+Blame BlameConnectError(unsigned err, std::string_view message, const Deadline& deadline) {
+  switch (err) {
+    case ER_ACCESS_DENIED_ERROR:              // 1045: wrong user or password
+    case ER_ACCESS_DENIED_NO_PASSWORD_ERROR:  // 1698
+    case CR_AUTH_PLUGIN_CANNOT_LOAD:          // 2059
+    case CR_AUTH_PLUGIN_ERR:                  // 2061
+      return {step::kAuthenticate, code::kAuthFailed};
+    case ER_BAD_DB_ERROR:  // 1049: unknown database
+      return {step::kAuthenticate, code::kNotFound};
+    case ER_DBACCESS_DENIED_ERROR:  // 1044: no access to that database (or it does not exist)
+      return {step::kAuthenticate, code::kPermissionDenied};
+    case ER_HOST_NOT_PRIVILEGED:  // 1130: this client host may not connect at all
+      return {step::kConnect, code::kPermissionDenied};
+    case kSslConnectionError:
+      return {step::kTls, code::kTlsFailure};
+    case kConnectionError:
+    case kConnHostError:
+    case kUnknownHost:
+      if (Contains(message, "(110)") || Contains(message, "imed out") || deadline.expired()) {
+        return {step::kConnect, code::kTimeout};
+      }
+      return {step::kConnect, code::kConnectionRefused};
+    case kServerLost:
+    case kServerLostExtended:
+    case kServerGone:
+      // The TCP connection was made but the handshake did not complete.
+      if (deadline.expired() || Contains(message, "(110)") || Contains(message, "imed out") ||
+          Contains(message, "waiting for")) {
+        return {step::kConnect, code::kTimeout};
+      }
+      return {step::kConnect, code::kProtocolError};
+    default:
+      if (Contains(message, "SSL") || Contains(message, "TLS"))
+        return {step::kTls, code::kTlsFailure};
+      return {step::kAuthenticate, code::kProtocolError};
+  }
+}
+
+// The code for a statement that failed with `err`.
+std::string_view CodeForStatementError(unsigned err, const Deadline& deadline) {
+  switch (err) {
+    case ER_DBACCESS_DENIED_ERROR:         // 1044
+    case ER_TABLEACCESS_DENIED_ERROR:      // 1142: e.g. CREATE command denied
+    case ER_COLUMNACCESS_DENIED_ERROR:     // 1143
+    case ER_SPECIFIC_ACCESS_DENIED_ERROR:  // 1227
+    case ER_OPTION_PREVENTS_STATEMENT:     // 1290: --read-only
+      return code::kPermissionDenied;
+    case ER_BAD_DB_ERROR:   // 1049: the write schema does not exist
+    case ER_NO_SUCH_TABLE:  // 1146
+      return code::kNotFound;
+    case kServerLost:
+    case kServerGone:
+    case kServerLostExtended:
+      return deadline.expired() ? code::kTimeout : code::kProtocolError;
+    case ER_STATEMENT_TIMEOUT:  // 1969: max_statement_time
+      return code::kTimeout;
+    default:
+      return code::kProtocolError;
+  }
+}
+
+void InitLibraryOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { mysql_library_init(0, nullptr, nullptr); });
+}
+
+class MysqlSession : public SqlSession {
+ public:
+  MysqlSession(MYSQL* mysql, const Deadline& deadline) : mysql_(mysql), deadline_(deadline) {}
+
+  SqlOutcome Execute(std::string_view sql) override {
+    SqlOutcome out;
+    if (!usable_) {
+      out.code = code::kProtocolError;
+      out.message = "the connection is no longer usable";
+      return out;
+    }
+    if (mysql_real_query(mysql_, sql.data(), sql.size()) != 0) return Failure();
+    MYSQL_RES* res = mysql_store_result(mysql_);
+    if (!res && mysql_field_count(mysql_) != 0) return Failure();
+    if (res) {
+      MYSQL_ROW row = mysql_fetch_row(res);
+      if (row && mysql_num_fields(res) > 0 && row[0]) {
+        unsigned long* lengths = mysql_fetch_lengths(res);
+        out.value.assign(row[0], lengths ? lengths[0] : std::strlen(row[0]));
+      }
+      mysql_free_result(res);
+    }
+    out.ok = true;
+    return out;
+  }
+
+  std::string QuoteIdentifier(std::string_view name) override {
+    std::string q = "`";
+    for (char ch : name) {
+      if (ch == '`') q += '`';
+      q += ch;
+    }
+    return q + "`";
+  }
+
+  bool usable() const override { return usable_; }
+
+ private:
+  SqlOutcome Failure() {
+    SqlOutcome out;
+    unsigned err = mysql_errno(mysql_);
+    out.code = CodeForStatementError(err, deadline_);
+    out.message = mysql_error(mysql_);
+    if (err == kServerLost || err == kServerGone || err == kServerLostExtended) usable_ = false;
+    return out;
+  }
+
+  MYSQL* mysql_;
+  const Deadline& deadline_;
+  bool usable_ = true;
+};
+
+class MysqlDriverImpl : public Driver {
+ public:
+  std::optional<Endpoint> Target(const boost::json::object& details,
+                                 std::string& why) const override {
+    Endpoint e{DetailString(details, "host"), DetailInt(details, "port", 0)};
+    if (e.host.empty()) why = "details.host is missing";
+    if (e.port <= 0) why = "details.port is missing";
+    if (!why.empty()) return std::nullopt;
+    return e;
+  }
+
+  bool UsesTls(const boost::json::object& details) const override {
+    return DetailBool(details, "useTls", false);
+  }
+
+  void Run(ProbeRun& run) const override {
+    InitLibraryOnce();
+    const bool tls = UsesTls(run.details);
+    std::unique_ptr<MYSQL, decltype(&mysql_close)> mysql(mysql_init(nullptr), &mysql_close);
+    if (!mysql) {
+      return run.steps.Fail(step::kConnect, code::kProtocolError, "libmariadb is out of memory");
+    }
+    MYSQL* m = mysql.get();
+    unsigned timeout = run.deadline.remaining_seconds_ceil();
+    mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+    mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &timeout);
+    mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &timeout);
+    unsigned protocol = MYSQL_PROTOCOL_TCP;
+    mysql_options(m, MYSQL_OPT_PROTOCOL, &protocol);
+    // A hostile server may ask the client for local files (LOAD DATA LOCAL); refuse always.
+    unsigned local_infile = 0;
+    mysql_options(m, MYSQL_OPT_LOCAL_INFILE, &local_infile);
+    mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    // Only challenge-response plugins (and ones that send the password only over TLS): a server
+    // must not be able to switch the client to mysql_clear_password or dialog and read the
+    // password, which matters most when TLS was asked for and the server does not offer it.
+    mysql_options(m, MARIADB_OPT_RESTRICTED_AUTH,
+                  "mysql_native_password,client_ed25519,caching_sha2_password,sha256_password");
+    if (tls) {
+      my_bool on = 1;
+      my_bool off = 0;
+      mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &on);
+      // Encryption without certificate verification, as sslmode=require for PostgreSQL: the
+      // registry has no CA configuration per connection yet, and the connection goes to an IP
+      // literal, which Connector/C would have to match against the certificate. Without
+      // verification Connector/C 3.3 does not refuse a server that offers no TLS (ENFORCE alone
+      // does not), so the cipher is checked after connecting: such a server is a tls_failure.
+      mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &off);
+    }
+
+    std::string address = run.addresses.front().ToString();
+    std::string user = DetailString(run.details, "user");
+    std::string database = DetailString(run.details, "database");
+    auto pw = run.secrets.find("password");
+
+    run.steps.Begin(step::kConnect);
+    MYSQL* ok = mysql_real_connect(m, address.c_str(), user.c_str(),
+                                   pw == run.secrets.end() ? nullptr : pw->second.c_str(),
+                                   database.empty() ? nullptr : database.c_str(),
+                                   static_cast<unsigned>(run.endpoint.port), nullptr, 0);
+    if (!ok) {
+      unsigned err = mysql_errno(m);
+      std::string message = mysql_error(m);
+      Blame blame = BlameConnectError(err, message, run.deadline);
+      // Steps before the blamed one passed: the library got that far.
+      if (blame.step != step::kConnect) {
+        run.steps.Pass();
+        if (tls && blame.step == step::kAuthenticate) run.steps.Add(step::kTls, status::kSuccess);
+      }
+      if (blame.step == step::kTls && !tls) blame.step = step::kAuthenticate;
+      return run.steps.Fail(blame.step, blame.code, message);
+    }
+    // The one call above did connect, TLS and authentication; its time shows under connect.
+    run.steps.Pass();
+    if (tls) {
+      if (!mysql_get_ssl_cipher(m)) {
+        return run.steps.Fail(step::kTls, code::kTlsFailure, "the server did not negotiate TLS");
+      }
+      run.steps.Add(step::kTls, status::kSuccess);
+    }
+    run.steps.Add(step::kAuthenticate, status::kSuccess);
+
+    MysqlSession session(m, run.deadline);
+    RunSqlSteps(run, session, WriteAccessString(run.details, "writeSchema"));
+  }
+};
+
+}  // namespace
+
+const Driver& MysqlDriver() {
+  static const MysqlDriverImpl* const driver = new MysqlDriverImpl;
+  return *driver;
+}
+
+}  // namespace connreg::probe

@@ -1,0 +1,371 @@
+"""Testing a connection (contract section 7): saved, saved with a change, unsaved; the result shape,
+egress policy, nothing saved by a test, lastTest, and no secret in any message.
+
+No warehouse runs here, so a read never succeeds; the tests assert what must hold regardless.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from conftest import check_connection, check_error, conn_body, schemas, valid_details
+
+C = "/v2/connections"
+STEP_NAMES = {"resolve", "connect", "tls", "authenticate", "query", "write"}
+CODES = {"dns_failure", "egress_denied", "connection_refused", "timeout", "tls_failure", "auth_failed",
+         "permission_denied", "not_found", "protocol_error", "driver_unavailable"}
+
+
+def check_result(r, secrets=()):
+    assert r.status_code == 200, r.text
+    res = r.json()
+    schemas().validate("testConnection", 200, res)
+    assert res["read"] in ("SUCCESS", "FAILED") and res["write"] in ("SUCCESS", "FAILED", "DISABLED")
+    if "durationMs" in res:
+        assert isinstance(res["durationMs"], (int, float)) and res["durationMs"] >= 0
+    if res["read"] == "FAILED":
+        assert isinstance(res.get("readError"), str) and res["readError"], res
+    for s in res.get("steps", []):
+        assert s["name"] in STEP_NAMES and s["status"] in ("SUCCESS", "FAILED", "SKIPPED"), s
+        assert isinstance(s["durationMs"], (int, float)) and s["durationMs"] >= 0
+        if "code" in s:
+            assert s["code"] in CODES, s
+    for v in secrets:
+        assert v not in r.text, "a secret appears in a test result"
+    return res
+
+
+def test_saved_test_without_write_access(api):
+    created = api.create(conn_body("postgres", timeoutSecs=5))
+    res = check_result(api.get(f"{C}/{created['connectionId']}/test", timeout=70), list(api.secret_values))
+    assert res["write"] == "DISABLED", "write is DISABLED when writeAccess is not configured"
+    after = api.get_conn(created["connectionId"])
+    assert after["lastTest"]["read"] == res["read"] and after["lastTest"]["write"] == res["write"]
+    assert after["lastTest"]["at"] >= created["createdAt"]
+    if res["read"] == "FAILED":
+        assert after["lastActiveAt"] == created["lastActiveAt"]
+
+
+def test_saved_test_with_write_access(api):
+    body = conn_body("postgres", timeoutSecs=5)
+    body["details"]["writeAccess"] = {"writeSchema": "sigma_w"}
+    created = api.create(body)
+    res = check_result(api.post(f"{C}/{created['connectionId']}/test", timeout=70))
+    assert res["write"] in ("SUCCESS", "FAILED")
+    if res["read"] == "FAILED":
+        assert res["write"] == "FAILED"
+
+
+def test_post_test_with_change_saves_nothing(api):
+    created = api.create(conn_body("postgres", timeoutSecs=5))
+    cid = created["connectionId"]
+    before = api.get_conn(cid)
+    res = check_result(api.post(f"{C}/{cid}/test", {"details": {"host": "other.example.invalid"}}, timeout=70))
+    after = api.get_conn(cid)
+    assert after["details"] == before["details"] and after["name"] == before["name"]
+    assert after["version"] == before["version"], "a test must not change the connection's version"
+    check_error(api.post(f"{C}/{cid}/test", {"details": {"hots": "x"}}), 400, "bad_request")
+    check_error(api.post(f"{C}/{cid}/test", {"details": {"port": 0}}), 400, "bad_request")
+
+
+def test_unsaved_config_test(api):
+    total = api.list(limit=1, includeArchived="true")["total"]
+    body = conn_body("mysql", timeoutSecs=5)
+    api._remember_secrets(body)
+    res = check_result(api.post(f"{C}/test", body, timeout=70), [body["details"]["password"]])
+    assert res["write"] == "DISABLED"
+    assert api.list(limit=1, includeArchived="true")["total"] == total, "an unsaved test saved something"
+    bad = conn_body("mysql")
+    bad["details"]["port"] = 70000
+    err = check_error(api.post(f"{C}/test", bad), 400, "bad_request")
+    assert "details.port" in err["message"]
+
+
+@pytest.mark.parametrize("host", ["169.254.169.254", "0.0.0.1", "224.0.0.1", "fe80::1"])
+def test_egress_denied(api, host):
+    body = {"name": "egress", "timeoutSecs": 5,
+            "details": {"type": "postgres", "host": host, "database": "d", "user": "u", "password": "pw-egress-1"}}
+    res = check_result(api.post(f"{C}/test", body, timeout=70))
+    assert res["read"] == "FAILED"
+    steps = res.get("steps")
+    assert steps, "no steps in a test result"
+    resolve = [s for s in steps if s["name"] == "resolve"]
+    assert resolve and resolve[0]["status"] == "FAILED" and resolve[0].get("code") == "egress_denied", \
+        f"a denied address must fail the resolve step with egress_denied: {steps}"
+    assert not any(s["name"] == "connect" and s["status"] == "SUCCESS" for s in steps)
+
+
+def test_resolve_comes_first(api):
+    body = {"name": "dns", "timeoutSecs": 5,
+            "details": {"type": "postgres", "host": "no-such-host.invalid", "database": "d"}}
+    res = check_result(api.post(f"{C}/test", body, timeout=70))
+    assert res["read"] == "FAILED"
+    steps = res.get("steps", [])
+    assert steps and steps[0]["name"] == "resolve", f"every test resolves first: {steps}"
+    assert steps[0]["status"] == "FAILED" and steps[0].get("code") == "dns_failure", steps
+
+
+def test_test_of_unknown_is_404(api):
+    check_error(api.get(f"{C}/{uuid.uuid4()}/test"), 404, "not_found")
+    check_error(api.post(f"{C}/{uuid.uuid4()}/test"), 404, "not_found")
+
+
+def test_test_of_archived_is_409(api):
+    cid = api.create(conn_body())["connectionId"]
+    api.delete(f"{C}/{cid}")
+    check_error(api.get(f"{C}/{cid}/test"), 409, "conflict")
+    check_error(api.post(f"{C}/{cid}/test"), 409, "conflict")
+
+
+@pytest.mark.parametrize("kind", ["snowflake", "bigQuery", "databricks", "starburst", "sqlserver", "azuresql", "redshift"])
+def test_every_type_answers_a_test(api, kind):
+    body = conn_body(kind, timeoutSecs=3)
+    api._remember_secrets(body)
+    secrets = [v for k, v in body["details"].items() if k in ("password", "token", "serviceAccount")]
+    check_result(api.post(f"{C}/test", body, timeout=70), secrets)
+
+
+# --------------------------------------------------------------------------------------------
+# A fake PostgreSQL server: enough of the v3 wire protocol for a probe to connect, authenticate
+# (cleartext password, so the test sees which secret the server sent) and run its trivial query.
+
+
+import socket
+import struct
+import threading
+import time
+
+
+class FakePostgres:
+    def __init__(self, accept_login: bool):
+        self.accept_login = accept_login
+        self.passwords: list[str] = []
+        self.queries: list[str] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self._stop = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def close(self):
+        self._stop = True
+        self.sock.close()
+
+    def _serve(self):
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _recv_exact(conn, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = conn.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("peer closed")
+            buf += chunk
+        return buf
+
+    @staticmethod
+    def _msg(kind: bytes, payload: bytes) -> bytes:
+        return kind + struct.pack("!i", len(payload) + 4) + payload
+
+    def _session(self, conn):
+        conn.settimeout(10)
+        try:
+            while True:  # SSLRequest / GSSENCRequest, then the StartupMessage
+                n = struct.unpack("!i", self._recv_exact(conn, 4))[0]
+                body = self._recv_exact(conn, n - 4)
+                code = struct.unpack("!i", body[:4])[0]
+                if code in (80877103, 80877104):
+                    conn.sendall(b"N")
+                    continue
+                break
+            conn.sendall(self._msg(b"R", struct.pack("!i", 3)))  # AuthenticationCleartextPassword
+            kind = self._recv_exact(conn, 1)
+            n = struct.unpack("!i", self._recv_exact(conn, 4))[0]
+            body = self._recv_exact(conn, n - 4)
+            if kind == b"p":
+                self.passwords.append(body.rstrip(b"\0").decode("utf-8", "replace"))
+            if not self.accept_login:
+                pw = body.rstrip(b"\0")
+                fields = (b"SFATAL\0VFATAL\0C28P01\0M" + b"password authentication failed for user, got " + pw
+                          + b"\0\0")
+                conn.sendall(self._msg(b"E", fields))
+                return
+            out = self._msg(b"R", struct.pack("!i", 0))
+            for k, v in (("server_version", "15.4"), ("client_encoding", "UTF8"), ("server_encoding", "UTF8"),
+                         ("standard_conforming_strings", "on"), ("integer_datetimes", "on"),
+                         ("DateStyle", "ISO, MDY"), ("TimeZone", "UTC")):
+                out += self._msg(b"S", k.encode() + b"\0" + v.encode() + b"\0")
+            out += self._msg(b"K", struct.pack("!ii", 4242, 99))
+            out += self._msg(b"Z", b"I")
+            conn.sendall(out)
+            while True:
+                kind = self._recv_exact(conn, 1)
+                n = struct.unpack("!i", self._recv_exact(conn, 4))[0]
+                body = self._recv_exact(conn, n - 4)
+                if kind == b"X":
+                    return
+                if kind != b"Q":
+                    continue
+                q = body.rstrip(b"\0").decode("utf-8", "replace")
+                self.queries.append(q)
+                if q.strip().upper().startswith("SELECT"):
+                    field = b"?column?\0" + struct.pack("!ihihih", 0, 0, 23, 4, -1, 0)
+                    out = self._msg(b"T", struct.pack("!h", 1) + field)
+                    out += self._msg(b"D", struct.pack("!hi", 1, 1) + b"1")
+                    out += self._msg(b"C", b"SELECT 1\0")
+                else:
+                    out = self._msg(b"C", q.split()[0].upper().encode() + b"\0")
+                out += self._msg(b"Z", b"I")
+                conn.sendall(out)
+        except (OSError, ConnectionError, struct.error):
+            pass
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def pg_reject():
+    f = FakePostgres(accept_login=False)
+    yield f
+    f.close()
+
+
+@pytest.fixture
+def pg_accept():
+    f = FakePostgres(accept_login=True)
+    yield f
+    f.close()
+
+
+def pg_body(port, password, **top):
+    return dict({"name": "fake-pg", "timeoutSecs": 5,
+                 "details": {"type": "postgres", "host": "127.0.0.1", "port": port, "database": "d",
+                             "user": "u", "password": password}}, **top)
+
+
+def test_stored_password_is_used_and_never_echoed(api, pg_reject):
+    password = "PgSecret-" + uuid.uuid4().hex
+    created = api.create(pg_body(pg_reject.port, password))
+    r = api.get(f"{C}/{created['connectionId']}/test", timeout=70)
+    res = check_result(r, [password])
+    assert res["read"] == "FAILED"
+    assert pg_reject.passwords == [password], \
+        f"the warehouse did not receive the stored password (got {len(pg_reject.passwords)} logins)"
+    auth = [s for s in res.get("steps", []) if s["name"] == "authenticate"]
+    assert auth and auth[0]["status"] == "FAILED" and auth[0].get("code") == "auth_failed", res.get("steps")
+    for s in res.get("steps", []):
+        assert password not in json.dumps(s)
+    after = api.get_conn(created["connectionId"])
+    assert after["lastActiveAt"] == created["lastActiveAt"], "a failed login is not activity"
+
+
+def test_successful_read_moves_last_active_at(api, pg_accept):
+    password = "PgOk-" + uuid.uuid4().hex
+    created = api.create(pg_body(pg_accept.port, password))
+    time.sleep(0.01)
+    res = check_result(api.get(f"{C}/{created['connectionId']}/test", timeout=70), [password])
+    assert res["read"] == "SUCCESS", res
+    assert res["write"] == "DISABLED"
+    assert pg_accept.passwords == [password]
+    assert any("select" in q.lower() for q in pg_accept.queries), pg_accept.queries
+    after = api.get_conn(created["connectionId"])
+    assert after["lastActiveAt"] > created["lastActiveAt"], "a successful read moves lastActiveAt"
+    assert after["lastTest"]["read"] == "SUCCESS"
+    assert after["updatedAt"] == created["updatedAt"], "a test is not an update"
+
+
+def test_post_test_uses_stored_secret_with_a_change(api, pg_accept):
+    password = "PgStored-" + uuid.uuid4().hex
+    created = api.create(pg_body(1, password))  # the stored port is wrong; the test body fixes it
+    res = check_result(api.post(f"{C}/{created['connectionId']}/test",
+                                {"details": {"port": pg_accept.port}}, timeout=70))
+    assert res["read"] == "SUCCESS", res
+    assert pg_accept.passwords == [password], "the change was not tested with the stored secret"
+    assert api.get_conn(created["connectionId"])["details"]["port"] == 1, "a test saved its change"
+
+
+def test_unsaved_test_uses_the_given_secret(api, pg_accept):
+    password = {"type": "plain", "value": "PgUnsaved-" + uuid.uuid4().hex}
+    api.secret_values.add(password["value"])
+    total = api.list(limit=1, includeArchived="true")["total"]
+    res = check_result(api.post(f"{C}/test", pg_body(pg_accept.port, password), timeout=70))
+    assert res["read"] == "SUCCESS", res
+    assert pg_accept.passwords == [password["value"]]
+    assert api.list(limit=1, includeArchived="true")["total"] == total
+
+
+def test_connection_refused(api):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    res = check_result(api.post(f"{C}/test", pg_body(port, "pw-refused-1"), timeout=70))
+    assert res["read"] == "FAILED"
+    connect = [st for st in res.get("steps", []) if st["name"] == "connect"]
+    assert connect and connect[0]["status"] == "FAILED" and connect[0].get("code") == "connection_refused", \
+        res.get("steps")
+
+
+def test_deadline_is_timeout_secs(api):
+    """A warehouse that accepts TCP and then says nothing: the test ends at timeoutSecs."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    held = []
+    stop = threading.Event()
+
+    def hold():
+        silent.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(silent.accept()[0])
+            except OSError:
+                continue
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        res = check_result(api.post(f"{C}/test", pg_body(silent.getsockname()[1], "pw-silent-1", timeoutSecs=2),
+                                    timeout=70))
+        elapsed = time.monotonic() - t0
+    finally:
+        stop.set()
+        t.join(2)
+        for c in held:
+            c.close()
+        silent.close()
+    assert res["read"] == "FAILED"
+    assert 1.5 <= elapsed <= 6, f"a test with timeoutSecs 2 took {elapsed:.1f}s"
+    assert any(s.get("code") == "timeout" for s in res.get("steps", [])), res.get("steps")
+
+
+def test_egress_deny_list_is_checked_before_connecting(tmp_path, pg_accept):
+    from conftest import start_server, stop_and_check
+    srv = start_server(tmpdir=tmp_path, env={"CONNREG_EGRESS_DENY": "127.0.0.0/8"})
+    try:
+        api = srv.api()
+        res = check_result(api.post(f"{C}/test", pg_body(pg_accept.port, "pw-deny-1"), timeout=70))
+        assert res["read"] == "FAILED"
+        resolve = [s for s in res.get("steps", []) if s["name"] == "resolve"]
+        assert resolve and resolve[0].get("code") == "egress_denied", res.get("steps")
+        time.sleep(0.2)
+        assert pg_accept.passwords == [], "the server connected to a denied address"
+        # "localhost" resolves to the same denied address.
+        body = pg_body(pg_accept.port, "pw-deny-2")
+        body["details"]["host"] = "localhost"
+        res = check_result(api.post(f"{C}/test", body, timeout=70))
+        assert res["read"] == "FAILED" and pg_accept.passwords == []
+    finally:
+        stop_and_check(srv)

@@ -1,0 +1,338 @@
+// The postgres and mysql drivers against real servers started by scripts/test-databases.sh.
+// The servers' ports and passwords come from CONNREG_TEST_* variables, or from the KEY=VALUE
+// file named by CONNREG_TEST_DB_ENV (what the CTest fixture sets). Without them these tests
+// fail: they are part of the suite, not optional.
+#include <libpq-fe.h>
+#include <mysql.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include <boost/json/serialize.hpp>
+
+#include "probe/engine.h"
+#include "probe/probe.h"
+
+namespace connreg::probe {
+namespace {
+
+std::string Env(const std::string& name) {
+  if (const char* v = std::getenv(name.c_str()); v && *v) return v;
+  static const std::map<std::string, std::string> file = [] {
+    std::map<std::string, std::string> out;
+    const char* path = std::getenv("CONNREG_TEST_DB_ENV");
+    if (!path) return out;
+    std::ifstream in(path);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("export ", 0) == 0) line = line.substr(7);
+      auto eq = line.find('=');
+      if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    return out;
+  }();
+  auto it = file.find(name);
+  return it == file.end() ? "" : it->second;
+}
+
+#define REQUIRE_ENV(var, name)                                                         \
+  const std::string var = Env(name);                                                   \
+  ASSERT_FALSE(var.empty())                                                            \
+      << name << " is not set: run `eval \"$(scripts/test-databases.sh start DIR)\"` " \
+      << "first (and `scripts/test-databases.sh stop DIR` after), or run through ctest"
+
+constexpr const char* kDatabase = "connreg_probe";
+constexpr const char* kWriteSchema = "probe_w";
+constexpr const char* kWriter = "connreg_writer";
+constexpr const char* kReader = "connreg_reader";
+
+domain::Connection MakeConnection(std::string type, boost::json::object details) {
+  domain::Connection c;
+  c.connection_id = "00000000-0000-4000-8000-000000000001";
+  c.type = std::move(type);
+  c.write_access = details.contains("writeAccess");
+  details["type"] = c.type;
+  c.details = std::move(details);
+  c.timeout_secs = 10;
+  return c;
+}
+
+const Step* FindStep(const TestResult& r, std::string_view name) {
+  for (const Step& s : r.steps) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+std::string Describe(const TestResult& r) { return boost::json::serialize(RenderTestResult(r)); }
+
+ProbeEngine& Engine() {
+  static ProbeEngine* engine = new ProbeEngine(ProbeEngine::Options{});
+  return *engine;
+}
+
+// Every step named in `expected` has that status (and code, after a '/').
+void ExpectSteps(const TestResult& r, const std::vector<std::string>& expected) {
+  std::vector<std::string> got;
+  for (const Step& s : r.steps)
+    got.push_back(s.name + ":" + s.status + (s.code.empty() ? "" : "/" + s.code));
+  EXPECT_EQ(got, expected) << Describe(r);
+}
+
+// Counts tables named connreg_probe_% left behind, through the server's own client library.
+int PostgresLeftovers(const std::string& port, const std::string& password) {
+  const char* keys[] = {"host", "port", "dbname", "user", "password", nullptr};
+  const char* values[] = {"127.0.0.1", port.c_str(), kDatabase, kWriter, password.c_str(), nullptr};
+  PGconn* conn = PQconnectdbParams(keys, values, 0);
+  int n = -1;
+  if (PQstatus(conn) == CONNECTION_OK) {
+    PGresult* r =
+        PQexec(conn, "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'connreg_probe_%'");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) n = std::atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+  }
+  PQfinish(conn);
+  return n;
+}
+
+int MysqlLeftovers(const std::string& port, const std::string& password) {
+  MYSQL* m = mysql_init(nullptr);
+  int n = -1;
+  if (mysql_real_connect(m, "127.0.0.1", kWriter, password.c_str(), nullptr, std::stoi(port),
+                         nullptr, 0) &&
+      mysql_query(m,
+                  "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE "
+                  "'connreg\\_probe\\_%'") == 0) {
+    MYSQL_RES* res = mysql_store_result(m);
+    MYSQL_ROW row = res ? mysql_fetch_row(res) : nullptr;
+    if (row) n = std::atoi(row[0]);
+    if (res) mysql_free_result(res);
+  }
+  mysql_close(m);
+  return n;
+}
+
+// --- PostgreSQL -------------------------------------------------------------------------------
+
+TEST(ProbeServerPostgres, ReadAndWriteSucceed) {
+  REQUIRE_ENV(port, "CONNREG_TEST_PG_PORT");
+  REQUIRE_ENV(pw, "CONNREG_TEST_PG_WRITER_PASSWORD");
+  TestResult r = Engine().RunTest(
+      MakeConnection("postgres", {{"host", "127.0.0.1"},
+                                  {"port", std::stoi(port)},
+                                  {"database", kDatabase},
+                                  {"user", kWriter},
+                                  {"writeAccess", {{"writeSchema", kWriteSchema}}}}),
+      {{"password", pw}});
+  EXPECT_EQ(r.read, "SUCCESS") << Describe(r);
+  EXPECT_EQ(r.write, "SUCCESS") << Describe(r);
+  EXPECT_TRUE(r.query_reached);
+  ExpectSteps(r, {"resolve:SUCCESS", "connect:SUCCESS", "authenticate:SUCCESS", "query:SUCCESS",
+                  "write:SUCCESS"});
+  EXPECT_EQ(PostgresLeftovers(port, pw), 0) << "the probe table is dropped";
+}
+
+TEST(ProbeServerPostgres, HostNameIsResolvedAndReadOnlyTestHasWriteDisabled) {
+  REQUIRE_ENV(port, "CONNREG_TEST_PG_PORT");
+  REQUIRE_ENV(pw, "CONNREG_TEST_PG_READER_PASSWORD");
+  TestResult r = Engine().RunTest(MakeConnection("postgres", {{"host", "localhost"},
+                                                              {"port", std::stoi(port)},
+                                                              {"database", kDatabase},
+                                                              {"user", kReader}}),
+                                  {{"password", pw}});
+  EXPECT_EQ(r.read, "SUCCESS") << Describe(r);
+  EXPECT_EQ(r.write, "DISABLED");
+}
+
+TEST(ProbeServerPostgres, ReaderWithoutCreateFailsWriteWithPermissionDenied) {
+  REQUIRE_ENV(port, "CONNREG_TEST_PG_PORT");
+  REQUIRE_ENV(pw, "CONNREG_TEST_PG_READER_PASSWORD");
+  REQUIRE_ENV(writer_pw, "CONNREG_TEST_PG_WRITER_PASSWORD");
+  TestResult r = Engine().RunTest(
+      MakeConnection("postgres", {{"host", "127.0.0.1"},
+                                  {"port", std::stoi(port)},
+                                  {"database", kDatabase},
+                                  {"user", kReader},
+                                  {"writeAccess", {{"writeSchema", kWriteSchema}}}}),
+      {{"password", pw}});
+  EXPECT_EQ(r.read, "SUCCESS") << Describe(r);
+  EXPECT_EQ(r.write, "FAILED");
+  const Step* w = FindStep(r, "write");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->code, "permission_denied") << w->message;  // SQLSTATE 42501
+  EXPECT_EQ(PostgresLeftovers(port, writer_pw), 0);
+}
+
+TEST(ProbeServerPostgres, UnknownWriteSchemaIsNotFound) {
+  REQUIRE_ENV(port, "CONNREG_TEST_PG_PORT");
+  REQUIRE_ENV(pw, "CONNREG_TEST_PG_WRITER_PASSWORD");
+  TestResult r = Engine().RunTest(
+      MakeConnection("postgres", {{"host", "127.0.0.1"},
+                                  {"port", std::stoi(port)},
+                                  {"database", kDatabase},
+                                  {"user", kWriter},
+                                  {"writeAccess", {{"writeSchema", "no_such_schema"}}}}),
+      {{"password", pw}});
+  EXPECT_EQ(r.read, "SUCCESS");
+  EXPECT_EQ(FindStep(r, "write")->code, "not_found") << Describe(r);  // SQLSTATE 3F000
+}
+
+TEST(ProbeServerPostgres, WrongPasswordIsAuthFailedAndNeverEchoed) {
+  REQUIRE_ENV(port, "CONNREG_TEST_PG_PORT");
+  REQUIRE_ENV(real_pw, "CONNREG_TEST_PG_WRITER_PASSWORD");
+  const std::string wrong = "Wr0ng-" + real_pw.substr(0, 6) + "-pw";
+  TestResult r = Engine().RunTest(MakeConnection("postgres", {{"host", "127.0.0.1"},
+                                                              {"port", std::stoi(port)},
+                                                              {"database", kDatabase},
+                                                              {"user", kWriter}}),
+                                  {{"password", wrong}});
+  ExpectSteps(r, {"resolve:SUCCESS", "connect:SUCCESS", "authenticate:FAILED/auth_failed",
+                  "query:SKIPPED"});  // SQLSTATE 28P01
+  EXPECT_FALSE(r.query_reached);
+  std::string body = Describe(r);
+  EXPECT_EQ(body.find(wrong), std::string::npos) << body;
+  EXPECT_EQ(body.find(real_pw), std::string::npos) << body;
+}
+
+TEST(ProbeServerPostgres, UnknownRoleIsAuthFailed) {
+  REQUIRE_ENV(port, "CONNREG_TEST_PG_PORT");
+  TestResult r = Engine().RunTest(MakeConnection("postgres", {{"host", "127.0.0.1"},
+                                                              {"port", std::stoi(port)},
+                                                              {"database", kDatabase},
+                                                              {"user", "no_such_role"}}),
+                                  {{"password", "x-password-x"}});
+  EXPECT_EQ(FindStep(r, "authenticate")->code, "auth_failed") << Describe(r);
+}
+
+TEST(ProbeServerPostgres, UnknownDatabaseIsNotFound) {
+  REQUIRE_ENV(port, "CONNREG_TEST_PG_PORT");
+  REQUIRE_ENV(pw, "CONNREG_TEST_PG_WRITER_PASSWORD");
+  TestResult r = Engine().RunTest(MakeConnection("postgres", {{"host", "127.0.0.1"},
+                                                              {"port", std::stoi(port)},
+                                                              {"database", "no_such_db"},
+                                                              {"user", kWriter}}),
+                                  {{"password", pw}});
+  ExpectSteps(r, {"resolve:SUCCESS", "connect:SUCCESS", "authenticate:FAILED/not_found",
+                  "query:SKIPPED"});  // SQLSTATE 3D000
+}
+
+TEST(ProbeServerPostgres, TlsRequiredButNotOfferedIsTlsFailure) {
+  REQUIRE_ENV(port, "CONNREG_TEST_PG_PORT");
+  REQUIRE_ENV(pw, "CONNREG_TEST_PG_WRITER_PASSWORD");
+  TestResult r = Engine().RunTest(MakeConnection("postgres", {{"host", "127.0.0.1"},
+                                                              {"port", std::stoi(port)},
+                                                              {"database", kDatabase},
+                                                              {"user", kWriter},
+                                                              {"useTls", true}}),
+                                  {{"password", pw}});
+  ExpectSteps(r, {"resolve:SUCCESS", "connect:SUCCESS", "tls:FAILED/tls_failure",
+                  "authenticate:SKIPPED", "query:SKIPPED"});
+}
+
+// --- MariaDB ----------------------------------------------------------------------------------
+
+TEST(ProbeServerMysql, ReadAndWriteSucceed) {
+  REQUIRE_ENV(port, "CONNREG_TEST_MYSQL_PORT");
+  REQUIRE_ENV(pw, "CONNREG_TEST_MYSQL_WRITER_PASSWORD");
+  TestResult r =
+      Engine().RunTest(MakeConnection("mysql", {{"host", "127.0.0.1"},
+                                                {"port", std::stoi(port)},
+                                                {"database", kDatabase},
+                                                {"user", kWriter},
+                                                {"writeAccess", {{"writeSchema", kWriteSchema}}}}),
+                       {{"password", pw}});
+  EXPECT_EQ(r.read, "SUCCESS") << Describe(r);
+  EXPECT_EQ(r.write, "SUCCESS") << Describe(r);
+  EXPECT_TRUE(r.query_reached);
+  ExpectSteps(r, {"resolve:SUCCESS", "connect:SUCCESS", "authenticate:SUCCESS", "query:SUCCESS",
+                  "write:SUCCESS"});
+  EXPECT_EQ(MysqlLeftovers(port, pw), 0) << "the probe table is dropped";
+}
+
+TEST(ProbeServerMysql, ReaderWithoutCreateFailsWriteWithPermissionDenied) {
+  REQUIRE_ENV(port, "CONNREG_TEST_MYSQL_PORT");
+  REQUIRE_ENV(pw, "CONNREG_TEST_MYSQL_READER_PASSWORD");
+  REQUIRE_ENV(writer_pw, "CONNREG_TEST_MYSQL_WRITER_PASSWORD");
+  TestResult r =
+      Engine().RunTest(MakeConnection("mysql", {{"host", "127.0.0.1"},
+                                                {"port", std::stoi(port)},
+                                                {"user", kReader},
+                                                {"writeAccess", {{"writeSchema", kWriteSchema}}}}),
+                       {{"password", pw}});
+  EXPECT_EQ(r.read, "SUCCESS") << Describe(r);
+  EXPECT_EQ(r.write, "FAILED");
+  EXPECT_EQ(FindStep(r, "write")->code, "permission_denied") << Describe(r);  // 1142
+  EXPECT_EQ(MysqlLeftovers(port, writer_pw), 0);
+}
+
+TEST(ProbeServerMysql, UnknownWriteSchemaIsNotFound) {
+  REQUIRE_ENV(port, "CONNREG_TEST_MYSQL_PORT");
+  REQUIRE_ENV(pw, "CONNREG_TEST_MYSQL_READER_PASSWORD");
+  // The reader has global SELECT, so the server says "unknown database" (1049), not "denied".
+  TestResult r = Engine().RunTest(
+      MakeConnection("mysql", {{"host", "127.0.0.1"},
+                               {"port", std::stoi(port)},
+                               {"user", kReader},
+                               {"writeAccess", {{"writeSchema", "no_such_schema"}}}}),
+      {{"password", pw}});
+  EXPECT_EQ(r.read, "SUCCESS") << Describe(r);
+  const Step* w = FindStep(r, "write");
+  ASSERT_NE(w, nullptr);
+  EXPECT_TRUE(w->code == "not_found" || w->code == "permission_denied") << Describe(r);
+}
+
+TEST(ProbeServerMysql, WrongPasswordIsAuthFailedAndNeverEchoed) {
+  REQUIRE_ENV(port, "CONNREG_TEST_MYSQL_PORT");
+  REQUIRE_ENV(real_pw, "CONNREG_TEST_MYSQL_WRITER_PASSWORD");
+  const std::string wrong = "Wr0ng-" + real_pw.substr(0, 6) + "-pw";
+  TestResult r = Engine().RunTest(
+      MakeConnection("mysql",
+                     {{"host", "127.0.0.1"}, {"port", std::stoi(port)}, {"user", kWriter}}),
+      {{"password", wrong}});
+  ExpectSteps(r, {"resolve:SUCCESS", "connect:SUCCESS", "authenticate:FAILED/auth_failed",
+                  "query:SKIPPED"});  // 1045
+  std::string body = Describe(r);
+  EXPECT_EQ(body.find(wrong), std::string::npos) << body;
+  EXPECT_EQ(body.find(real_pw), std::string::npos) << body;
+}
+
+TEST(ProbeServerMysql, UnknownDatabaseIsNotFound) {
+  REQUIRE_ENV(port, "CONNREG_TEST_MYSQL_PORT");
+  REQUIRE_ENV(pw, "CONNREG_TEST_MYSQL_READER_PASSWORD");
+  TestResult r = Engine().RunTest(MakeConnection("mysql", {{"host", "127.0.0.1"},
+                                                           {"port", std::stoi(port)},
+                                                           {"database", "no_such_db"},
+                                                           {"user", kReader}}),
+                                  {{"password", pw}});
+  ExpectSteps(r, {"resolve:SUCCESS", "connect:SUCCESS", "authenticate:FAILED/not_found",
+                  "query:SKIPPED"});  // 1049
+}
+
+TEST(ProbeServerMysql, DatabaseWithoutAccessIsPermissionDenied) {
+  REQUIRE_ENV(port, "CONNREG_TEST_MYSQL_PORT");
+  REQUIRE_ENV(pw, "CONNREG_TEST_MYSQL_WRITER_PASSWORD");
+  // The writer holds privileges on two databases only: any other one is "access denied" (1044).
+  TestResult r = Engine().RunTest(MakeConnection("mysql", {{"host", "127.0.0.1"},
+                                                           {"port", std::stoi(port)},
+                                                           {"database", "mysql"},
+                                                           {"user", kWriter}}),
+                                  {{"password", pw}});
+  ExpectSteps(r, {"resolve:SUCCESS", "connect:SUCCESS", "authenticate:FAILED/permission_denied",
+                  "query:SKIPPED"});
+}
+
+TEST(ProbeServerMysql, TlsRequiredButNotOfferedIsTlsFailure) {
+  REQUIRE_ENV(port, "CONNREG_TEST_MYSQL_PORT");
+  REQUIRE_ENV(pw, "CONNREG_TEST_MYSQL_WRITER_PASSWORD");
+  TestResult r = Engine().RunTest(
+      MakeConnection(
+          "mysql",
+          {{"host", "127.0.0.1"}, {"port", std::stoi(port)}, {"user", kWriter}, {"useTls", true}}),
+      {{"password", pw}});
+  ExpectSteps(r, {"resolve:SUCCESS", "connect:SUCCESS", "tls:FAILED/tls_failure",
+                  "authenticate:SKIPPED", "query:SKIPPED"});
+}
+
+}  // namespace
+}  // namespace connreg::probe
