@@ -1,7 +1,6 @@
 """Issue 3: the permission table of contract section 1 on every route, grants (section 8), the
 token lifecycle of section 2 (refresh rotation, reuse detection, revocation), sample
 connections, rate limiting and CORS. Real binary on port 0, fresh SQLite store."""
-import concurrent.futures
 import time
 
 import pytest
