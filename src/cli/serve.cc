@@ -130,15 +130,6 @@ int Serve(const ServeOptions& o) {
   limits.header_timeout = std::chrono::seconds(o.header_timeout);
   limits.drain_timeout = std::chrono::seconds(o.drain_timeout);
   http::Server server(ioc, api, limits);
-  auto bound = server.Listen(ParseListen(o.listen));
-  log::Event(log::Level::kInfo, "listening",
-             {{"address", bound.address().to_string()},
-              {"port", bound.port()},
-              {"threads", threads},
-              {"store", SqlitePath(o.database).empty() ? "postgresql" : "sqlite"},
-              {"masterKeyId", sealer.current_key_id()},
-              {"version", CONNREG_VERSION}});
-
   // Expired tokens and idempotency records are purged every ten minutes, on the blocking pool.
   boost::asio::steady_timer purge_timer(ioc);
   std::function<void()> schedule_purge = [&] {
@@ -197,6 +188,16 @@ int Serve(const ServeOptions& o) {
     key_timer.cancel();
     server.Stop([&ioc] { ioc.stop(); });
   });
+
+  // Listen last: once "listening" is logged, a SIGTERM is already handled gracefully.
+  auto bound = server.Listen(ParseListen(o.listen));
+  log::Event(log::Level::kInfo, "listening",
+             {{"address", bound.address().to_string()},
+              {"port", bound.port()},
+              {"threads", threads},
+              {"store", SqlitePath(o.database).empty() ? "postgresql" : "sqlite"},
+              {"masterKeyId", sealer.current_key_id()},
+              {"version", CONNREG_VERSION}});
 
   std::vector<std::thread> workers;
   for (int i = 1; i < threads; ++i) workers.emplace_back([&ioc] { ioc.run(); });
