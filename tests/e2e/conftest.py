@@ -23,6 +23,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -75,6 +76,7 @@ class Server:
     """
 
     def __init__(self, *extra_args: str, env: dict[str, str] | None = None, tmpdir: Path | None = None):
+        self.own_tmp = tmpdir is None
         self.tmp = Path(tmpdir) if tmpdir else Path(tempfile.mkdtemp(prefix="connreg-e2e-"))
         self.db_path = self.tmp / "connreg.db"
         self.database = f"sqlite:{self.db_path}"
@@ -818,10 +820,17 @@ def healthy(server: Server) -> bool:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _reap_servers():
+def _reap_servers(request):
+    """Kills any server a test left running; removes the temporary stores this module made
+    (kept when CONNREG_E2E_KEEP is set or a test failed, for a post-mortem)."""
     yield
     for s in _ALL_SERVERS:
         s.kill()
+    failed = request.session.testsfailed > 0
+    if not failed and not os.environ.get("CONNREG_E2E_KEEP"):
+        for s in _ALL_SERVERS:
+            if s.own_tmp:
+                shutil.rmtree(s.tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

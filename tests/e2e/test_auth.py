@@ -273,3 +273,60 @@ def test_tokens_never_logged(server):
     assert body["access_token"] not in out
     assert body["refresh_token"] not in out
     assert "wrong-secret-value-123" not in out
+
+
+def _client_credentials(server):
+    b = server.bootstrap
+    return check_token_response(post_token(server, {"grant_type": "client_credentials",
+                                                    "client_id": b["clientId"],
+                                                    "client_secret": b["clientSecret"]}))
+
+
+def _refresh(server, token):
+    return post_token(server, {"grant_type": "refresh_token", "refresh_token": token})
+
+
+def test_reuse_revokes_the_whole_descent(server):
+    first = _client_credentials(server)
+    second = check_token_response(_refresh(server, first["refresh_token"]))
+    third = check_token_response(_refresh(server, second["refresh_token"]))
+    assert bearer_get(server, third["access_token"]).status_code == 200
+    check_oauth_error(_refresh(server, first["refresh_token"]), 400, "invalid_grant")
+    check_unauthorized(bearer_get(server, third["access_token"]))
+    check_oauth_error(_refresh(server, third["refresh_token"]), 400, "invalid_grant")
+    # An unrelated family of the same client is untouched.
+    other = _client_credentials(server)
+    assert bearer_get(server, other["access_token"]).status_code == 200
+
+
+def test_refresh_token_of_another_client(server):
+    other = server.new_org_admin()
+    first = _client_credentials(server)
+    r = post_token(server, {"grant_type": "refresh_token", "refresh_token": first["refresh_token"],
+                            "client_id": other.client_id, "client_secret": other.client_secret})
+    assert r.status_code in (400, 401), r.text
+    assert "access_token" not in r.json()
+    check_oauth_error(r, r.status_code, "invalid_grant" if r.status_code == 400 else "invalid_client")
+
+
+def test_refresh_token_expires(tmp_path):
+    srv = start_server("--refresh-ttl", "1", tmpdir=tmp_path)
+    try:
+        b = srv.bootstrap
+        first = check_token_response(post_token(srv, {"grant_type": "client_credentials",
+                                                      "client_id": b["clientId"],
+                                                      "client_secret": b["clientSecret"]}))
+        time.sleep(2.2)  # the refresh lifetime is 1 s; nothing to poll without consuming the token
+        check_oauth_error(_refresh(srv, first["refresh_token"]), 400, "invalid_grant")
+    finally:
+        stop_and_check(srv)
+
+
+def test_revoked_client_refresh_fails(server):
+    api = server.new_org_admin()
+    tokens = api.fetch_token()
+    server.cli("client", "revoke", "--client", api.client_id)
+    r = _refresh(server, tokens["refresh_token"])
+    assert r.status_code in (400, 401), r.text
+    assert "access_token" not in r.json()
+    check_unauthorized(bearer_get(server, tokens["access_token"]))

@@ -369,3 +369,29 @@ def test_egress_deny_list_is_checked_before_connecting(tmp_path, pg_accept):
         assert res["read"] == "FAILED" and pg_accept.passwords == []
     finally:
         stop_and_check(srv)
+
+
+def test_put_secret_semantics_reach_the_warehouse(api, pg_accept):
+    """Contract 4: a secret absent from a PUT keeps its value (same type), "" is a value, and
+    null clears it; checked by what the warehouse receives, not only by `secrets`."""
+    password = "PgKeep-" + uuid.uuid4().hex
+    created = api.create(pg_body(pg_accept.port, password))
+    cid = created["connectionId"]
+    details = {k: v for k, v in pg_body(pg_accept.port, password)["details"].items() if k != "password"}
+
+    def put_and_test(new_details):
+        r = api.put(f"{C}/{cid}", {"name": "fake-pg", "timeoutSecs": 5, "details": new_details})
+        assert r.status_code == 200, r.text
+        pg_accept.passwords.clear()
+        check_result(api.get(f"{C}/{cid}/test", timeout=70))
+        return list(pg_accept.passwords)
+
+    assert put_and_test(details) == [password], "a PUT without the password lost it"
+    # libpq never sends an empty password (it fails client-side), so "" is checked through
+    # `secrets` and by the stored password no longer being sent.
+    assert put_and_test(dict(details, password="")) in ([], [""]), "an empty password replaced the old one"
+    if "secrets" in created:
+        assert api.get_conn(cid)["secrets"]["password"]["isSet"] is True, "an empty password is a value"
+    assert put_and_test(dict(details, password=None)) in ([], [""]), "password: null must clear it"
+    got = api.get_conn(cid)
+    assert "password" not in got.get("secrets", {})

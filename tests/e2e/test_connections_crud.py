@@ -190,6 +190,7 @@ def test_patch_merges_details(api):
     assert obj["name"] == created["name"]
     assert obj["description"] == {"k": "v"}
     assert obj["version"] == created["version"] + 1
+    assert etag_value(r) == str(obj["version"])
     assert r.headers.get("Deprecation") == "true"
     link = r.headers.get("Link", "")
     assert link == f'</v2/connections/{cid}>; rel="successor-version"', link

@@ -236,3 +236,80 @@ def test_parallel_creates_all_land(api):
         codes = list(pool.map(one, range(64)))
     assert codes == [201] * 64, codes
     assert api.list(limit=1)["total"] == before + 64
+
+
+def test_cli_errors_exit_1(server):
+    r = server.cli("member", "create", "--org", "no-such-org", "--email", "a@b.c", "--account-type", "admin",
+                   check=False)
+    assert r.returncode == 1 and r.stderr.strip() and not r.stdout.strip(), (r.returncode, r.stdout, r.stderr)
+    r = server.cli("member", "create", "--org", server.bootstrap["organizationId"], "--email", "a@b.c",
+                   "--account-type", "superuser", check=False)
+    assert r.returncode == 1 and r.stderr.strip() and not r.stdout.strip()
+    r = server.cli("client", "create", "--member", "no-such-member", check=False)
+    assert r.returncode == 1 and r.stderr.strip() and not r.stdout.strip()
+    r = server.cli("client", "revoke", "--client", "no-such-client", check=False)
+    assert r.returncode == 1 and r.stderr.strip()
+    r = server.cli("team", "add-member", "--team", "no-such-team", "--member", server.bootstrap["memberId"],
+                   check=False)
+    assert r.returncode == 1 and r.stderr.strip()
+
+
+def test_client_secret_stored_only_as_hash(server, api):
+    c = server.new_member_client(api.organization_id, "viewer")
+    assert len(c.client_secret) >= 43, "the client secret must carry at least 256 bits"
+    assert c.fetch_token()["access_token"]
+    for f in server.tmp.iterdir():
+        if f.is_file() and f.name.startswith("connreg.db"):
+            data = f.read_bytes()
+            assert c.client_secret.encode() not in data, f"a client secret is in clear in {f.name}"
+            assert server.bootstrap["clientSecret"].encode() not in data, f"the bootstrap secret is in clear in {f.name}"
+
+
+def test_two_servers_start_together_on_an_empty_store(tmp_path):
+    """Migrations and the first-start bootstrap run once, under a lock (contract 11)."""
+    from conftest import Server
+    a = Server(tmpdir=tmp_path)
+    b = Server(tmpdir=tmp_path)
+    results = {}
+
+    def start(s, key):
+        try:
+            s.start()
+            results[key] = None
+        except BaseException as e:  # reported below
+            results[key] = e
+
+    ta = threading.Thread(target=start, args=(a, "a"))
+    tb = threading.Thread(target=start, args=(b, "b"))
+    ta.start(); tb.start(); ta.join(30); tb.join(30)
+    try:
+        assert results.get("a") is None and results.get("b") is None, results
+        creds = json.loads((tmp_path / "bootstrap-credentials.json").read_text())
+        printed = [s for s in (a, b) if creds["clientSecret"] in s.output()]
+        assert len(printed) == 1, "the bootstrap ran on both servers (or on neither)"
+        for s in (a, b):
+            api = Api(s, creds["clientId"], creds["clientSecret"])
+            api.organization_id = creds["organizationId"]
+            assert api.get(C).status_code == 200
+        made = Api(a, creds["clientId"], creds["clientSecret"]).create(conn_body())
+        assert Api(b, creds["clientId"], creds["clientSecret"]).get(f"{C}/{made['connectionId']}").status_code == 200
+    finally:
+        for s in (a, b):
+            if s.proc is not None:
+                assert s.stop() == 0
+
+
+def test_secret_updated_at_moves_only_with_the_secret(api):
+    body = conn_body("postgres")
+    created = api.create(body)
+    if "secrets" not in created:
+        pytest.skip("the secrets extension is not served")
+    cid = created["connectionId"]
+    first = created["secrets"]["password"]["updatedAt"]
+    kept = api.put(f"{C}/{cid}", {"name": body["name"], "details": created["details"]}).json()
+    assert kept["secrets"]["password"]["updatedAt"] == first
+    import time as _t
+    _t.sleep(0.005)
+    changed = api.put(f"{C}/{cid}", {"name": body["name"],
+                                     "details": dict(created["details"], password="pw-" + uuid.uuid4().hex)}).json()
+    assert changed["secrets"]["password"]["updatedAt"] > first

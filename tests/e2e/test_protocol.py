@@ -34,6 +34,18 @@ def req(method: str, path: str, headers: dict | None = None, body: bytes = b"") 
     return head.encode() + body
 
 
+def check_raw_error(resp, code=None):
+    """Contract 9/10: every error is JSON {code, message, requestId}, with the X-Request-Id header."""
+    rid = resp.headers.get("x-request-id")
+    assert rid, f"no X-Request-Id on a {resp.status}"
+    assert resp.headers.get("content-type", "").startswith("application/json"), resp
+    body = resp.json()
+    assert isinstance(body.get("code"), str) and isinstance(body.get("message"), str), body
+    assert body.get("requestId") == rid, body
+    if code:
+        assert body["code"] == code, body
+
+
 # --------------------------------------------------------------------------------------------
 # X-Request-Id
 
@@ -87,6 +99,7 @@ def test_64k_header_is_431(server):
     resps, rd = raw_exchange(server, req("GET", "/healthz", {"X-Big": "a" * 65536}))
     assert resps, "the server closed the connection without answering 431"
     assert resps[0].status == 431, resps[0]
+    check_raw_error(resps[0])
 
 
 def test_many_headers_over_16k_is_431(server):
@@ -107,6 +120,7 @@ def test_content_length_and_transfer_encoding_is_400(server, api):
                b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
     resps, rd = raw_exchange(server, data)
     assert resps and resps[0].status == 400, resps
+    check_raw_error(resps[0], "bad_request")
     assert rd.closed_within(3), "the connection stays open after a smuggling attempt"
 
 
@@ -117,6 +131,7 @@ def test_transfer_encoding_not_ending_in_chunked_is_400(server, api, te):
                            "Transfer-Encoding": te}, body)
     resps, rd = raw_exchange(server, data)
     assert resps and resps[0].status == 400, resps
+    check_raw_error(resps[0], "bad_request")
     assert rd.closed_within(3), "the connection stays open after a bad Transfer-Encoding"
 
 
@@ -388,3 +403,18 @@ def test_docs_served(server):
     assert r.status_code == 200 and "text/html" in r.headers.get("Content-Type", "")
     r = requests.get(server.url("/openapi.json"), timeout=10)
     assert r.status_code == 200 and r.json().get("openapi", "").startswith("3.")
+
+
+def test_sigterm_right_after_listening_exits_zero(tmp_path):
+    """An orchestrator may stop a server the moment it reports ready: the SIGTERM handler must be
+    in place before the "listening" line is printed (contract 10: SIGTERM → exit 0)."""
+    codes = []
+    for i in range(10):
+        srv = start_server(tmpdir=tmp_path)  # returns as soon as the listening line is read
+        srv.proc.send_signal(15)
+        try:
+            codes.append(srv.proc.wait(12))
+        finally:
+            srv.kill()
+    assert codes == [0] * len(codes), \
+        f"exit statuses {codes}: -15 means SIGTERM arrived before the handler was installed"

@@ -403,6 +403,7 @@ def test_body_of_2_mib_is_413(api, server):
     assert resp.status == 413, resp
     body = resp.json()
     assert body["code"] == "payload_too_large"
+    assert body.get("requestId") and body["requestId"] == resp.headers.get("x-request-id"), resp
 
 
 def test_body_of_2_mib_chunked_is_413(api, server):
@@ -454,3 +455,28 @@ def _count_created(api):
     after = api.list(limit=1, includeArchived="true")["total"]
     assert after - before == len(created), \
         f"{after - before} connections appeared but only {len(created)} requests were answered 201"
+
+
+def test_name_length_counts_after_trimming(api):
+    name = "  " + "t" * 255 + "  "
+    r = api.post(C, conn_body(name=name))
+    assert r.status_code == 201, f"255 characters after trimming must be accepted: {r.text[:200]}"
+    assert r.json()["name"].strip() == "t" * 255
+
+
+def test_description_exactly_16_kib(api):
+    exact = {"k": "v" * (16 * 1024 - len('{"k":""}'))}
+    assert len(json.dumps(exact, separators=(",", ":"))) == 16 * 1024
+    r = api.post(C, conn_body(description=exact))
+    assert r.status_code == 201, f"a 16 KiB description must be accepted: {r.text[:200]}"
+    over = {"k": exact["k"] + "v"}
+    bad(api, conn_body(description=over), "description")
+
+
+def test_string_limit_counts_characters(api):
+    body = conn_body("postgres")
+    body["details"]["database"] = "é" * 4096
+    r = api.post(C, body)
+    assert r.status_code == 201, f"4096 characters (8192 bytes) must be accepted: {r.text[:200]}"
+    body["details"]["database"] = "é" * 4097
+    bad(api, body, "details.database")
