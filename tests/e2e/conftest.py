@@ -63,6 +63,35 @@ HTTP_TIMEOUT = 30.0
 
 _ALL_SERVERS: list["Server"] = []
 
+# The store backend every server of the suite runs on: "sqlite" (default) or "postgres"
+# (CONNREG_E2E_BACKEND=postgres: one throwaway PostgreSQL server, a fresh database per server).
+# Tests marked `sqlite_only` read the SQLite files themselves; they are deselected on PostgreSQL.
+BACKEND = os.environ.get("CONNREG_E2E_BACKEND", "sqlite")
+_PG = None
+
+
+def postgres_server():
+    global _PG
+    if _PG is None:
+        from pg_support import PgServer
+        _PG = PgServer().start()
+    return _PG
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only: reads the SQLite store files directly")
+
+
+def pytest_collection_modifyitems(config, items):
+    if BACKEND != "postgres":
+        return
+    keep, dropped = [], []
+    for item in items:
+        (dropped if item.get_closest_marker("sqlite_only") else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
 
 # --------------------------------------------------------------------------------------------
 # The server process
@@ -75,7 +104,8 @@ class Server:
     the pipes never fill); `lines` holds every line printed so far, `log_events()` the JSON ones.
     """
 
-    def __init__(self, *extra_args: str, env: dict[str, str] | None = None, tmpdir: Path | None = None):
+    def __init__(self, *extra_args: str, env: dict[str, str] | None = None, tmpdir: Path | None = None,
+                 database: str | None = None):
         self.own_tmp = tmpdir is None
         self.tmp = Path(tmpdir) if tmpdir else Path(tempfile.mkdtemp(prefix="connreg-e2e-"))
         self.db_path = self.tmp / "connreg.db"
@@ -86,6 +116,17 @@ class Server:
         for k in list(self.env):
             if k.startswith("CONNREG_") and k not in ("CONNREG_BIN", "CONNREG_SHARED"):
                 del self.env[k]
+        if BACKEND == "postgres":
+            # One fresh database per server directory (kept across restarts on the same
+            # directory), and a master key from the environment, as PostgreSQL deployments do.
+            url_file, key_file = self.tmp / "database.url", self.tmp / "master.key.b64"
+            if not url_file.exists():
+                url_file.write_text(postgres_server().new_database())
+                key_file.write_text(base64.b64encode(os.urandom(32)).decode())
+            self.database = url_file.read_text()
+            self.env["CONNREG_MASTER_KEY"] = key_file.read_text()
+        if database is not None:
+            self.database = database
         self.env.update(env or {})
         self.lines: list[str] = []
         self.stderr_lines: list[str] = []
@@ -831,6 +872,13 @@ def _reap_servers(request):
         for s in _ALL_SERVERS:
             if s.own_tmp:
                 shutil.rmtree(s.tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_postgres():
+    yield
+    if _PG is not None:
+        _PG.destroy()
 
 
 @pytest.fixture(scope="session")

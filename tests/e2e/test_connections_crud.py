@@ -349,6 +349,7 @@ def _all_text(resp: requests.Response) -> str:
     return resp.text + "\n" + "\n".join(f"{k}: {v}" for k, v in resp.headers.items())
 
 
+@pytest.mark.sqlite_only
 def test_password_never_returned(api, server):
     password = "Pw-" + uuid.uuid4().hex + "-!x"
     body = conn_body("postgres")

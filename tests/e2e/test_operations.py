@@ -21,6 +21,7 @@ from conftest import (Api, check_connection, check_error, conn_body, etag_value,
 C = "/v2/connections"
 
 
+@pytest.mark.sqlite_only
 def test_key_file_and_store_files(server):
     key = server.tmp / "master.key"
     assert key.exists(), "no master key file beside the database on first start"
@@ -79,6 +80,7 @@ def test_migrate_is_idempotent(server):
     assert server.api().get(C).status_code == 200
 
 
+@pytest.mark.sqlite_only
 def test_secrets_at_rest(api, server):
     marker = {"password": "PwAtRest-" + uuid.uuid4().hex,
               "token": "dapiAtRest" + uuid.uuid4().hex,
@@ -122,6 +124,7 @@ def test_access_log_fields(api, server):
     assert ev["status"] == 404
 
 
+@pytest.mark.sqlite_only
 def test_key_rotate_while_serving(tmp_path):
     srv = start_server(tmpdir=tmp_path)
     try:
@@ -254,6 +257,7 @@ def test_cli_errors_exit_1(server):
     assert r.returncode == 1 and r.stderr.strip()
 
 
+@pytest.mark.sqlite_only
 def test_client_secret_stored_only_as_hash(server, api):
     c = server.new_member_client(api.organization_id, "viewer")
     assert len(c.client_secret) >= 43, "the client secret must carry at least 256 bits"
