@@ -113,6 +113,106 @@ CREATE TABLE server_keys (
 ) STRICT;
 )sql";
 
+// The same schema for PostgreSQL. Times are BIGINT milliseconds, booleans BOOLEAN, JSON TEXT
+// (byte-faithful round trips), sealed secrets and server keys BYTEA. Every TEXT column is
+// COLLATE "C": orderings and keyset comparisons are in byte order, as in SQLite, whatever the
+// database's default collation.
+constexpr std::string_view kInitialPostgres = R"sql(
+CREATE TABLE organizations (
+  organization_id TEXT COLLATE "C" PRIMARY KEY,
+  name TEXT COLLATE "C" NOT NULL,
+  created_at BIGINT NOT NULL
+);
+
+CREATE TABLE members (
+  member_id TEXT COLLATE "C" PRIMARY KEY,
+  organization_id TEXT COLLATE "C" NOT NULL REFERENCES organizations (organization_id),
+  email TEXT COLLATE "C" NOT NULL,
+  account_type TEXT COLLATE "C" NOT NULL CHECK (account_type IN ('admin', 'creator', 'viewer')),
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX members_by_organization ON members (organization_id, email);
+
+CREATE TABLE api_clients (
+  client_id TEXT COLLATE "C" PRIMARY KEY,
+  member_id TEXT COLLATE "C" NOT NULL REFERENCES members (member_id),
+  secret_hash TEXT COLLATE "C" NOT NULL,
+  created_at BIGINT NOT NULL,
+  revoked_at BIGINT
+);
+CREATE INDEX api_clients_by_member ON api_clients (member_id);
+
+CREATE TABLE access_tokens (
+  token_hash TEXT COLLATE "C" PRIMARY KEY,
+  client_id TEXT COLLATE "C" NOT NULL REFERENCES api_clients (client_id),
+  member_id TEXT COLLATE "C" NOT NULL REFERENCES members (member_id),
+  organization_id TEXT COLLATE "C" NOT NULL REFERENCES organizations (organization_id),
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX access_tokens_by_expiry ON access_tokens (expires_at);
+CREATE INDEX access_tokens_by_client ON access_tokens (client_id);
+
+CREATE TABLE connections (
+  connection_id TEXT COLLATE "C" PRIMARY KEY,
+  organization_id TEXT COLLATE "C" NOT NULL REFERENCES organizations (organization_id),
+  name TEXT COLLATE "C" NOT NULL,
+  name_folded TEXT COLLATE "C" NOT NULL,
+  type TEXT COLLATE "C" NOT NULL,
+  is_sample BOOLEAN NOT NULL,
+  is_archived BOOLEAN NOT NULL,
+  use_oauth BOOLEAN NOT NULL,
+  write_access BOOLEAN NOT NULL,
+  use_friendly_names BOOLEAN NOT NULL,
+  timeout_secs INTEGER,
+  created_by TEXT COLLATE "C" NOT NULL,
+  updated_by TEXT COLLATE "C" NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  last_active_at BIGINT NOT NULL,
+  version BIGINT NOT NULL,
+  details TEXT COLLATE "C" NOT NULL,
+  description TEXT COLLATE "C",
+  last_test_at BIGINT,
+  last_test_read TEXT COLLATE "C",
+  last_test_write TEXT COLLATE "C"
+);
+CREATE INDEX connections_by_name
+  ON connections (organization_id, name, created_at, connection_id);
+CREATE INDEX connections_by_filter
+  ON connections (organization_id, is_archived, type, name_folded);
+
+CREATE TABLE connection_secrets (
+  connection_id TEXT COLLATE "C" NOT NULL
+    REFERENCES connections (connection_id) ON DELETE CASCADE,
+  field TEXT COLLATE "C" NOT NULL,
+  sealed BYTEA NOT NULL,
+  key_id TEXT COLLATE "C" NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (connection_id, field)
+);
+CREATE INDEX connection_secrets_by_key
+  ON connection_secrets (key_id, connection_id, field);
+
+CREATE TABLE idempotency_keys (
+  organization_id TEXT COLLATE "C" NOT NULL,
+  member_id TEXT COLLATE "C" NOT NULL,
+  key TEXT COLLATE "C" NOT NULL,
+  request_hash TEXT COLLATE "C" NOT NULL,
+  status INTEGER NOT NULL,
+  body TEXT COLLATE "C" NOT NULL,
+  location TEXT COLLATE "C" NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (organization_id, member_id, key)
+);
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
+
+CREATE TABLE server_keys (
+  purpose TEXT COLLATE "C" PRIMARY KEY,
+  key BYTEA NOT NULL CHECK (octet_length(key) = 32),
+  created_at BIGINT NOT NULL
+);
+)sql";
+
 // Teams, grants (contract section 8) and rotating refresh tokens (contract section 2).
 //
 // grants: exactly one grantee column is set. Each UNIQUE index makes "one grant per grantee per
@@ -175,33 +275,33 @@ ALTER TABLE access_tokens ADD COLUMN family_id TEXT;
 CREATE INDEX access_tokens_by_family ON access_tokens (family_id);
 )sql";
 
-// The same schema change for PostgreSQL (times are BIGINT milliseconds there as well). Migration
-// 1 has no PostgreSQL text yet: the PostgreSQL backend will bring one before this runs there.
+// The same schema change for PostgreSQL (times are BIGINT milliseconds there as well; every
+// TEXT column is COLLATE "C", as in migration 1, so grants page in byte order of grant_id).
 constexpr std::string_view kGrantsAndRefreshPostgres = R"sql(
 CREATE TABLE teams (
-  team_id TEXT PRIMARY KEY,
-  organization_id TEXT NOT NULL REFERENCES organizations (organization_id),
-  name TEXT NOT NULL,
+  team_id TEXT COLLATE "C" PRIMARY KEY,
+  organization_id TEXT COLLATE "C" NOT NULL REFERENCES organizations (organization_id),
+  name TEXT COLLATE "C" NOT NULL,
   created_at BIGINT NOT NULL
 );
 CREATE INDEX teams_by_organization ON teams (organization_id);
 
 CREATE TABLE team_members (
-  team_id TEXT NOT NULL REFERENCES teams (team_id),
-  member_id TEXT NOT NULL REFERENCES members (member_id),
+  team_id TEXT COLLATE "C" NOT NULL REFERENCES teams (team_id),
+  member_id TEXT COLLATE "C" NOT NULL REFERENCES members (member_id),
   PRIMARY KEY (team_id, member_id)
 );
 CREATE INDEX team_members_by_member ON team_members (member_id, team_id);
 
 CREATE TABLE grants (
-  grant_id TEXT PRIMARY KEY,
-  organization_id TEXT NOT NULL REFERENCES organizations (organization_id),
-  connection_id TEXT NOT NULL REFERENCES connections (connection_id),
-  member_id TEXT REFERENCES members (member_id),
-  team_id TEXT REFERENCES teams (team_id),
-  permission TEXT NOT NULL CHECK (permission IN ('usage', 'annotate')),
-  created_by TEXT NOT NULL,
-  updated_by TEXT NOT NULL,
+  grant_id TEXT COLLATE "C" PRIMARY KEY,
+  organization_id TEXT COLLATE "C" NOT NULL REFERENCES organizations (organization_id),
+  connection_id TEXT COLLATE "C" NOT NULL REFERENCES connections (connection_id),
+  member_id TEXT COLLATE "C" REFERENCES members (member_id),
+  team_id TEXT COLLATE "C" REFERENCES teams (team_id),
+  permission TEXT COLLATE "C" NOT NULL CHECK (permission IN ('usage', 'annotate')),
+  created_by TEXT COLLATE "C" NOT NULL,
+  updated_by TEXT COLLATE "C" NOT NULL,
   created_at BIGINT NOT NULL,
   updated_at BIGINT NOT NULL,
   CHECK ((member_id IS NULL) <> (team_id IS NULL))
@@ -211,11 +311,11 @@ CREATE UNIQUE INDEX grants_by_team ON grants (connection_id, team_id);
 CREATE INDEX grants_by_page ON grants (connection_id, created_at, grant_id);
 
 CREATE TABLE refresh_tokens (
-  token_hash TEXT PRIMARY KEY,
-  family_id TEXT NOT NULL,
-  client_id TEXT NOT NULL REFERENCES api_clients (client_id),
-  member_id TEXT NOT NULL REFERENCES members (member_id),
-  organization_id TEXT NOT NULL REFERENCES organizations (organization_id),
+  token_hash TEXT COLLATE "C" PRIMARY KEY,
+  family_id TEXT COLLATE "C" NOT NULL,
+  client_id TEXT COLLATE "C" NOT NULL REFERENCES api_clients (client_id),
+  member_id TEXT COLLATE "C" NOT NULL REFERENCES members (member_id),
+  organization_id TEXT COLLATE "C" NOT NULL REFERENCES organizations (organization_id),
   expires_at BIGINT NOT NULL,
   used_at BIGINT
 );
@@ -223,12 +323,13 @@ CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family_id);
 CREATE INDEX refresh_tokens_by_client ON refresh_tokens (client_id);
 CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_at);
 
-ALTER TABLE access_tokens ADD COLUMN family_id TEXT;
+ALTER TABLE access_tokens ADD COLUMN family_id TEXT COLLATE "C";
 CREATE INDEX access_tokens_by_family ON access_tokens (family_id);
 )sql";
 
 constexpr std::array kMigrations = {
-    Migration{.version = 1, .name = "initial", .sqlite = kInitialSqlite, .postgres = {}},
+    Migration{
+        .version = 1, .name = "initial", .sqlite = kInitialSqlite, .postgres = kInitialPostgres},
     Migration{.version = 2,
               .name = "teams grants refresh tokens",
               .sqlite = kGrantsAndRefreshSqlite,

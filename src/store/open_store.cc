@@ -5,6 +5,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "store/postgres_store.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
 
@@ -27,7 +28,9 @@ std::unique_ptr<Store> OpenStore(const std::string& url) {
     return std::make_unique<SqliteStore>(path.string());
   }
   if (u.starts_with("postgresql://") || u.starts_with("postgres://")) {
-    throw std::runtime_error("PostgreSQL support is not built yet");
+    // The pool takes `pool_size` and `pool_timeout_ms` from the url's query; the rest goes to
+    // libpq. PostgresStore's errors never contain the password.
+    return std::make_unique<PostgresStore>(url);
   }
   // Only the scheme is echoed: the rest of a url may hold a password.
   const std::string scheme(u.substr(0, u.find(':')));
