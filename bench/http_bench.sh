@@ -101,15 +101,22 @@ cpu_ticks() {
 # 1. connreg on a fresh SQLite database, port chosen by the kernel.
 log "temp dir $TMP; connreg $CONNREG_BIN"
 START_MODE=flags
+# BENCH_DATABASE selects another store (e.g. a postgresql:// url; bench/both_backends.sh sets
+# it); the default is a fresh SQLite file. connreg runs in $TMP, where it writes its bootstrap
+# credentials for either store.
+DB_URL=${BENCH_DATABASE:-sqlite:$TMP/connreg.db}
+if [[ -n "${BENCH_DATABASE:-}" && -z "${CONNREG_MASTER_KEY:-}" ]]; then
+  export CONNREG_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
+fi
 start_connreg() {
   if [[ "$START_MODE" == flags ]]; then
     # shellcheck disable=SC2086  # CONNREG_EXTRA_ARGS is a word list on purpose
-    "$CONNREG_BIN" serve --database "sqlite:$TMP/connreg.db" --listen 127.0.0.1:0 $CONNREG_EXTRA_ARGS \
+    (cd "$TMP" && exec "$CONNREG_BIN" serve --database "$DB_URL" --listen 127.0.0.1:0 $CONNREG_EXTRA_ARGS) \
       >"$TMP/connreg.stdout" 2>"$TMP/connreg.stderr" &
   else
     # shellcheck disable=SC2086
-    CONNREG_DATABASE="sqlite:$TMP/connreg.db" CONNREG_LISTEN=127.0.0.1:0 \
-      "$CONNREG_BIN" serve $CONNREG_EXTRA_ARGS >"$TMP/connreg.stdout" 2>"$TMP/connreg.stderr" &
+    (cd "$TMP" && CONNREG_DATABASE="$DB_URL" CONNREG_LISTEN=127.0.0.1:0 \
+      exec "$CONNREG_BIN" serve $CONNREG_EXTRA_ARGS) >"$TMP/connreg.stdout" 2>"$TMP/connreg.stderr" &
   fi
   CONNREG_PID=$!
 }
