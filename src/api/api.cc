@@ -30,7 +30,7 @@ std::vector<Route> AllRoutes() {
       {verb::post, "/v2/connections/test", true, HandleTestUnsavedConnection},
       {verb::get, "/v2/connections", true, HandleListConnections},
       {verb::post, "/v2/connections", true, HandleCreateConnection},
-      {verb::get, "/v2/connections/{connectionId}", true, HandleGetConnection, Exec::kInline},
+      {verb::get, "/v2/connections/{connectionId}", true, HandleGetConnection, Exec::kPointRead},
       {verb::put, "/v2/connections/{connectionId}", true, HandleReplaceConnection},
       {verb::patch, "/v2/connections/{connectionId}", true, HandlePatchConnection},
       {verb::delete_, "/v2/connections/{connectionId}", true, HandleArchiveConnection},
@@ -89,7 +89,8 @@ boost::asio::awaitable<void> Api::Handle(http::Exchange& ex) {
   Router::Match match;
   if (!Route(ex, match)) co_return;
   Continuation then;
-  if (match.route->exec == Exec::kInline) {
+  const Exec exec = match.route->exec;
+  if (exec == Exec::kInline || (exec == Exec::kPointRead && store_.PointReadsAreLocal())) {
     then = Dispatch(ex, match);
   } else {
     co_await pool_.Run([this, &ex, &match, &then] {

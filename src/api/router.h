@@ -15,11 +15,12 @@ struct Context;
 using RouteHandler = void (*)(Context&);
 
 // Where a handler runs. kPool: on the blocking pool (anything that may wait on the store: writes,
-// listings, token issuance). kInline: on the I/O thread, for handlers whose work is bounded and
-// never waits on a lock: static documents, and primary-key reads, which in SQLite's WAL mode
-// read a snapshot without waiting on writers. The hop to the pool and back costs more than
-// such a read (bench/README.md).
-enum class Exec { kPool, kInline };
+// listings, token issuance). kInline: on the I/O thread (static documents). kPointRead: a
+// primary-key read, inline when the store serves those locally without waiting on a lock or a
+// network (Store::PointReadsAreLocal: SQLite's WAL mode reads a snapshot without waiting on
+// writers; the hop to the pool and back costs more than such a read, bench/README.md), on the
+// pool otherwise (PostgreSQL).
+enum class Exec { kPool, kInline, kPointRead };
 
 struct Route {
   boost::beast::http::verb method;

@@ -87,6 +87,7 @@ class SqliteStore final : public Store {
                                     TimeMs not_before) override;
 
   // Store
+  bool PointReadsAreLocal() const override { return true; }
   Status Ping() override;
   Result<std::string> ServerKey(const std::string& purpose) override;
 

@@ -272,6 +272,9 @@ class Store : public IdentityStore,
  public:
   // Cheap round trip to the database, for /readyz.
   virtual Status Ping() = 0;
+  // True when a primary-key read is served from local files without waiting on a lock or a
+  // network (SQLite in WAL mode), so it may run on an I/O thread (api/router.h, Exec).
+  virtual bool PointReadsAreLocal() const { return false; }
   // A 32-byte key shared by every node of this store, created on first use: it signs page
   // tokens so a token minted by one node is honoured by every other.
   virtual Result<std::string> ServerKey(const std::string& purpose) = 0;

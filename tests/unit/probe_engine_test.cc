@@ -218,7 +218,7 @@ TEST(ProbeEngine, OAuthAndMissingDriversFailWithoutConnecting) {
   EXPECT_EQ(FindStep(r, "query")->status, "SKIPPED");
 
   for (const char* type :
-       {"snowflake", "databricks", "bigQuery", "starburst", "sqlserver", "azuresql"}) {
+       {"bigQuery", "sqlserver", "azuresql"}) {
     TestResult u = engine.RunTest(MakeConnection(type, {{"host", "h"}}), {});
     EXPECT_EQ(u.read, "FAILED");
     ASSERT_FALSE(u.steps.empty());
@@ -397,7 +397,7 @@ TEST(ProbeEngine, RedshiftDefaultsToPort5439AndMysqlNeedsAPort) {
   EXPECT_EQ(postgres->port, 5432);
   EXPECT_EQ(FindDriver("alloydb")->Target({{"host", "h"}, {"port", 6000}}, why)->port, 6000);
   EXPECT_FALSE(FindDriver("mysql")->Target({{"host", "h"}}, why).has_value());
-  EXPECT_EQ(FindDriver("snowflake"), nullptr);
+  EXPECT_EQ(FindDriver("sqlserver"), nullptr);
 }
 
 }  // namespace

@@ -1,7 +1,10 @@
 // The drivers built into this server, by details.type. A new warehouse adds one line here.
+#include "probe/drivers/databricks.h"
 #include "probe/drivers/driver.h"
 #include "probe/drivers/mysql.h"
 #include "probe/drivers/postgres.h"
+#include "probe/drivers/snowflake.h"
+#include "probe/drivers/trino.h"
 
 namespace connreg::probe {
 
@@ -9,6 +12,9 @@ const Driver* FindDriver(std::string_view type) {
   if (type == "postgres" || type == "alloydb") return &PostgresDriver(5432);
   if (type == "redshift") return &PostgresDriver(5439);
   if (type == "mysql") return &MysqlDriver();
+  if (type == "snowflake") return &SnowflakeProbeDriver();
+  if (type == "starburst") return &TrinoProbeDriver();
+  if (type == "databricks") return &DatabricksProbeDriver();
   return nullptr;
 }
 

@@ -1,0 +1,775 @@
+// The HTTP-protocol drivers (snowflake, starburst, databricks, bigQuery) against local protocol
+// fakes: small HTTPS servers on 127.0.0.1 (Boost.Beast over Asio SSL, with a self-signed
+// certificate made at test time and trusted through CONNREG_TLS_CA_FILE) that answer the
+// requests each service's wire protocol makes. The real services cannot run here.
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <list>
+#include <mutex>
+#include <regex>
+#include <thread>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/json.hpp>
+
+#include "crypto/encoding.h"
+#include "probe/drivers/http_client.h"
+#include "probe/engine.h"
+
+namespace connreg::probe {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+// --- keys and certificates ----------------------------------------------------------------------
+
+std::string PemPrivateKey(EVP_PKEY* key, const char* passphrase = nullptr) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (passphrase) {
+    PEM_write_bio_PKCS8PrivateKey(bio, key, EVP_aes_256_cbc(), passphrase,
+                                  static_cast<int>(strlen(passphrase)), nullptr, nullptr);
+  } else {
+    PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+  }
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);
+  std::string out(data, len);
+  BIO_free(bio);
+  return out;
+}
+
+// A self-signed certificate for 127.0.0.1 and its key, made once; the CA file the drivers trust.
+struct TestTls {
+  std::string cert_pem;
+  std::string key_pem;
+  std::string ca_file;
+};
+
+const TestTls& Tls() {
+  static const TestTls* tls = [] {
+    auto* t = new TestTls;
+    EVP_PKEY* key = EVP_RSA_gen(2048);
+    X509* x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, key);
+    X509_NAME* name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("connreg test"), -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, x, x, nullptr, nullptr, 0);
+    for (auto [nid, value] : {std::pair{NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost"},
+                              std::pair{NID_basic_constraints, "critical,CA:TRUE"}}) {
+      X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, nid, value);
+      X509_add_ext(x, ext, -1);
+      X509_EXTENSION_free(ext);
+    }
+    X509_sign(x, key, EVP_sha256());
+    BIO* bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(bio, x);
+    char* data = nullptr;
+    long len = BIO_get_mem_data(bio, &data);
+    t->cert_pem.assign(data, len);
+    BIO_free(bio);
+    t->key_pem = PemPrivateKey(key);
+    X509_free(x);
+    EVP_PKEY_free(key);
+    t->ca_file = ::testing::TempDir() + "connreg-http-drivers-ca.pem";
+    std::ofstream(t->ca_file) << t->cert_pem;
+    setenv("CONNREG_TLS_CA_FILE", t->ca_file.c_str(), 1);
+    return t;
+  }();
+  return *tls;
+}
+
+// --- a small HTTPS server -----------------------------------------------------------------------
+
+struct FakeRequest {
+  std::string method;
+  std::string target;
+  std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names
+};
+
+struct FakeResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  bool hang = false;  // never answer (keep the connection open until the server stops)
+};
+
+using Handler = std::function<FakeResponse(const FakeRequest&)>;
+
+class FakeServer {
+ public:
+  // kSilent: accepts TCP connections and never says anything (not even a TLS ServerHello).
+  enum class Mode { kHttps, kSilent };
+
+  explicit FakeServer(Handler handler, Mode mode = Mode::kHttps)
+      : handler_(std::move(handler)), mode_(mode), ctx_(ssl::context::tls_server) {
+    const TestTls& tls = Tls();
+    ctx_.use_certificate_chain(asio::buffer(tls.cert_pem));
+    ctx_.use_private_key(asio::buffer(tls.key_pem), ssl::context::pem);
+    acceptor_.open(tcp::v4());
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
+    acceptor_.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    acceptor_.listen();
+    port_ = acceptor_.local_endpoint().port();
+    thread_ = std::thread([this] { AcceptLoop(); });
+  }
+
+  ~FakeServer() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+      for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+    }
+    cv_.notify_all();
+    {  // wake the blocking accept
+      asio::io_context io;
+      tcp::socket s(io);
+      boost::system::error_code ec;
+      s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_), ec);
+    }
+    thread_.join();
+    for (std::thread& t : connections_) t.join();
+  }
+
+  int port() const { return port_; }
+  std::string base() const { return "https://127.0.0.1:" + std::to_string(port_); }
+
+  std::vector<FakeRequest> requests() const {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+
+ private:
+  void AcceptLoop() {
+    for (;;) {
+      auto sock = std::make_shared<tcp::socket>(io_);
+      boost::system::error_code ec;
+      acceptor_.accept(*sock, ec);
+      std::lock_guard lock(mu_);
+      if (stopping_ || ec) return;
+      fds_.push_back(sock->native_handle());
+      connections_.emplace_back([this, sock] { Serve(sock); });
+    }
+  }
+
+  void Hold() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return stopping_; });
+  }
+
+  void Serve(std::shared_ptr<tcp::socket> sock) {
+    if (mode_ == Mode::kSilent) return Hold();
+    ssl::stream<tcp::socket&> stream(*sock, ctx_);
+    boost::system::error_code ec;
+    stream.handshake(ssl::stream_base::server, ec);
+    if (ec) return;
+    beast::flat_buffer buf;
+    for (;;) {
+      http::request<http::string_body> req;
+      http::read(stream, buf, req, ec);
+      if (ec) return;
+      FakeRequest fr;
+      fr.method = std::string(req.method_string());
+      fr.target = std::string(req.target());
+      fr.body = req.body();
+      for (const auto& f : req) {
+        std::string n(f.name_string());
+        for (char& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        fr.headers[n] = std::string(f.value());
+      }
+      {
+        std::lock_guard lock(mu_);
+        requests_.push_back(fr);
+      }
+      FakeResponse out = handler_(fr);
+      if (out.hang) return Hold();
+      http::response<http::string_body> res{static_cast<http::status>(out.status), 11};
+      res.set(http::field::content_type, out.content_type);
+      res.keep_alive(req.keep_alive());
+      res.body() = out.body;
+      res.prepare_payload();
+      http::write(stream, res, ec);
+      if (ec || !req.keep_alive()) return;
+    }
+  }
+
+  Handler handler_;
+  Mode mode_;
+  asio::io_context io_;
+  ssl::context ctx_;
+  tcp::acceptor acceptor_{io_};
+  int port_ = 0;
+  std::thread thread_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::vector<int> fds_;
+  std::list<std::thread> connections_;
+  std::vector<FakeRequest> requests_;
+};
+
+FakeResponse Json(const boost::json::value& v, int status = 200) {
+  return FakeResponse{status, boost::json::serialize(v), "application/json", false};
+}
+
+// --- helpers ------------------------------------------------------------------------------------
+
+domain::Connection MakeConnection(std::string type, boost::json::object details,
+                                  int timeout_secs = 10) {
+  domain::Connection c;
+  c.connection_id = "00000000-0000-4000-8000-0000000000aa";
+  c.type = std::move(type);
+  c.write_access = details.contains("writeAccess");
+  details["type"] = c.type;
+  c.details = std::move(details);
+  c.timeout_secs = timeout_secs;
+  return c;
+}
+
+ProbeEngine& Engine() {
+  static ProbeEngine* engine = new ProbeEngine(ProbeEngine::Options{});
+  return *engine;
+}
+
+std::string Describe(const TestResult& r) { return boost::json::serialize(RenderTestResult(r)); }
+
+std::string Steps(const TestResult& r) {
+  std::string out;
+  for (const Step& s : r.steps) {
+    if (!out.empty()) out += " ";
+    out += s.name + ":" + s.status + (s.code.empty() ? "" : "/" + s.code);
+  }
+  return out;
+}
+
+TestResult RunProbe(const domain::Connection& c, const std::map<std::string, std::string>& secrets) {
+  Tls();
+  return Engine().RunTest(c, secrets);
+}
+
+// Every secret's value is absent from the rendered result.
+void ExpectNoSecrets(const TestResult& r, const std::map<std::string, std::string>& secrets) {
+  std::string text = Describe(r);
+  for (const auto& [k, v] : secrets) {
+    EXPECT_EQ(text.find(v), std::string::npos) << k << " leaked: " << text;
+  }
+}
+
+// Verifies an RS256 JWT with `public_key`; its claims, or nullopt when the signature is bad.
+std::optional<boost::json::object> VerifyJwt(std::string_view jwt, EVP_PKEY* public_key) {
+  auto dot1 = jwt.find('.');
+  auto dot2 = jwt.rfind('.');
+  if (dot1 == std::string_view::npos || dot1 == dot2) return std::nullopt;
+  auto header = crypto::Base64UrlDecode(jwt.substr(0, dot1));
+  auto claims = crypto::Base64UrlDecode(jwt.substr(dot1 + 1, dot2 - dot1 - 1));
+  auto sig = crypto::Base64UrlDecode(jwt.substr(dot2 + 1));
+  if (!header || !claims || !sig) return std::nullopt;
+  if (boost::json::parse(*header).as_object().at("alg") != "RS256") return std::nullopt;
+  std::string input(jwt.substr(0, dot2));
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  bool ok = EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, public_key) == 1 &&
+            EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig->data()), sig->size(),
+                             reinterpret_cast<const unsigned char*>(input.data()),
+                             input.size()) == 1;
+  EVP_MD_CTX_free(ctx);
+  if (!ok) return std::nullopt;
+  return boost::json::parse(*claims).as_object();
+}
+
+std::string Base64Der(EVP_PKEY* key) {
+  unsigned char* der = nullptr;
+  int len = i2d_PUBKEY(key, &der);
+  unsigned char digest[32];
+  EVP_Digest(der, len, digest, nullptr, EVP_sha256(), nullptr);
+  OPENSSL_free(der);
+  return crypto::Base64Encode(std::string_view(reinterpret_cast<char*>(digest), 32));
+}
+
+// A simulated table store for the write step: CREATE, INSERT (the marker), SELECT, DROP.
+struct FakeTables {
+  std::mutex mu;
+  std::map<std::string, std::string> rows;  // table -> marker
+  std::vector<std::string> statements;
+
+  // The first column of the first row of `sql`'s result ("" for none); false if unknown SQL.
+  bool Execute(const std::string& sql, std::string& value) {
+    std::lock_guard lock(mu);
+    statements.push_back(sql);
+    static const std::regex create(R"(^CREATE TABLE (\S+) )");
+    static const std::regex insert(R"(^INSERT INTO (\S+) .*VALUES \(1, '([0-9a-f]+)'\)$)");
+    static const std::regex select(R"(^SELECT marker FROM (\S+) WHERE id = 1$)");
+    static const std::regex drop(R"(^DROP TABLE IF EXISTS (\S+)$)");
+    std::smatch m;
+    value.clear();
+    if (sql == "SELECT 1") {
+      value = "1";
+    } else if (std::regex_search(sql, m, create)) {
+      rows[m[1]] = "";
+    } else if (std::regex_match(sql, m, insert)) {
+      rows[m[1]] = m[2];
+    } else if (std::regex_match(sql, m, select)) {
+      value = rows[m[1]];
+    } else if (std::regex_match(sql, m, drop)) {
+      rows.erase(m[1]);
+    } else if (sql.rfind("USE ", 0) != 0) {
+      return false;
+    }
+    return true;
+  }
+};
+
+// --- Snowflake ----------------------------------------------------------------------------------
+
+constexpr const char* kSfPassword = "sf-Pa55word!";
+constexpr const char* kSfToken = "session-token-4711";
+
+// A protocol fake of Snowflake's REST API (login-request, query-request with an asynchronous
+// first answer, result polling, logout); the real service cannot run here. It echoes the
+// password it was sent in its error message, as a careless server might.
+struct SnowflakeFake {
+  EVP_PKEY* public_key = nullptr;  // key-pair logins are verified with it
+  std::string expected_fingerprint;
+  std::optional<boost::json::object> jwt_claims;
+  FakeTables tables;
+  std::atomic<int> polls{0};
+  FakeServer server{[this](const FakeRequest& r) { return Handle(r); }};
+
+  FakeResponse Handle(const FakeRequest& r) {
+    if (r.method == "POST" && r.target.rfind("/session/v1/login-request?", 0) == 0) {
+      auto data = boost::json::parse(r.body).as_object().at("data").as_object();
+      bool ok = false;
+      if (data.contains("TOKEN")) {
+        jwt_claims = public_key ? VerifyJwt(data.at("TOKEN").as_string(), public_key)
+                                : std::nullopt;
+        ok = jwt_claims && data.at("AUTHENTICATOR") == "SNOWFLAKE_JWT";
+      } else {
+        ok = data.at("LOGIN_NAME") == "alice" && data.at("PASSWORD") == kSfPassword;
+      }
+      if (!ok) {
+        std::string sent =
+            data.contains("PASSWORD") ? std::string(data.at("PASSWORD").as_string()) : "";
+        return Json({{"data", nullptr},
+                     {"code", "390100"},
+                     {"message", "Incorrect username or password was specified: " + sent},
+                     {"success", false}});
+      }
+      return Json({{"data", {{"token", kSfToken}, {"masterToken", "master"}}},
+                   {"code", nullptr},
+                   {"success", true}});
+    }
+    if (r.headers.count("authorization") == 0 ||
+        r.headers.at("authorization") != std::string("Snowflake Token=\"") + kSfToken + "\"") {
+      return Json({{"success", false}, {"code", "390112"}, {"message", "session expired"}}, 401);
+    }
+    if (r.method == "POST" && r.target.rfind("/queries/v1/query-request?", 0) == 0) {
+      std::string sql(boost::json::parse(r.body).as_object().at("sqlText").as_string());
+      if (sql == "SELECT 1") {  // first answer: still running
+        return Json({{"data", {{"getResultUrl", "/queries/q-1/result"}}},
+                     {"code", "333334"},
+                     {"success", true}});
+      }
+      std::string value;
+      if (!tables.Execute(sql, value)) {
+        return Json({{"success", false}, {"code", "001003"}, {"message", "syntax error"}});
+      }
+      return Json({{"data", {{"rowset", {{value}}}}}, {"success", true}});
+    }
+    if (r.method == "GET" && r.target == "/queries/q-1/result") {
+      ++polls;
+      return Json({{"data", {{"rowtype", {{{"name", "1"}}}}, {"rowset", {{"1"}}}}},
+                   {"success", true}});
+    }
+    if (r.method == "POST" && r.target == "/session?delete=true") return Json({{"success", true}});
+    if (r.target.rfind("/session?delete=true&", 0) == 0) return Json({{"success", true}});
+    return Json({{"success", false}, {"message", "unknown request"}}, 404);
+  }
+};
+
+boost::json::object SnowflakeDetails(int port) {
+  return {{"account", "testacct"}, {"host", "127.0.0.1"}, {"port", port},
+          {"user", "alice"},       {"warehouse", "WH"},   {"role", "PROBER"}};
+}
+
+TEST(ProbeHttpSnowflake, PasswordLoginAndQuerySucceed) {
+  SnowflakeFake fake;
+  std::map<std::string, std::string> secrets{{"password", kSfPassword}};
+  TestResult r = RunProbe(MakeConnection("snowflake", SnowflakeDetails(fake.server.port())), secrets);
+  EXPECT_EQ(r.read, "SUCCESS") << Describe(r);
+  EXPECT_EQ(Steps(r),
+            "resolve:SUCCESS connect:SUCCESS tls:SUCCESS authenticate:SUCCESS query:SUCCESS");
+  EXPECT_EQ(fake.polls.load(), 1);
+  auto reqs = fake.server.requests();
+  ASSERT_FALSE(reqs.empty());
+  EXPECT_NE(reqs[0].target.find("warehouse=WH"), std::string::npos) << reqs[0].target;
+  EXPECT_NE(reqs[0].target.find("roleName=PROBER"), std::string::npos) << reqs[0].target;
+}
+
+TEST(ProbeHttpSnowflake, BadPasswordIsAuthFailedAndNeverEchoed) {
+  SnowflakeFake fake;
+  std::map<std::string, std::string> secrets{{"password", "wrong-Secret-123"}};
+  TestResult r = RunProbe(MakeConnection("snowflake", SnowflakeDetails(fake.server.port())), secrets);
+  EXPECT_EQ(r.read, "FAILED");
+  EXPECT_EQ(Steps(r),
+            "resolve:SUCCESS connect:SUCCESS tls:SUCCESS authenticate:FAILED/auth_failed "
+            "query:SKIPPED")
+      << Describe(r);
+  EXPECT_NE(Describe(r).find("390100"), std::string::npos) << Describe(r);
+  ExpectNoSecrets(r, secrets);
+}
+
+TEST(ProbeHttpSnowflake, KeyPairJwtIsSignedWithThePrivateKey) {
+  EVP_PKEY* key = EVP_RSA_gen(2048);
+  SnowflakeFake fake;
+  fake.public_key = key;
+  std::map<std::string, std::string> secrets{
+      {"privateKey", PemPrivateKey(key, "key-Passphrase-9")},
+      {"privateKeyPassphrase", "key-Passphrase-9"}};
+  TestResult r = RunProbe(MakeConnection("snowflake", SnowflakeDetails(fake.server.port())), secrets);
+  EXPECT_EQ(r.read, "SUCCESS") << Describe(r);
+  ASSERT_TRUE(fake.jwt_claims) << "the JWT's signature did not verify";
+  EXPECT_EQ(fake.jwt_claims->at("sub"), "TESTACCT.ALICE");
+  EXPECT_EQ(fake.jwt_claims->at("iss").as_string(), "TESTACCT.ALICE.SHA256:" + Base64Der(key));
+  EXPECT_GT(fake.jwt_claims->at("exp").as_int64(), fake.jwt_claims->at("iat").as_int64());
+
+  // A wrong passphrase fails authentication without quoting the key or the passphrase.
+  secrets["privateKeyPassphrase"] = "not-the-Passphrase";
+  r = RunProbe(MakeConnection("snowflake", SnowflakeDetails(fake.server.port())), secrets);
+  EXPECT_EQ(r.read, "FAILED");
+  EXPECT_NE(Steps(r).find("authenticate:FAILED/auth_failed"), std::string::npos) << Describe(r);
+  ExpectNoSecrets(r, secrets);
+  EVP_PKEY_free(key);
+}
+
+TEST(ProbeHttpSnowflake, WriteCreatesInsertsReadsAndDrops) {
+  SnowflakeFake fake;
+  auto details = SnowflakeDetails(fake.server.port());
+  details["writeAccess"] = {{"writeDatabase", "PROBE_DB"}, {"writeSchema", "PUBLIC"}};
+  TestResult r = RunProbe(MakeConnection("snowflake", details), {{"password", kSfPassword}});
+  EXPECT_EQ(r.read, "SUCCESS") << Describe(r);
+  EXPECT_EQ(r.write, "SUCCESS") << Describe(r);
+  std::lock_guard lock(fake.tables.mu);
+  EXPECT_TRUE(fake.tables.rows.empty());
+  ASSERT_GE(fake.tables.statements.size(), 5u);
+  EXPECT_EQ(fake.tables.statements[0], "USE DATABASE PROBE_DB");
+}
+
+TEST(ProbeHttpSnowflake, SilentServerTimesOutWithinTheDeadline) {
+  FakeServer silent([](const FakeRequest&) { return FakeResponse{}; },
+                    FakeServer::Mode::kSilent);
+  auto start = Clock::now();
+  TestResult r = RunProbe(MakeConnection("snowflake", SnowflakeDetails(silent.port()), 2),
+                     {{"password", kSfPassword}});
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  EXPECT_LT(secs, 3.0);
+  EXPECT_EQ(r.read, "FAILED");
+  EXPECT_NE(Steps(r).find("FAILED/timeout"), std::string::npos) << Describe(r);
+}
+
+TEST(ProbeHttpSnowflake, LoginThatNeverAnswersTimesOutInAuthenticate) {
+  FakeServer hanging([](const FakeRequest&) { return FakeResponse{200, "", "", true}; });
+  auto start = Clock::now();
+  TestResult r = RunProbe(MakeConnection("snowflake", SnowflakeDetails(hanging.port()), 2),
+                     {{"password", kSfPassword}});
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  EXPECT_LT(secs, 3.0);
+  EXPECT_NE(Steps(r).find("authenticate:FAILED/timeout"), std::string::npos) << Describe(r);
+}
+
+TEST(ProbeHttpSnowflake, UntrustedCertificateIsTlsFailure) {
+  // The CA file is not trusted by a session without it: the system store alone must refuse it.
+  SnowflakeFake fake;
+  const char* saved = std::getenv("CONNREG_TLS_CA_FILE");
+  std::string keep = saved ? saved : "";
+  unsetenv("CONNREG_TLS_CA_FILE");
+  TestResult r = Engine().RunTest(MakeConnection("snowflake", SnowflakeDetails(fake.server.port())),
+                                  {{"password", kSfPassword}});
+  setenv("CONNREG_TLS_CA_FILE", keep.c_str(), 1);
+  EXPECT_EQ(Steps(r),
+            "resolve:SUCCESS connect:SUCCESS tls:FAILED/tls_failure authenticate:SKIPPED "
+            "query:SKIPPED")
+      << Describe(r);
+}
+
+// --- Starburst (Trino) --------------------------------------------------------------------------
+
+constexpr const char* kTrinoPassword = "trino-Pw-777";
+
+// A protocol fake of a Trino coordinator (POST /v1/statement with Basic auth, a queued first
+// answer, then the rows at nextUri); the real service cannot run here.
+struct TrinoFake {
+  FakeTables tables;
+  std::mutex mu;
+  std::map<std::string, std::string> pending;  // query id -> SQL
+  int next_id = 0;
+  FakeServer server{[this](const FakeRequest& r) { return Handle(r); }};
+
+  FakeResponse Handle(const FakeRequest& r) {
+    auto auth = r.headers.find("authorization");
+    if (auth == r.headers.end() ||
+        auth->second != "Basic " + crypto::Base64Encode(std::string("alice:") + kTrinoPassword) ||
+        r.headers.count("x-trino-user") == 0 || r.headers.at("x-trino-user") != "alice") {
+      return FakeResponse{401, "Unauthorized", "text/plain", false};
+    }
+    if (r.method == "POST" && r.target == "/v1/statement") {
+      std::lock_guard lock(mu);
+      std::string id = "q" + std::to_string(++next_id);
+      pending[id] = r.body;
+      return Json({{"id", id},
+                   {"nextUri", server.base() + "/v1/statement/queued/" + id + "/1"},
+                   {"stats", {{"state", "QUEUED"}}}});
+    }
+    if (r.method == "GET" && r.target.rfind("/v1/statement/queued/", 0) == 0) {
+      std::string id = r.target.substr(21, r.target.find('/', 21) - 21);
+      std::string sql;
+      {
+        std::lock_guard lock(mu);
+        sql = pending[id];
+      }
+      std::string value;
+      if (!tables.Execute(sql, value)) {
+        return Json({{"id", id},
+                     {"stats", {{"state", "FAILED"}}},
+                     {"error",
+                      {{"message", "Access Denied: Cannot create table"},
+                       {"errorName", "PERMISSION_DENIED"},
+                       {"errorType", "USER_ERROR"}}}});
+      }
+      boost::json::object o{{"id", id}, {"stats", {{"state", "FINISHED"}}}};
+      if (!value.empty()) {
+        o["columns"] = {{{"name", "_col0"}}};
+        o["data"] = {{sql == "SELECT 1" ? boost::json::value(1) : boost::json::value(value)}};
+      }
+      return Json(o);
+    }
+    return FakeResponse{404, "not found", "text/plain", false};
+  }
+};
+
+boost::json::object TrinoDetails(int port) {
+  return {{"host", "127.0.0.1"}, {"port", port}, {"user", "alice"}, {"catalog", "tpch"}};
+}
+
+TEST(ProbeHttpTrino, ReadSucceedsFollowingNextUri) {
+  TrinoFake fake;
+  TestResult r = RunProbe(MakeConnection("starburst", TrinoDetails(fake.server.port())),
+                     {{"password", kTrinoPassword}});
+  EXPECT_EQ(r.read, "SUCCESS") << Describe(r);
+  EXPECT_EQ(Steps(r),
+            "resolve:SUCCESS connect:SUCCESS tls:SUCCESS authenticate:SUCCESS query:SUCCESS");
+  auto reqs = fake.server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[0].headers["x-trino-catalog"], "tpch");
+}
+
+TEST(ProbeHttpTrino, BadPasswordIsAuthFailed) {
+  TrinoFake fake;
+  std::map<std::string, std::string> secrets{{"password", "bad-Trino-Secret"}};
+  TestResult r = RunProbe(MakeConnection("starburst", TrinoDetails(fake.server.port())), secrets);
+  EXPECT_EQ(Steps(r),
+            "resolve:SUCCESS connect:SUCCESS tls:SUCCESS authenticate:FAILED/auth_failed "
+            "query:SKIPPED")
+      << Describe(r);
+  ExpectNoSecrets(r, secrets);
+}
+
+TEST(ProbeHttpTrino, WriteRunsInTheWriteCatalog) {
+  TrinoFake fake;
+  auto details = TrinoDetails(fake.server.port());
+  details["writeAccess"] = {{"writeCatalog", "lake"}, {"writeSchema", "scratch"}};
+  TestResult r = RunProbe(MakeConnection("starburst", details), {{"password", kTrinoPassword}});
+  EXPECT_EQ(r.write, "SUCCESS") << Describe(r);
+  auto reqs = fake.server.requests();
+  EXPECT_EQ(reqs.back().method, "GET");
+  bool saw_lake = false;
+  for (auto& q : reqs) saw_lake = saw_lake || q.headers["x-trino-catalog"] == "lake";
+  EXPECT_TRUE(saw_lake);
+  std::lock_guard lock(fake.tables.mu);
+  EXPECT_TRUE(fake.tables.rows.empty());
+}
+
+TEST(ProbeHttpTrino, PasswordIsNeverSentOverPlainHttp) {
+  TrinoFake fake;
+  auto details = TrinoDetails(fake.server.port());
+  details["useTls"] = false;
+  TestResult r = RunProbe(MakeConnection("starburst", details), {{"password", kTrinoPassword}});
+  EXPECT_EQ(r.read, "FAILED");
+  EXPECT_TRUE(fake.server.requests().empty());
+}
+
+TEST(ProbeHttpTrino, SilentServerTimesOutWithinTheDeadline) {
+  FakeServer silent([](const FakeRequest&) { return FakeResponse{}; },
+                    FakeServer::Mode::kSilent);
+  auto start = Clock::now();
+  TestResult r = RunProbe(MakeConnection("starburst", TrinoDetails(silent.port()), 1),
+                     {{"password", kTrinoPassword}});
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  EXPECT_LT(secs, 2.0);
+  EXPECT_NE(Steps(r).find("FAILED/timeout"), std::string::npos) << Describe(r);
+}
+
+TEST(ProbeHttpTrino, RefusedPortIsConnectionRefused) {
+  int port;
+  {
+    FakeServer s([](const FakeRequest&) { return FakeResponse{}; });
+    port = s.port();
+  }
+  TestResult r = RunProbe(MakeConnection("starburst", TrinoDetails(port)), {{"password", kTrinoPassword}});
+  EXPECT_NE(Steps(r).find("connect:FAILED/connection_refused"), std::string::npos) << Describe(r);
+}
+
+
+// --- Databricks ---------------------------------------------------------------------------------
+
+constexpr const char* kDbxToken = "dapi-secret-token-0123";
+
+// A protocol fake of the Databricks SQL Statement Execution API (POST /api/2.0/sql/statements
+// answering PENDING, then GET /api/2.0/sql/statements/<id>); the real service cannot run here.
+struct DatabricksFake {
+  FakeTables tables;
+  std::mutex mu;
+  std::map<std::string, std::string> pending;  // statement id -> SQL
+  std::vector<boost::json::object> submitted;
+  int next_id = 0;
+  FakeServer server{[this](const FakeRequest& r) { return Handle(r); }};
+
+  FakeResponse Handle(const FakeRequest& r) {
+    auto auth = r.headers.find("authorization");
+    if (auth == r.headers.end() || auth->second != std::string("Bearer ") + kDbxToken) {
+      return Json({{"error_code", "403"}, {"message", "Invalid access token."}}, 403);
+    }
+    if (r.method == "POST" && r.target == "/api/2.0/sql/statements") {
+      auto body = boost::json::parse(r.body).as_object();
+      std::lock_guard lock(mu);
+      submitted.push_back(body);
+      if (body.at("warehouse_id") != "wh123") {
+        return Json({{"error_code", "RESOURCE_DOES_NOT_EXIST"}, {"message", "no warehouse"}}, 404);
+      }
+      std::string id = "01ef-" + std::to_string(++next_id);
+      pending[id] = std::string(body.at("statement").as_string());
+      return Json({{"statement_id", id}, {"status", {{"state", "PENDING"}}}});
+    }
+    if (r.method == "GET" && r.target.rfind("/api/2.0/sql/statements/", 0) == 0) {
+      std::string id = r.target.substr(24);
+      std::string sql;
+      {
+        std::lock_guard lock(mu);
+        sql = pending[id];
+      }
+      std::string value;
+      if (!tables.Execute(sql, value)) {
+        return Json({{"statement_id", id},
+                     {"status",
+                      {{"state", "FAILED"},
+                       {"error", {{"error_code", "PERMISSION_DENIED"}, {"message", "nope"}}}}}});
+      }
+      boost::json::object o{{"statement_id", id}, {"status", {{"state", "SUCCEEDED"}}}};
+      if (!value.empty()) o["result"] = {{"data_array", {{value}}}};
+      return Json(o);
+    }
+    return Json({{"error_code", "NOT_FOUND"}}, 404);
+  }
+};
+
+boost::json::object DatabricksDetails(int port) {
+  return {{"host", "127.0.0.1"}, {"port", port}, {"endpoint", "/sql/1.0/warehouses/wh123"},
+          {"catalog", "main"}};
+}
+
+TEST(ProbeHttpDatabricks, ReadSucceedsPollingTheStatement) {
+  DatabricksFake fake;
+  TestResult r = RunProbe(MakeConnection("databricks", DatabricksDetails(fake.server.port())),
+                          {{"token", kDbxToken}});
+  EXPECT_EQ(r.read, "SUCCESS") << Describe(r);
+  EXPECT_EQ(Steps(r),
+            "resolve:SUCCESS connect:SUCCESS tls:SUCCESS authenticate:SUCCESS query:SUCCESS");
+  std::lock_guard lock(fake.mu);
+  ASSERT_EQ(fake.submitted.size(), 1u);
+  EXPECT_EQ(fake.submitted[0].at("catalog"), "main");
+  EXPECT_EQ(fake.submitted[0].at("statement"), "SELECT 1");
+}
+
+TEST(ProbeHttpDatabricks, BadTokenIsAuthFailed) {
+  DatabricksFake fake;
+  std::map<std::string, std::string> secrets{{"token", "dapi-wrong-Token-999"}};
+  TestResult r =
+      RunProbe(MakeConnection("databricks", DatabricksDetails(fake.server.port())), secrets);
+  EXPECT_EQ(Steps(r),
+            "resolve:SUCCESS connect:SUCCESS tls:SUCCESS authenticate:FAILED/auth_failed "
+            "query:SKIPPED")
+      << Describe(r);
+  ExpectNoSecrets(r, secrets);
+}
+
+TEST(ProbeHttpDatabricks, UnknownWarehouseIsNotFound) {
+  DatabricksFake fake;
+  auto details = DatabricksDetails(fake.server.port());
+  details["endpoint"] = "/sql/1.0/warehouses/other";
+  TestResult r = RunProbe(MakeConnection("databricks", details), {{"token", kDbxToken}});
+  EXPECT_NE(Steps(r).find("authenticate:FAILED/not_found"), std::string::npos) << Describe(r);
+}
+
+TEST(ProbeHttpDatabricks, WriteSucceedsInTheWriteCatalog) {
+  DatabricksFake fake;
+  auto details = DatabricksDetails(fake.server.port());
+  details["writeAccess"] = {{"writeCatalog", "scratch_cat"}, {"writeSchema", "probe"}};
+  TestResult r = RunProbe(MakeConnection("databricks", details), {{"token", kDbxToken}});
+  EXPECT_EQ(r.write, "SUCCESS") << Describe(r);
+  std::lock_guard lock(fake.mu);
+  EXPECT_EQ(fake.submitted.back().at("catalog"), "scratch_cat");
+}
+
+TEST(ProbeHttpDatabricks, StatementThatNeverAnswersTimesOut) {
+  FakeServer hanging([](const FakeRequest&) { return FakeResponse{200, "", "", true}; });
+  auto start = Clock::now();
+  TestResult r = RunProbe(MakeConnection("databricks", DatabricksDetails(hanging.port()), 2),
+                          {{"token", kDbxToken}});
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  EXPECT_LT(secs, 3.0);
+  EXPECT_NE(Steps(r).find("authenticate:FAILED/timeout"), std::string::npos) << Describe(r);
+}
+
+// --- shared client ------------------------------------------------------------------------------
+
+TEST(ProbeHttpClient, EgressDeniedAddressIsNeverRequested) {
+  // The engine's resolve step refuses a denied endpoint before the driver runs.
+  ProbeEngine::Options options;
+  options.egress = EgressPolicy({*ParseCidr("127.0.0.0/8")}, {});
+  ProbeEngine engine(options);
+  TrinoFake fake;
+  TestResult r = engine.RunTest(MakeConnection("starburst", TrinoDetails(fake.server.port())),
+                                {{"password", kTrinoPassword}});
+  EXPECT_NE(Steps(r).find("resolve:FAILED/egress_denied"), std::string::npos) << Describe(r);
+  EXPECT_TRUE(fake.server.requests().empty());
+}
+
+}  // namespace
+}  // namespace connreg::probe
