@@ -149,7 +149,18 @@ Continuation Api::Dispatch(http::Exchange& ex, Router::Match& match) {
   Context ctx{ex, store_, sealer_, options_, std::move(match.params), std::nullopt, nullptr};
   if (match.route->needs_auth) {
     if (!Authenticate(ctx)) return nullptr;
-    if (int retry_after = limiter_.Acquire(ctx.principal->client_id); retry_after > 0) {
+    int retry_after = 0;
+    if (options_.rate_limit > 0 && store_.SharesRateLimits()) {
+      auto taken = store_.TakeRateToken(ctx.principal->client_id, options_.rate_limit, NowMs());
+      if (!taken) {
+        ReplyError(ex, taken.error());
+        return nullptr;
+      }
+      retry_after = *taken;
+    } else {
+      retry_after = limiter_.Acquire(ctx.principal->client_id);
+    }
+    if (retry_after > 0) {
       ReplyError(ex, Error{ErrorCode::kTooManyRequests,
                            "rate limit exceeded: at most " + std::to_string(options_.rate_limit) +
                                " requests per second per client"});

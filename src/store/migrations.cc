@@ -327,6 +327,26 @@ ALTER TABLE access_tokens ADD COLUMN family_id TEXT COLLATE "C";
 CREATE INDEX access_tokens_by_family ON access_tokens (family_id);
 )sql";
 
+// Per-client rate-limit buckets shared by every node (PostgreSQL). The SQLite store limits in
+// memory (one node), but keeps the same numbered history.
+constexpr std::string_view kRateBucketsSqlite = R"sql(
+CREATE TABLE rate_buckets (
+  client_id TEXT PRIMARY KEY,
+  tokens_milli INTEGER NOT NULL,
+  refilled_at INTEGER NOT NULL,
+  allowed INTEGER NOT NULL
+) STRICT;
+)sql";
+
+constexpr std::string_view kRateBucketsPostgres = R"sql(
+CREATE TABLE rate_buckets (
+  client_id TEXT COLLATE "C" PRIMARY KEY,
+  tokens_milli BIGINT NOT NULL,
+  refilled_at BIGINT NOT NULL,
+  allowed BOOLEAN NOT NULL
+);
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{
         .version = 1, .name = "initial", .sqlite = kInitialSqlite, .postgres = kInitialPostgres},
@@ -334,6 +354,10 @@ constexpr std::array kMigrations = {
               .name = "teams grants refresh tokens",
               .sqlite = kGrantsAndRefreshSqlite,
               .postgres = kGrantsAndRefreshPostgres},
+    Migration{.version = 3,
+              .name = "shared rate limits",
+              .sqlite = kRateBucketsSqlite,
+              .postgres = kRateBucketsPostgres},
 };
 
 // The list is the schema's history: catch a mis-numbered entry at compile time.

@@ -5,6 +5,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cerrno>
 #include <charconv>
 #include <cstddef>
@@ -1396,6 +1397,45 @@ Result<ConnectionPage> PostgresStore::ListConnections(const ListQuery& q) {
     });
     if (!s) return s.error();
     return page;
+  });
+}
+
+// The bucket's tokens after refilling by the time since its last use.
+#define RATE_REFILLED                                                                        \
+  "LEAST($2::bigint, rate_buckets.tokens_milli + GREATEST(0, $3::bigint - "                  \
+  "rate_buckets.refilled_at) * $4::bigint / 1000)"
+
+// One upsert per request: the bucket refills by the time since its last use (never negative:
+// node clocks may disagree a little), then gives one token (1000 milli-tokens) if it has one.
+Result<int> PostgresStore::TakeRateToken(const std::string& client_id, double per_second,
+                                         TimeMs now) {
+  const std::int64_t rate_milli = std::max<std::int64_t>(1, std::llround(per_second * 1000));
+  const std::int64_t capacity = std::max<std::int64_t>(1000, rate_milli);
+  return Guarded([&]() -> Result<int> {
+    std::int64_t tokens = 0;
+    bool allowed = false;
+    Status s = Transact("take rate token", false, [&](Connection& db) -> Status {
+      auto r = Query(
+          db,
+          "INSERT INTO rate_buckets (client_id, tokens_milli, refilled_at, allowed) "
+          "VALUES ($1, $2::bigint - 1000, $3::bigint, true) "
+          "ON CONFLICT (client_id) DO UPDATE SET "
+          // Every SET expression sees the row as it was (locked by the conflict), so concurrent
+          // requests on any node queue on the row and each sees the others' takes.
+          "tokens_milli = CASE WHEN " RATE_REFILLED " >= 1000 THEN " RATE_REFILLED " - 1000 "
+          "ELSE " RATE_REFILLED " END, "
+          "refilled_at = $3::bigint, allowed = " RATE_REFILLED " >= 1000 "
+          "RETURNING tokens_milli, allowed",
+          client_id, capacity, now, rate_milli);
+      if (!r) return r.error();
+      tokens = r->Int(0, 0);
+      allowed = r->Text(0, 1) == "t";
+      return OkStatus();
+    });
+    if (!s) return s.error();
+    if (allowed) return 0;
+    const double wait_secs = static_cast<double>(1000 - tokens) / static_cast<double>(rate_milli);
+    return std::max(1, static_cast<int>(std::ceil(wait_secs)));
   });
 }
 

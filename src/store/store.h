@@ -275,6 +275,16 @@ class Store : public IdentityStore,
   // True when a primary-key read is served from local files without waiting on a lock or a
   // network (SQLite in WAL mode), so it may run on an I/O thread (api/router.h, Exec).
   virtual bool PointReadsAreLocal() const { return false; }
+  // True when several nodes share this store, so per-client rate limits must be kept in it
+  // (TakeRateToken) rather than in each node's memory.
+  virtual bool SharesRateLimits() const { return false; }
+  // Takes one request from the client's bucket (capacity: one second's worth, at least 1;
+  // refilled continuously at `per_second`). Returns 0 when the request may go ahead, else the
+  // whole seconds (>= 1) after which it may be retried. Only for stores that SharesRateLimits().
+  virtual Result<int> TakeRateToken(const std::string& client_id, double per_second, TimeMs now) {
+    (void)client_id, (void)per_second, (void)now;
+    return Error::Internal("this store keeps no rate limits");
+  }
   // A 32-byte key shared by every node of this store, created on first use: it signs page
   // tokens so a token minted by one node is honoured by every other.
   virtual Result<std::string> ServerKey(const std::string& purpose) = 0;

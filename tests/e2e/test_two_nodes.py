@@ -183,3 +183,31 @@ def test_postgres_outage_under_load_answers_503_and_recovers():
             stop_and_check(node)
     finally:
         pg.destroy()
+
+
+def test_rate_limit_is_shared_by_the_nodes():
+    """With --rate-limit 5 on both nodes, one client alternating between them gets about 5
+    requests a second in all, not 5 per node."""
+    pg = postgres_server()
+    database = pg.new_database()
+    key = base64.b64encode(os.urandom(32)).decode()
+    tmp = Path(tempfile.mkdtemp(prefix="connreg-e2e-rate-"))
+    a = Server("--rate-limit", "5", tmpdir=tmp, database=database,
+               env={"CONNREG_MASTER_KEY": key}).start()
+    b = Server("--rate-limit", "5", tmpdir=tmp, database=database,
+               env={"CONNREG_MASTER_KEY": key}).start()
+    try:
+        token = a.api().token
+        with requests.Session() as s:
+            start = time.monotonic()
+            statuses = [s.get((a, b)[i % 2].url(C), headers=bearer(token), timeout=30).status_code
+                        for i in range(20)]
+            elapsed = time.monotonic() - start
+        allowed = statuses.count(200)
+        assert statuses.count(429) == 20 - allowed, statuses
+        # One bucket of 5, refilled at 5/s for the time the 20 requests took.
+        assert allowed <= 5 + int(elapsed * 5) + 1, (statuses, elapsed)
+        assert allowed < 10 or elapsed > 1.0, (statuses, elapsed)
+    finally:
+        stop_and_check(a)
+        stop_and_check(b)
