@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -99,7 +100,9 @@ const TestTls& Tls() {
     t->key_pem = PemPrivateKey(key);
     X509_free(x);
     EVP_PKEY_free(key);
-    t->ca_file = ::testing::TempDir() + "connreg-http-drivers-ca.pem";
+    // Per process: ctest runs test processes in parallel, each with its own certificate.
+    t->ca_file = ::testing::TempDir() + "connreg-http-drivers-ca-" + std::to_string(::getpid()) +
+                 ".pem";
     std::ofstream(t->ca_file) << t->cert_pem;
     setenv("CONNREG_TLS_CA_FILE", t->ca_file.c_str(), 1);
     return t;
