@@ -192,7 +192,10 @@ void ProbeEngine::WatchdogLoop() {
     }
     auto it = deadlines_.begin();
     if (Clock::now() < it->first) {
-      watchdog_cv_.wait_until(lock, it->first);
+      // A copy: wait_until reads its deadline again after waking, and while the lock is released
+      // the job may finish and erase this node (heap-use-after-free found by fuzz/fuzz_http).
+      const Clock::time_point deadline = it->first;
+      watchdog_cv_.wait_until(lock, deadline);
       continue;
     }
     std::shared_ptr<Job> job = it->second.lock();
