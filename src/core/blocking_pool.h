@@ -32,7 +32,7 @@ class BlockingPool {
   static constexpr int kNice = 5;
 
   explicit BlockingPool(std::size_t threads) : work_(ctx_.get_executor()) {
-    metrics::SetPoolSize(static_cast<long>(threads));
+    metrics::SetPoolSize(metrics::Pool::kBlocking, static_cast<long>(threads));
     for (std::size_t i = 0; i < threads; ++i) {
       threads_.emplace_back([this] {
         // Per thread on Linux; failing to lower the priority only loses the preference.
@@ -55,9 +55,9 @@ class BlockingPool {
           auto ex = boost::asio::get_associated_executor(handler);
           boost::asio::post(ctx_, [fn = std::move(fn), handler = std::move(handler),
                                    ex]() mutable {
-            metrics::AddPoolBusy(1);
+            metrics::AddPoolInUse(metrics::Pool::kBlocking, 1);
             R result = fn();
-            metrics::AddPoolBusy(-1);
+            metrics::AddPoolInUse(metrics::Pool::kBlocking, -1);
             boost::asio::post(ex, [handler = std::move(handler),
                                    result = std::move(result)]() mutable {
               std::move(handler)(std::move(result));

@@ -175,8 +175,14 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   // Counts a request as in flight from its complete header until its response is written.
   class InFlightGuard {
    public:
-    explicit InFlightGuard(std::atomic<std::size_t>& n) : n_(n) { n_.fetch_add(1); }
-    ~InFlightGuard() { n_.fetch_sub(1); }
+    explicit InFlightGuard(std::atomic<std::size_t>& n) : n_(n) {
+      n_.fetch_add(1);
+      metrics::AddInFlight(1);
+    }
+    ~InFlightGuard() {
+      n_.fetch_sub(1);
+      metrics::AddInFlight(-1);
+    }
     InFlightGuard(const InFlightGuard&) = delete;
     InFlightGuard& operator=(const InFlightGuard&) = delete;
 
@@ -475,7 +481,6 @@ void Server::State::LogAccess(const Exchange& ex, std::string_view method, std::
                               int status, Clock::time_point start) {
   const double duration_ms = MillisSince(start);
   metrics::RecordRequest(route, status, duration_ms / 1000.0);
-  metrics::SetInFlight(static_cast<long>(in_flight.load(std::memory_order_relaxed)));
   WriteAccessLine(*access_log, AccessRecord{.request_id = ex.request_id,
                                             .method = method,
                                             .route = route,

@@ -66,9 +66,13 @@ struct Registry {
   Family<Histogram> store_ops;
   Family<std::atomic<long>> test_steps;  // key: type \x1f step \x1f status
   std::atomic<long> in_flight{0};
-  std::atomic<long> pool_busy{0};
-  std::atomic<long> pool_size{0};
+  struct PoolGauges {
+    std::atomic<long> size{0}, in_use{0}, waiting{0};
+  };
+  std::array<PoolGauges, 3> pools;  // index: Pool
 };
+
+constexpr std::array<const char*, 3> kPoolNames = {"blocking", "probe", "database"};
 
 Registry& R() {
   static Registry r;
@@ -127,9 +131,16 @@ void RecordTestStep(std::string_view warehouse_type, std::string_view step,
   R().test_steps.Get(key).fetch_add(1, std::memory_order_relaxed);
 }
 
-void SetInFlight(long value) { R().in_flight.store(value, std::memory_order_relaxed); }
-void AddPoolBusy(long delta) { R().pool_busy.fetch_add(delta, std::memory_order_relaxed); }
-void SetPoolSize(long size) { R().pool_size.store(size, std::memory_order_relaxed); }
+void AddInFlight(long delta) { R().in_flight.fetch_add(delta, std::memory_order_relaxed); }
+void SetPoolSize(Pool pool, long size) {
+  R().pools[static_cast<int>(pool)].size.store(size, std::memory_order_relaxed);
+}
+void AddPoolInUse(Pool pool, long delta) {
+  R().pools[static_cast<int>(pool)].in_use.fetch_add(delta, std::memory_order_relaxed);
+}
+void AddPoolWaiting(Pool pool, long delta) {
+  R().pools[static_cast<int>(pool)].waiting.fetch_add(delta, std::memory_order_relaxed);
+}
 
 std::string Render() {
   std::string out;
@@ -163,12 +174,21 @@ std::string Render() {
                     "operation=\"" + Escape(op) + "\"", h);
   });
 
-  out += "# HELP connreg_blocking_pool_threads Threads of the blocking pool.\n";
-  out += "# TYPE connreg_blocking_pool_threads gauge\n";
-  out += "connreg_blocking_pool_threads " + std::to_string(R().pool_size.load()) + "\n";
-  out += "# HELP connreg_blocking_pool_busy Blocking pool threads running work.\n";
-  out += "# TYPE connreg_blocking_pool_busy gauge\n";
-  out += "connreg_blocking_pool_busy " + std::to_string(R().pool_busy.load()) + "\n";
+  const std::pair<const char*, std::atomic<long> Registry::PoolGauges::*> gauges[] = {
+      {"size", &Registry::PoolGauges::size},
+      {"in_use", &Registry::PoolGauges::in_use},
+      {"waiting", &Registry::PoolGauges::waiting}};
+  for (const auto& [what, member] : gauges) {
+    out += std::string("# HELP connreg_pool_") + what + " Pool " + what +
+           " by pool (blocking threads, probe workers, database connections).\n";
+    out += std::string("# TYPE connreg_pool_") + what + " gauge\n";
+    for (std::size_t i = 0; i < kPoolNames.size(); ++i) {
+      const auto& p = R().pools[i];
+      if (p.size.load() == 0) continue;  // a pool this process does not have
+      out += std::string("connreg_pool_") + what + "{pool=\"" + kPoolNames[i] + "\"} " +
+             std::to_string((p.*member).load()) + "\n";
+    }
+  }
 
   out += "# HELP connreg_connection_test_steps_total Connection test steps by warehouse type, "
          "step and outcome.\n";

@@ -15,11 +15,15 @@ void RecordStoreOperation(std::string_view operation, double duration_seconds);
 // One connection test finished, with the outcome of each step.
 void RecordTestStep(std::string_view warehouse_type, std::string_view step,
                     std::string_view status);
-// Requests being handled right now.
-void SetInFlight(long value);
-// Threads of the blocking pool busy right now / in all.
-void AddPoolBusy(long delta);
-void SetPoolSize(long size);
+// A request started (+1) or its response was written (-1).
+void AddInFlight(long delta);
+// The server's pools: the blocking pool's threads (store work), the probe engine's workers
+// (connection tests) and PostgreSQL connections. Size is the bound; in use and waiting move by
+// deltas (waiting: jobs queued for a worker, callers waiting for a connection).
+enum class Pool { kBlocking, kProbe, kDatabase };
+void SetPoolSize(Pool pool, long size);
+void AddPoolInUse(Pool pool, long delta);
+void AddPoolWaiting(Pool pool, long delta);
 
 // The Prometheus text exposition (version 0.0.4) of everything recorded.
 std::string Render();

@@ -6,6 +6,7 @@
 #include <exception>
 #include <future>
 
+#include "metrics/metrics.h"
 #include "probe/deadline.h"
 #include "probe/scrub.h"
 #include "probe/step_log.h"
@@ -90,6 +91,7 @@ ProbeEngine::ProbeEngine(Options options, DriverLookup drivers)
     : options_(std::move(options)), drivers_(std::move(drivers)) {
   options_.concurrency = std::max(1, options_.concurrency);
   options_.timeout_max_secs = std::max(1, options_.timeout_max_secs);
+  metrics::SetPoolSize(metrics::Pool::kProbe, options_.concurrency);
   workers_.reserve(options_.concurrency);
   for (int i = 0; i < options_.concurrency; ++i) workers_.emplace_back([this] { WorkerLoop(); });
   watchdog_ = std::thread([this] { WatchdogLoop(); });
@@ -102,6 +104,7 @@ ProbeEngine::~ProbeEngine() {
     stopping_ = true;
     pending.swap(queue_);
   }
+  metrics::AddPoolWaiting(metrics::Pool::kProbe, -static_cast<long>(pending.size()));
   work_cv_.notify_all();
   watchdog_cv_.notify_all();
   static const std::string kStopping = "the server stopped before the test could run";
@@ -137,6 +140,7 @@ void ProbeEngine::Submit(domain::Connection c, std::map<std::string, std::string
       queue_.push_back(job);
     }
   }
+  if (!stopping) metrics::AddPoolWaiting(metrics::Pool::kProbe, 1);
   if (stopping) {
     static const std::string kStopping = "the server is stopping";
     return Finish(job, &kStopping);
@@ -170,11 +174,14 @@ void ProbeEngine::WorkerLoop() {
       if (queue_.empty()) return;  // stopping
       job = std::move(queue_.front());
       queue_.pop_front();
+      metrics::AddPoolWaiting(metrics::Pool::kProbe, -1);
       if (job->delivered) continue;  // timed out while it waited
       job->started = true;
       ++running_;
     }
+    metrics::AddPoolInUse(metrics::Pool::kProbe, 1);
     Execute(job);
+    metrics::AddPoolInUse(metrics::Pool::kProbe, -1);
     {
       std::lock_guard lock(mu_);
       --running_;

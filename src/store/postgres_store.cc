@@ -29,6 +29,7 @@
 #include "core/time.h"
 #include "crypto/random.h"
 #include "store/migrations.h"
+#include "store/store_call.h"
 
 namespace connreg::store {
 namespace postgres_internal {
@@ -44,17 +45,6 @@ constexpr std::size_t kServerKeyBytes = 32;
 constexpr int kMaxTransactionAttempts = 4;
 // The session advisory lock that serialises migrations across nodes ("connreg" in ASCII).
 constexpr std::string_view kMigrationLockKey = "27988542784431463";
-
-// Calls `fn`, turning an escaping exception (allocation failure, a bug below) into kInternal:
-// no Store method throws.
-template <class Fn>
-auto Guarded(Fn&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const std::exception& e) {
-    return Error::Internal(std::string("store: unexpected exception: ") + e.what());
-  }
-}
 
 std::string TrimmedMessage(const char* m) {
   std::string s = m != nullptr ? m : "";
@@ -738,7 +728,6 @@ using postgres_internal::Bytea;
 using postgres_internal::Connection;
 using postgres_internal::Execute;
 using postgres_internal::ExecuteStatus;
-using postgres_internal::Guarded;
 using postgres_internal::Query;
 using postgres_internal::Rows;
 
@@ -779,6 +768,7 @@ PostgresStore::PostgresStore(const std::string& url, PostgresOptions options) {
     pool_size = std::min(options.pool_size, postgres_internal::kMaxPoolSize);
   if (options.acquire_timeout.count() > 0) timeout = options.acquire_timeout;
   pool_size_ = pool_size;
+  metrics::SetPoolSize(metrics::Pool::kDatabase, pool_size);
   acquire_timeout_ = timeout;
   auto conn = Connection::Open(*params_);
   if (!conn) throw std::runtime_error(conn.error().message);
@@ -798,7 +788,10 @@ Result<PostgresStore::Lease> PostgresStore::Acquire() {
       std::unique_ptr<Connection> conn = std::move(idle_.back());
       idle_.pop_back();
       lock.unlock();
-      if (conn->CheckAlive()) return Lease(this, std::move(conn));
+      if (conn->CheckAlive()) {
+        metrics::AddPoolInUse(metrics::Pool::kDatabase, 1);
+        return Lease(this, std::move(conn));
+      }
       conn.reset();
       DropIdle();  // its siblings most likely died with it (a server restart)
       lock.lock();
@@ -817,16 +810,20 @@ Result<PostgresStore::Lease> PostgresStore::Acquire() {
         cv_.notify_one();
         return conn.error();
       }
+      metrics::AddPoolInUse(metrics::Pool::kDatabase, 1);
       return Lease(this, std::move(*conn));
     }
-    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
-        open_ >= pool_size_) {
+    metrics::AddPoolWaiting(metrics::Pool::kDatabase, 1);
+    bool timed_out = cv_.wait_until(lock, deadline) == std::cv_status::timeout;
+    metrics::AddPoolWaiting(metrics::Pool::kDatabase, -1);
+    if (timed_out && idle_.empty() && open_ >= pool_size_) {
       return Error::Unavailable("the database connection pool is exhausted");
     }
   }
 }
 
 void PostgresStore::Release(std::unique_ptr<Connection> conn) {
+  metrics::AddPoolInUse(metrics::Pool::kDatabase, -1);
   if (!conn->broken() && conn->InTransaction()) {
     (void)conn->Run("ROLLBACK");
     if (conn->InTransaction()) conn->MarkBroken();
@@ -914,7 +911,7 @@ Status PostgresStore::Single(Body&& body) {
 // ---- identities ----------------------------------------------------------------------------
 
 Status PostgresStore::CreateOrganization(const Organization& org) {
-  return Guarded([&] {
+  return StoreCall("create_organization", [&] {
     return Transact("create organization", false, [&](Connection& db) -> Status {
       Status s = ExecuteStatus(db,
                                "INSERT INTO organizations (organization_id, name, created_at) "
@@ -929,7 +926,7 @@ Status PostgresStore::CreateOrganization(const Organization& org) {
 }
 
 Result<Organization> PostgresStore::GetOrganization(const std::string& organization_id) {
-  return Guarded([&]() -> Result<Organization> {
+  return StoreCall("get_organization", [&]() -> Result<Organization> {
     Organization out;
     Status s = Single([&](Connection& db) -> Status {
       auto r = Query(db,
@@ -947,7 +944,7 @@ Result<Organization> PostgresStore::GetOrganization(const std::string& organizat
 }
 
 Result<std::int64_t> PostgresStore::CountOrganizations() {
-  return Guarded([&]() -> Result<std::int64_t> {
+  return StoreCall("count_organizations", [&]() -> Result<std::int64_t> {
     std::int64_t out = 0;
     Status s = Single([&](Connection& db) -> Status {
       auto r = Query(db, "SELECT count(*) FROM organizations");
@@ -961,7 +958,7 @@ Result<std::int64_t> PostgresStore::CountOrganizations() {
 }
 
 Status PostgresStore::CreateMember(const Member& member) {
-  return Guarded([&] {
+  return StoreCall("create_member", [&] {
     return Transact("create member", false, [&](Connection& db) -> Status {
       Status s = ExecuteStatus(db,
                                "INSERT INTO members (member_id, organization_id, email, "
@@ -977,7 +974,7 @@ Status PostgresStore::CreateMember(const Member& member) {
 }
 
 Result<Member> PostgresStore::GetMember(const std::string& member_id) {
-  return Guarded([&]() -> Result<Member> {
+  return StoreCall("get_member", [&]() -> Result<Member> {
     Member out;
     Status s = Single([&](Connection& db) -> Status {
       auto r = Query(db,
@@ -995,7 +992,7 @@ Result<Member> PostgresStore::GetMember(const std::string& member_id) {
 }
 
 Status PostgresStore::CreateApiClient(const ApiClient& client) {
-  return Guarded([&] {
+  return StoreCall("create_api_client", [&] {
     return Transact("create api client", false, [&](Connection& db) -> Status {
       Status s = ExecuteStatus(db,
                                "INSERT INTO api_clients (client_id, member_id, secret_hash, "
@@ -1009,7 +1006,7 @@ Status PostgresStore::CreateApiClient(const ApiClient& client) {
 }
 
 Result<ApiClient> PostgresStore::GetActiveApiClient(const std::string& client_id) {
-  return Guarded([&]() -> Result<ApiClient> {
+  return StoreCall("get_active_api_client", [&]() -> Result<ApiClient> {
     ApiClient out;
     Status s = Single([&](Connection& db) -> Status {
       auto r = Query(db,
@@ -1028,7 +1025,7 @@ Result<ApiClient> PostgresStore::GetActiveApiClient(const std::string& client_id
 }
 
 Status PostgresStore::RevokeApiClient(const std::string& client_id, TimeMs now) {
-  return Guarded([&] {
+  return StoreCall("revoke_api_client", [&] {
     return Transact("revoke api client", false, [&](Connection& db) -> Status {
       // A second revocation keeps the first time. The row lock also waits for a refresh
       // rotation of this client in flight (it holds FOR SHARE on the row), so the deletions
@@ -1083,7 +1080,7 @@ Status TokenInsertError(Status s) {
 }  // namespace postgres_internal
 
 Status PostgresStore::SaveAccessToken(const AccessToken& token) {
-  return Guarded([&] {
+  return StoreCall("save_access_token", [&] {
     return Transact("save access token", false, [&](Connection& db) -> Status {
       return postgres_internal::InsertAccessToken(db, token);
     });
@@ -1092,7 +1089,7 @@ Status PostgresStore::SaveAccessToken(const AccessToken& token) {
 
 // The pair belongs to the refresh token's family; an access token without a family_id joins it.
 Status PostgresStore::SaveTokenPair(const AccessToken& access, const RefreshToken& refresh) {
-  return Guarded([&]() -> Status {
+  return StoreCall("save_token_pair", [&]() -> Status {
     if (refresh.family_id.empty()) {
       return Error::Internal("store: a refresh token needs a family_id");
     }
@@ -1118,7 +1115,7 @@ Result<Principal> PostgresStore::RotateRefreshToken(const std::string& presented
                                                     const std::string& client_id, TimeMs now,
                                                     AccessToken next_access,
                                                     RefreshToken next_refresh) {
-  return Guarded([&]() -> Result<Principal> {
+  return StoreCall("rotate_refresh_token", [&]() -> Result<Principal> {
     bool reused = false;
     Principal principal;
     Status s = Transact("rotate refresh token", false, [&](Connection& db) -> Status {
@@ -1173,7 +1170,7 @@ Result<Principal> PostgresStore::RotateRefreshToken(const std::string& presented
 
 // On the path of every request: one statement, no transaction.
 Result<Principal> PostgresStore::ResolveAccessToken(const std::string& token_hash, TimeMs now) {
-  return Guarded([&]() -> Result<Principal> {
+  return StoreCall("resolve_access_token", [&]() -> Result<Principal> {
     Principal out;
     Status s = Single([&](Connection& db) -> Status {
       auto r = Query(db,
@@ -1196,7 +1193,7 @@ Result<Principal> PostgresStore::ResolveAccessToken(const std::string& token_has
 
 // Used refresh tokens go only when they expire: until then they are what reuse detection checks.
 Result<std::int64_t> PostgresStore::PurgeExpired(TimeMs now, TimeMs idempotency_not_before) {
-  return Guarded([&]() -> Result<std::int64_t> {
+  return StoreCall("purge_expired", [&]() -> Result<std::int64_t> {
     std::int64_t purged = 0;
     Status s = Transact("purge expired", false, [&](Connection& db) -> Status {
       purged = 0;
@@ -1219,7 +1216,7 @@ Result<std::int64_t> PostgresStore::PurgeExpired(TimeMs now, TimeMs idempotency_
 // ---- teams ---------------------------------------------------------------------------------
 
 Status PostgresStore::CreateTeam(const Team& team) {
-  return Guarded([&] {
+  return StoreCall("create_team", [&] {
     return Transact("create team", false, [&](Connection& db) -> Status {
       Status s = ExecuteStatus(db,
                                "INSERT INTO teams (team_id, organization_id, name, created_at) "
@@ -1237,7 +1234,7 @@ Status PostgresStore::CreateTeam(const Team& team) {
 }
 
 Result<Team> PostgresStore::GetTeam(const std::string& team_id) {
-  return Guarded([&]() -> Result<Team> {
+  return StoreCall("get_team", [&]() -> Result<Team> {
     Team out;
     Status s = Single([&](Connection& db) -> Status {
       auto r = Query(db,
@@ -1255,7 +1252,7 @@ Result<Team> PostgresStore::GetTeam(const std::string& team_id) {
 }
 
 Status PostgresStore::AddTeamMember(const std::string& team_id, const std::string& member_id) {
-  return Guarded([&] {
+  return StoreCall("add_team_member", [&] {
     return Transact("add team member", false, [&](Connection& db) -> Status {
       {
         auto r = Query(db,
@@ -1281,7 +1278,7 @@ Status PostgresStore::AddTeamMember(const std::string& team_id, const std::strin
 // ---- connections ---------------------------------------------------------------------------
 
 Status PostgresStore::CreateConnection(const domain::Connection& c) {
-  return Guarded([&] {
+  return StoreCall("create_connection", [&] {
     return Transact("create connection", false,
                     [&](Connection& db) { return postgres_internal::InsertConnection(db, c); });
   });
@@ -1289,7 +1286,7 @@ Status PostgresStore::CreateConnection(const domain::Connection& c) {
 
 Result<domain::Connection> PostgresStore::GetConnection(const std::string& organization_id,
                                                         const std::string& connection_id) {
-  return Guarded([&]() -> Result<domain::Connection> {
+  return StoreCall("get_connection", [&]() -> Result<domain::Connection> {
     std::optional<domain::Connection> found;
     // The row and its secrets from one snapshot.
     Status s = Transact("get connection", true, [&](Connection& db) -> Status {
@@ -1322,7 +1319,7 @@ Result<domain::Connection> PostgresStore::GetConnection(const std::string& organ
 // version and change nothing.
 Status PostgresStore::UpdateConnection(const domain::Connection& next,
                                        std::int64_t expected_version) {
-  return Guarded([&] {
+  return StoreCall("update_connection", [&] {
     return Transact("update connection", false, [&](Connection& db) -> Status {
       {
         auto r = db.Exec(postgres_internal::kUpdateConnectionSql,
@@ -1363,7 +1360,7 @@ Status PostgresStore::UpdateConnection(const domain::Connection& next,
 }
 
 Result<ConnectionPage> PostgresStore::ListConnections(const ListQuery& q) {
-  return Guarded([&]() -> Result<ConnectionPage> {
+  return StoreCall("list_connections", [&]() -> Result<ConnectionPage> {
     const int limit = std::clamp(q.limit, 1, postgres_internal::kMaxPageSize);
     const bool visible = q.visible_to_member.has_value();
     ConnectionPage page;
@@ -1411,7 +1408,7 @@ Result<int> PostgresStore::TakeRateToken(const std::string& client_id, double pe
                                          TimeMs now) {
   const std::int64_t rate_milli = std::max<std::int64_t>(1, std::llround(per_second * 1000));
   const std::int64_t capacity = std::max<std::int64_t>(1000, rate_milli);
-  return Guarded([&]() -> Result<int> {
+  return StoreCall("take_rate_token", [&]() -> Result<int> {
     std::int64_t tokens = 0;
     bool allowed = false;
     Status s = Transact("take rate token", false, [&](Connection& db) -> Status {
@@ -1442,7 +1439,7 @@ Result<int> PostgresStore::TakeRateToken(const std::string& client_id, double pe
 Status PostgresStore::RecordTest(const std::string& organization_id,
                                  const std::string& connection_id, const domain::LastTest& test,
                                  bool query_reached) {
-  return Guarded([&] {
+  return StoreCall("record_test", [&] {
     return Transact("record test", false, [&](Connection& db) -> Status {
       auto n =
           Execute(db,
@@ -1463,7 +1460,7 @@ Status PostgresStore::RecordTest(const std::string& organization_id,
 // (key_id, connection_id, field), bytewise (COLLATE "C" columns).
 Result<std::vector<ConnectionStore::SealedSecretRef>> PostgresStore::SecretsNotUnderKey(
     const std::string& key_id, int limit) {
-  return Guarded([&]() -> Result<std::vector<SealedSecretRef>> {
+  return StoreCall("secrets_not_under_key", [&]() -> Result<std::vector<SealedSecretRef>> {
     std::vector<SealedSecretRef> out;
     if (limit <= 0) return out;
     Status s = Transact("secrets not under key", true, [&](Connection& db) -> Status {
@@ -1495,7 +1492,7 @@ Result<std::vector<ConnectionStore::SealedSecretRef>> PostgresStore::SecretsNotU
 Status PostgresStore::ResealSecret(const std::string& connection_id, const std::string& field,
                                    const std::string& expected_sealed,
                                    const domain::StoredSecret& next) {
-  return Guarded([&] {
+  return StoreCall("reseal_secret", [&] {
     return Transact("reseal secret", false, [&](Connection& db) -> Status {
       auto n = Execute(db,
                        "UPDATE connection_secrets SET sealed = $3, key_id = $4, updated_at = $5 "
@@ -1514,7 +1511,7 @@ Status PostgresStore::ResealSecret(const std::string& connection_id, const std::
 }
 
 Result<std::vector<std::string>> PostgresStore::SecretKeyIds() {
-  return Guarded([&]() -> Result<std::vector<std::string>> {
+  return StoreCall("secret_key_ids", [&]() -> Result<std::vector<std::string>> {
     std::vector<std::string> out;
     Status s = Single([&](Connection& db) -> Status {
       out.clear();
@@ -1570,7 +1567,7 @@ Result<bool> Exists(Connection& db, std::string_view sql, const std::string& id,
 Status PostgresStore::UpsertGrants(const std::string& organization_id,
                                    const std::string& connection_id,
                                    const std::vector<Grant>& grants) {
-  return Guarded([&] {
+  return StoreCall("upsert_grants", [&] {
     return Transact("upsert grants", false, [&](Connection& db) -> Status {
       Status s =
           postgres_internal::CheckConnectionInOrganization(db, organization_id, connection_id);
@@ -1627,7 +1624,7 @@ Result<GrantPage> PostgresStore::ListGrants(const std::string& organization_id,
                                             const std::string& connection_id, int limit,
                                             const std::optional<GrantCursor>& after,
                                             std::int64_t offset) {
-  return Guarded([&]() -> Result<GrantPage> {
+  return StoreCall("list_grants", [&]() -> Result<GrantPage> {
     limit = std::clamp(limit, 1, postgres_internal::kMaxPageSize);
     GrantPage page;
     // Total and entries from one snapshot.
@@ -1675,7 +1672,7 @@ Result<GrantPage> PostgresStore::ListGrants(const std::string& organization_id,
 
 Status PostgresStore::DeleteGrant(const std::string& organization_id,
                                   const std::string& connection_id, const std::string& grant_id) {
-  return Guarded([&] {
+  return StoreCall("delete_grant", [&] {
     return Transact("delete grant", false, [&](Connection& db) -> Status {
       auto n = Execute(db,
                        "DELETE FROM grants WHERE grant_id = $1 AND connection_id = $2 AND "
@@ -1691,7 +1688,7 @@ Status PostgresStore::DeleteGrant(const std::string& organization_id,
 Result<bool> PostgresStore::HasGrant(const std::string& organization_id,
                                      const std::string& connection_id,
                                      const std::string& member_id) {
-  return Guarded([&]() -> Result<bool> {
+  return StoreCall("has_grant", [&]() -> Result<bool> {
     bool out = false;
     Status s = Single([&](Connection& db) -> Status {
       auto r = Query(db,
@@ -1715,7 +1712,7 @@ Result<bool> PostgresStore::HasGrant(const std::string& organization_id,
 Result<IdempotentResponse> PostgresStore::GetIdempotent(const std::string& organization_id,
                                                         const std::string& member_id,
                                                         const std::string& key, TimeMs not_before) {
-  return Guarded([&]() -> Result<IdempotentResponse> {
+  return StoreCall("get_idempotent", [&]() -> Result<IdempotentResponse> {
     IdempotentResponse out;
     Status s = Single([&](Connection& db) -> Status {
       auto r = Query(db,
@@ -1742,7 +1739,7 @@ Status PostgresStore::CreateConnectionIdempotent(const domain::Connection& c,
                                                  const std::string& key,
                                                  const IdempotentResponse& response,
                                                  TimeMs not_before) {
-  return Guarded([&] {
+  return StoreCall("create_connection_idempotent", [&] {
     return Transact("create connection (idempotent)", false, [&](Connection& db) -> Status {
       Status s = ExecuteStatus(db,
                                "DELETE FROM idempotency_keys WHERE organization_id = $1 AND "
@@ -1771,7 +1768,7 @@ Status PostgresStore::CreateConnectionIdempotent(const domain::Connection& c,
 // SELECT 1 sent asynchronously and waited for at most kPingTimeout: a server that accepts the
 // connection but does not answer is reported, and its connection dropped.
 Status PostgresStore::Ping() {
-  return Guarded([&]() -> Status {
+  return StoreCall("ping", [&]() -> Status {
     for (int reconnects = 0;; ++reconnects) {
       auto lease = Acquire();
       if (!lease) return lease.error();
@@ -1824,7 +1821,7 @@ Status PostgresStore::Ping() {
 }
 
 Result<std::string> PostgresStore::ServerKey(const std::string& purpose) {
-  return Guarded([&]() -> Result<std::string> {
+  return StoreCall("server_key", [&]() -> Result<std::string> {
     constexpr std::string_view kSelect = "SELECT key FROM server_keys WHERE purpose = $1";
     auto checked = [](std::string key) -> Result<std::string> {
       if (key.size() != postgres_internal::kServerKeyBytes) {

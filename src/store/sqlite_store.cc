@@ -25,6 +25,7 @@
 #include "core/time.h"
 #include "crypto/random.h"
 #include "store/migrations.h"
+#include "store/store_call.h"
 
 namespace connreg::store {
 namespace sqlite_internal {
@@ -73,17 +74,6 @@ Error ErrorFrom(int rc, sqlite3* db, std::string_view context) {
       return Error::Unavailable(std::move(message));
     default:
       return Error::Internal(std::move(message));
-  }
-}
-
-// Calls `fn`, turning an escaping exception (allocation failure, a bug below) into kInternal:
-// no Store method throws.
-template <class Fn>
-auto Guarded(Fn&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const std::exception& e) {
-    return Error::Internal(std::string("store: unexpected exception: ") + e.what());
   }
 }
 
@@ -626,7 +616,6 @@ using sqlite_internal::Changes;
 using sqlite_internal::Connection;
 using sqlite_internal::ErrorFrom;
 using sqlite_internal::Execute;
-using sqlite_internal::Guarded;
 using sqlite_internal::Statement;
 using sqlite_internal::Transaction;
 
@@ -700,7 +689,7 @@ Status SqliteStore::Write(const char* what, Body&& body) {
 // ---- identities ----------------------------------------------------------------------------
 
 Status SqliteStore::CreateOrganization(const Organization& org) {
-  return Guarded([&] {
+  return StoreCall("create_organization", [&] {
     return Write("create organization", [&](Connection& db) -> Status {
       Status s = Execute(db,
                          "INSERT INTO organizations (organization_id, name, created_at) "
@@ -715,7 +704,7 @@ Status SqliteStore::CreateOrganization(const Organization& org) {
 }
 
 Result<Organization> SqliteStore::GetOrganization(const std::string& organization_id) {
-  return Guarded([&]() -> Result<Organization> {
+  return StoreCall("get_organization", [&]() -> Result<Organization> {
     auto reader = AcquireReader();
     if (!reader) return reader.error();
     auto st = reader->get().Prepare(
@@ -730,7 +719,7 @@ Result<Organization> SqliteStore::GetOrganization(const std::string& organizatio
 }
 
 Result<std::int64_t> SqliteStore::CountOrganizations() {
-  return Guarded([&]() -> Result<std::int64_t> {
+  return StoreCall("count_organizations", [&]() -> Result<std::int64_t> {
     auto reader = AcquireReader();
     if (!reader) return reader.error();
     auto st = reader->get().Prepare("SELECT count(*) FROM organizations");
@@ -742,7 +731,7 @@ Result<std::int64_t> SqliteStore::CountOrganizations() {
 }
 
 Status SqliteStore::CreateMember(const Member& member) {
-  return Guarded([&] {
+  return StoreCall("create_member", [&] {
     return Write("create member", [&](Connection& db) -> Status {
       Status s = Execute(db,
                          "INSERT INTO members (member_id, organization_id, email, account_type, "
@@ -758,7 +747,7 @@ Status SqliteStore::CreateMember(const Member& member) {
 }
 
 Result<Member> SqliteStore::GetMember(const std::string& member_id) {
-  return Guarded([&]() -> Result<Member> {
+  return StoreCall("get_member", [&]() -> Result<Member> {
     auto reader = AcquireReader();
     if (!reader) return reader.error();
     auto st = reader->get().Prepare(
@@ -774,7 +763,7 @@ Result<Member> SqliteStore::GetMember(const std::string& member_id) {
 }
 
 Status SqliteStore::CreateApiClient(const ApiClient& client) {
-  return Guarded([&] {
+  return StoreCall("create_api_client", [&] {
     return Write("create api client", [&](Connection& db) -> Status {
       Status s = Execute(db,
                          "INSERT INTO api_clients (client_id, member_id, secret_hash, "
@@ -788,7 +777,7 @@ Status SqliteStore::CreateApiClient(const ApiClient& client) {
 }
 
 Result<ApiClient> SqliteStore::GetActiveApiClient(const std::string& client_id) {
-  return Guarded([&]() -> Result<ApiClient> {
+  return StoreCall("get_active_api_client", [&]() -> Result<ApiClient> {
     auto reader = AcquireReader();
     if (!reader) return reader.error();
     auto st = reader->get().Prepare(
@@ -804,7 +793,7 @@ Result<ApiClient> SqliteStore::GetActiveApiClient(const std::string& client_id) 
 }
 
 Status SqliteStore::RevokeApiClient(const std::string& client_id, TimeMs now) {
-  return Guarded([&] {
+  return StoreCall("revoke_api_client", [&] {
     return Write("revoke api client", [&](Connection& db) -> Status {
       // A second revocation keeps the first time.
       Status s = Execute(db,
@@ -858,7 +847,7 @@ Status TokenInsertError(Status s) {
 }  // namespace sqlite_internal
 
 Status SqliteStore::SaveAccessToken(const AccessToken& token) {
-  return Guarded([&] {
+  return StoreCall("save_access_token", [&] {
     return Write("save access token", [&](Connection& db) -> Status {
       return sqlite_internal::InsertAccessToken(db, token);
     });
@@ -867,7 +856,7 @@ Status SqliteStore::SaveAccessToken(const AccessToken& token) {
 
 // The pair belongs to the refresh token's family; an access token without a family_id joins it.
 Status SqliteStore::SaveTokenPair(const AccessToken& access, const RefreshToken& refresh) {
-  return Guarded([&]() -> Status {
+  return StoreCall("save_token_pair", [&]() -> Status {
     if (refresh.family_id.empty()) {
       return Error::Internal("store: a refresh token needs a family_id");
     }
@@ -891,7 +880,7 @@ Result<Principal> SqliteStore::RotateRefreshToken(const std::string& presented_h
                                                   const std::string& client_id, TimeMs now,
                                                   AccessToken next_access,
                                                   RefreshToken next_refresh) {
-  return Guarded([&]() -> Result<Principal> {
+  return StoreCall("rotate_refresh_token", [&]() -> Result<Principal> {
     bool reused = false;
     Principal principal;
     Status s = Write("rotate refresh token", [&](Connection& db) -> Status {
@@ -946,7 +935,7 @@ Result<Principal> SqliteStore::RotateRefreshToken(const std::string& presented_h
 
 // On the path of every request: three primary-key lookups in one statement, no transaction.
 Result<Principal> SqliteStore::ResolveAccessToken(const std::string& token_hash, TimeMs now) {
-  return Guarded([&]() -> Result<Principal> {
+  return StoreCall("resolve_access_token", [&]() -> Result<Principal> {
     auto reader = AcquireReader();
     if (!reader) return reader.error();
     auto st = reader->get().Prepare(
@@ -966,7 +955,7 @@ Result<Principal> SqliteStore::ResolveAccessToken(const std::string& token_hash,
 
 // Used refresh tokens go only when they expire: until then they are what reuse detection checks.
 Result<std::int64_t> SqliteStore::PurgeExpired(TimeMs now, TimeMs idempotency_not_before) {
-  return Guarded([&]() -> Result<std::int64_t> {
+  return StoreCall("purge_expired", [&]() -> Result<std::int64_t> {
     std::int64_t purged = 0;
     Status s = Write("purge expired", [&](Connection& db) -> Status {
       purged = 0;
@@ -989,7 +978,7 @@ Result<std::int64_t> SqliteStore::PurgeExpired(TimeMs now, TimeMs idempotency_no
 // ---- teams ---------------------------------------------------------------------------------
 
 Status SqliteStore::CreateTeam(const Team& team) {
-  return Guarded([&] {
+  return StoreCall("create_team", [&] {
     return Write("create team", [&](Connection& db) -> Status {
       Status s = Execute(db,
                          "INSERT INTO teams (team_id, organization_id, name, created_at) "
@@ -1007,7 +996,7 @@ Status SqliteStore::CreateTeam(const Team& team) {
 }
 
 Result<Team> SqliteStore::GetTeam(const std::string& team_id) {
-  return Guarded([&]() -> Result<Team> {
+  return StoreCall("get_team", [&]() -> Result<Team> {
     auto reader = AcquireReader();
     if (!reader) return reader.error();
     auto st = reader->get().Prepare(
@@ -1022,7 +1011,7 @@ Result<Team> SqliteStore::GetTeam(const std::string& team_id) {
 }
 
 Status SqliteStore::AddTeamMember(const std::string& team_id, const std::string& member_id) {
-  return Guarded([&] {
+  return StoreCall("add_team_member", [&] {
     return Write("add team member", [&](Connection& db) -> Status {
       {
         auto st = db.Prepare(
@@ -1048,7 +1037,7 @@ Status SqliteStore::AddTeamMember(const std::string& team_id, const std::string&
 // ---- connections ---------------------------------------------------------------------------
 
 Status SqliteStore::CreateConnection(const domain::Connection& c) {
-  return Guarded([&] {
+  return StoreCall("create_connection", [&] {
     return Write("create connection",
                  [&](Connection& db) { return sqlite_internal::InsertConnection(db, c); });
   });
@@ -1056,7 +1045,7 @@ Status SqliteStore::CreateConnection(const domain::Connection& c) {
 
 Result<domain::Connection> SqliteStore::GetConnection(const std::string& organization_id,
                                                       const std::string& connection_id) {
-  return Guarded([&]() -> Result<domain::Connection> {
+  return StoreCall("get_connection", [&]() -> Result<domain::Connection> {
     auto reader = AcquireReader();
     if (!reader) return reader.error();
     Connection& db = reader->get();
@@ -1091,7 +1080,7 @@ Result<domain::Connection> SqliteStore::GetConnection(const std::string& organiz
 
 Status SqliteStore::UpdateConnection(const domain::Connection& next,
                                      std::int64_t expected_version) {
-  return Guarded([&] {
+  return StoreCall("update_connection", [&] {
     return Write("update connection", [&](Connection& db) -> Status {
       {
         auto st = db.Prepare(sqlite_internal::kUpdateConnectionSql);
@@ -1134,7 +1123,7 @@ Status SqliteStore::UpdateConnection(const domain::Connection& next,
 }
 
 Result<ConnectionPage> SqliteStore::ListConnections(const ListQuery& q) {
-  return Guarded([&]() -> Result<ConnectionPage> {
+  return StoreCall("list_connections", [&]() -> Result<ConnectionPage> {
     const int limit = std::clamp(q.limit, 1, sqlite_internal::kMaxPageSize);
     auto reader = AcquireReader();
     if (!reader) return reader.error();
@@ -1185,7 +1174,7 @@ Result<ConnectionPage> SqliteStore::ListConnections(const ListQuery& q) {
 
 Status SqliteStore::RecordTest(const std::string& organization_id, const std::string& connection_id,
                                const domain::LastTest& test, bool query_reached) {
-  return Guarded([&] {
+  return StoreCall("record_test", [&] {
     return Write("record test", [&](Connection& db) -> Status {
       Status s =
           Execute(db,
@@ -1206,7 +1195,7 @@ Status SqliteStore::RecordTest(const std::string& organization_id, const std::st
 // secrets were re-sealed before, where `key_id <> K` would rescan them every batch.
 Result<std::vector<ConnectionStore::SealedSecretRef>> SqliteStore::SecretsNotUnderKey(
     const std::string& key_id, int limit) {
-  return Guarded([&]() -> Result<std::vector<SealedSecretRef>> {
+  return StoreCall("secrets_not_under_key", [&]() -> Result<std::vector<SealedSecretRef>> {
     std::vector<SealedSecretRef> out;
     if (limit <= 0) return out;
     auto reader = AcquireReader();
@@ -1244,7 +1233,7 @@ Result<std::vector<ConnectionStore::SealedSecretRef>> SqliteStore::SecretsNotUnd
 Status SqliteStore::ResealSecret(const std::string& connection_id, const std::string& field,
                                  const std::string& expected_sealed,
                                  const domain::StoredSecret& next) {
-  return Guarded([&] {
+  return StoreCall("reseal_secret", [&] {
     return Write("reseal secret", [&](Connection& db) -> Status {
       Status s = Execute(db,
                          "UPDATE connection_secrets SET sealed = ?3, key_id = ?4, updated_at = ?5 "
@@ -1266,7 +1255,7 @@ Status SqliteStore::ResealSecret(const std::string& connection_id, const std::st
 }
 
 Result<std::vector<std::string>> SqliteStore::SecretKeyIds() {
-  return Guarded([&]() -> Result<std::vector<std::string>> {
+  return StoreCall("secret_key_ids", [&]() -> Result<std::vector<std::string>> {
     auto reader = AcquireReader();
     if (!reader) return reader.error();
     auto st = reader->get().Prepare(
@@ -1329,7 +1318,7 @@ Result<bool> Exists(Connection& db, std::string_view sql, const std::string& id,
 Status SqliteStore::UpsertGrants(const std::string& organization_id,
                                  const std::string& connection_id,
                                  const std::vector<Grant>& grants) {
-  return Guarded([&] {
+  return StoreCall("upsert_grants", [&] {
     return Write("upsert grants", [&](Connection& db) -> Status {
       Status s = sqlite_internal::CheckConnectionInOrganization(db, organization_id, connection_id);
       if (!s) return s;
@@ -1384,7 +1373,7 @@ Result<GrantPage> SqliteStore::ListGrants(const std::string& organization_id,
                                           const std::string& connection_id, int limit,
                                           const std::optional<GrantCursor>& after,
                                           std::int64_t offset) {
-  return Guarded([&]() -> Result<GrantPage> {
+  return StoreCall("list_grants", [&]() -> Result<GrantPage> {
     limit = std::clamp(limit, 1, sqlite_internal::kMaxPageSize);
     auto reader = AcquireReader();
     if (!reader) return reader.error();
@@ -1436,7 +1425,7 @@ Result<GrantPage> SqliteStore::ListGrants(const std::string& organization_id,
 
 Status SqliteStore::DeleteGrant(const std::string& organization_id,
                                 const std::string& connection_id, const std::string& grant_id) {
-  return Guarded([&] {
+  return StoreCall("delete_grant", [&] {
     return Write("delete grant", [&](Connection& db) -> Status {
       Status s = Execute(db,
                          "DELETE FROM grants WHERE grant_id = ?1 AND connection_id = ?2 AND "
@@ -1452,7 +1441,7 @@ Status SqliteStore::DeleteGrant(const std::string& organization_id,
 // Two point lookups, as in the visibility filter of ListConnections.
 Result<bool> SqliteStore::HasGrant(const std::string& organization_id,
                                    const std::string& connection_id, const std::string& member_id) {
-  return Guarded([&]() -> Result<bool> {
+  return StoreCall("has_grant", [&]() -> Result<bool> {
     auto reader = AcquireReader();
     if (!reader) return reader.error();
     auto st = reader->get().Prepare(
@@ -1473,7 +1462,7 @@ Result<bool> SqliteStore::HasGrant(const std::string& organization_id,
 Result<IdempotentResponse> SqliteStore::GetIdempotent(const std::string& organization_id,
                                                       const std::string& member_id,
                                                       const std::string& key, TimeMs not_before) {
-  return Guarded([&]() -> Result<IdempotentResponse> {
+  return StoreCall("get_idempotent", [&]() -> Result<IdempotentResponse> {
     auto reader = AcquireReader();
     if (!reader) return reader.error();
     auto st = reader->get().Prepare(
@@ -1495,7 +1484,7 @@ Status SqliteStore::CreateConnectionIdempotent(const domain::Connection& c,
                                                const std::string& member_id, const std::string& key,
                                                const IdempotentResponse& response,
                                                TimeMs not_before) {
-  return Guarded([&] {
+  return StoreCall("create_connection_idempotent", [&] {
     return Write("create connection (idempotent)", [&](Connection& db) -> Status {
       Status s = Execute(db,
                          "DELETE FROM idempotency_keys WHERE organization_id = ?1 AND "
@@ -1522,7 +1511,7 @@ Status SqliteStore::CreateConnectionIdempotent(const domain::Connection& c,
 // ---- store ---------------------------------------------------------------------------------
 
 Status SqliteStore::Ping() {
-  return Guarded([&]() -> Status {
+  return StoreCall("ping", [&]() -> Status {
     auto reader = AcquireReader();
     if (!reader) return reader.error();
     auto st = reader->get().Prepare("SELECT 1");
@@ -1535,7 +1524,7 @@ Status SqliteStore::Ping() {
 }
 
 Result<std::string> SqliteStore::ServerKey(const std::string& purpose) {
-  return Guarded([&]() -> Result<std::string> {
+  return StoreCall("server_key", [&]() -> Result<std::string> {
     constexpr std::string_view kSelect = "SELECT key FROM server_keys WHERE purpose = ?1";
     auto checked = [](std::string key) -> Result<std::string> {
       if (key.size() != sqlite_internal::kServerKeyBytes) {

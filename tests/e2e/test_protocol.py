@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 import time
+import uuid
 
 import pytest
 import requests
@@ -385,17 +386,43 @@ def test_rate_limit(tmp_path):
 
 
 def test_metrics(server, api):
-    api.get(C)
+    body = conn_body("postgres", name="metrics-probe-name", timeoutSecs=1)
+    body["details"].update(host="127.0.0.1", port=1)  # refused at once
+    cid = api.create(body)["connectionId"]
+    assert api.get(f"{C}/{cid}").status_code == 200
+    assert api.get(f"{C}/{cid}/test", timeout=30).status_code == 200
+    api.get(f"{C}/{uuid.uuid4()}")  # a 404
     r = requests.get(server.url("/metrics"), timeout=10)
     assert r.status_code == 200, r.text[:200]
     assert r.headers.get("Content-Type", "").startswith("text/plain"), r.headers
-    lines = [l for l in r.text.splitlines() if l and not l.startswith("#")]
-    assert lines, "no samples in /metrics"
-    assert any(l.startswith("# TYPE ") for l in r.text.splitlines())
-    for l in lines:
+    text = r.text
+    samples = {}
+    for l in text.splitlines():
+        if not l or l.startswith("#"):
+            continue
         name_part, _, value = l.rpartition(" ")
-        float(value)  # every sample ends in a number
-    assert api.token not in r.text
+        samples[name_part] = float(value)  # every sample ends in a number
+    assert any(l.startswith("# TYPE ") for l in text.splitlines())
+
+    def sample(prefix):
+        found = [v for k, v in samples.items() if k.startswith(prefix)]
+        assert found, f"no sample {prefix} in /metrics"
+        return sum(found)
+
+    one = "/v2/connections/{connectionId}"
+    assert sample(f'connreg_http_requests_total{{route="{one}",status="200"}}') >= 1
+    assert sample(f'connreg_http_requests_total{{route="{one}",status="404"}}') >= 1
+    assert sample(f'connreg_http_request_duration_seconds_count{{route="{one}"}}') >= 2
+    assert sample("connreg_http_requests_in_flight") >= 1  # this request
+    assert sample('connreg_store_operation_duration_seconds_count{operation="get_connection"}') >= 1
+    assert sample('connreg_store_operation_duration_seconds_count{operation="create_connection') >= 1
+    assert sample('connreg_connection_test_steps_total{type="postgres",step="resolve",') >= 1
+    assert sample('connreg_pool_size{pool="blocking"}') >= 1
+    assert sample('connreg_pool_size{pool="probe"}') >= 1
+    assert sample("connreg_build_info{") == 1
+    # Labels carry templates and enum values only.
+    for secret_or_id in (api.token, cid, "metrics-probe-name", body["details"]["password"]):
+        assert secret_or_id not in text
 
 
 def test_docs_served(server):
