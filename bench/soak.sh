@@ -10,14 +10,15 @@
 #   bench/soak.sh                      # 180 s, 64 clients
 #   DURATION=120 bench/soak.sh
 #
-# Environment: CONNREG_BIN (build/connreg), DURATION (180), WARMUP (20), CLIENTS (64),
-# MAX_RSS_GROWTH_PCT (10), KEEP_TMP=1 to keep the store and the server's output.
+# Environment: CONNREG_BIN (build/connreg), DURATION (180), WARMUP (60: the SQLite page caches
+# and malloc arenas fill in the first ~50 s), CLIENTS (64), MAX_RSS_GROWTH_PCT (10), KEEP_TMP=1
+# to keep the store and the server's output.
 set -euo pipefail
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$BENCH_DIR/.." && pwd)"
 CONNREG_BIN="${CONNREG_BIN:-$REPO_DIR/build/connreg}"
 DURATION="${DURATION:-180}"
-WARMUP="${WARMUP:-20}"
+WARMUP="${WARMUP:-60}"
 CLIENTS="${CLIENTS:-64}"
 MAX_RSS_GROWTH_PCT="${MAX_RSS_GROWTH_PCT:-10}"
 PY=/usr/bin/python3
