@@ -15,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <list>
@@ -772,6 +773,319 @@ TEST(ProbeHttpClient, EgressDeniedAddressIsNeverRequested) {
                                 {{"password", kTrinoPassword}});
   EXPECT_NE(Steps(r).find("resolve:FAILED/egress_denied"), std::string::npos) << Describe(r);
   EXPECT_TRUE(fake.server.requests().empty());
+}
+
+// --- BigQuery -----------------------------------------------------------------------------------
+
+constexpr const char* kBqToken = "ya29.bq-access-Token-31337";
+constexpr const char* kBqEmail = "prober@proj-1.iam.gserviceaccount.com";
+constexpr const char* kBqKeyId = "kid-7f3a";
+constexpr const char* kBqScope = "https://www.googleapis.com/auth/bigquery";
+
+// The service account's key pair, made once.
+EVP_PKEY* BigQueryKey() {
+  static EVP_PKEY* key = EVP_RSA_gen(2048);
+  return key;
+}
+
+// The content of a Google service-account key file holding `key`.
+boost::json::object ServiceAccountKeyFile(EVP_PKEY* key, const std::string& token_uri) {
+  return {{"type", "service_account"},
+          {"project_id", "proj-1"},
+          {"private_key_id", kBqKeyId},
+          {"private_key", PemPrivateKey(key)},
+          {"client_email", kBqEmail},
+          {"client_id", "107421"},
+          {"auth_uri", "https://accounts.google.com/o/oauth2/auth"},
+          {"token_uri", token_uri}};
+}
+
+// A query answer's rows: [{"f": [{"v": value}]}].
+boost::json::array BigQueryRows(const std::string& value) {
+  return {boost::json::object{{"f", boost::json::array{boost::json::object{{"v", value}}}}}};
+}
+
+FakeResponse GoogleError(int status, const char* reason, const std::string& message) {
+  boost::json::object error{
+      {"code", status},
+      {"message", message},
+      {"errors", boost::json::array{boost::json::object{
+                     {"message", message}, {"domain", "global"}, {"reason", reason}}}}};
+  return Json(boost::json::object{{"error", error}}, status);
+}
+
+// A protocol fake of Google's OAuth 2.0 token endpoint (the jwt-bearer grant a service account
+// makes) and of the BigQuery REST API v2 (jobs.query, answering jobComplete=false for SELECT 1,
+// then jobs.getQueryResults; DDL and DML run against FakeTables); the real services cannot run
+// here. The token endpoint is a server of its own, as in production, and accepts an assertion only
+// when its RS256 signature verifies with the service account's public key and its claims are
+// right. Refusing one, it echoes it, as a careless server might.
+struct BigQueryFake {
+  enum class Query { kAnswer, kAccessDenied, kHang };
+  std::atomic<Query> query{Query::kAnswer};
+  FakeTables tables;
+  std::atomic<int> polls{0};
+  std::mutex mu;
+  std::optional<boost::json::object> jwt_header;  // of the last assertion accepted
+  std::optional<boost::json::object> jwt_claims;
+  std::vector<boost::json::object> submitted;  // jobs.query bodies
+  FakeServer oauth{[this](const FakeRequest& r) { return Token(r); }};
+  FakeServer api{[this](const FakeRequest& r) { return Api(r); }};
+
+  std::string token_uri() const { return oauth.base() + "/token"; }
+
+  FakeResponse Token(const FakeRequest& r) {
+    std::map<std::string, std::string> form;
+    for (std::size_t at = 0; at <= r.body.size();) {
+      std::size_t end = std::min(r.body.find('&', at), r.body.size());
+      std::string pair = r.body.substr(at, end - at);
+      std::size_t eq = pair.find('=');
+      if (eq != std::string::npos) form[pair.substr(0, eq)] = pair.substr(eq + 1);
+      at = end + 1;
+    }
+    const std::string assertion = form["assertion"];
+    auto claims = VerifyJwt(assertion, BigQueryKey());
+    auto number = [&](const char* name) {
+      const auto* v = claims ? claims->if_contains(name) : nullptr;
+      return v && v->is_int64() ? v->as_int64() : 0;
+    };
+    bool ok = r.method == "POST" && r.target == "/token" && r.headers.count("content-type") &&
+              r.headers.at("content-type") == "application/x-www-form-urlencoded" &&
+              form["grant_type"] == "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer" &&
+              claims && claims->at("iss") == kBqEmail && claims->at("scope") == kBqScope &&
+              claims->at("aud") == boost::json::value(token_uri()) &&
+              number("exp") - number("iat") == 3600;
+    if (!ok) {
+      return Json({{"error", "invalid_grant"},
+                   {"error_description", "Invalid JWT Signature. assertion=" + assertion}},
+                  400);
+    }
+    std::lock_guard lock(mu);
+    jwt_claims = claims;
+    jwt_header =
+        boost::json::parse(*crypto::Base64UrlDecode(assertion.substr(0, assertion.find('.'))))
+            .as_object();
+    return Json({{"access_token", kBqToken}, {"expires_in", 3599}, {"token_type", "Bearer"}});
+  }
+
+  FakeResponse Api(const FakeRequest& r) {
+    auto auth = r.headers.find("authorization");
+    if (auth == r.headers.end() || auth->second != std::string("Bearer ") + kBqToken) {
+      return GoogleError(401, "authError", "Request had invalid authentication credentials.");
+    }
+    const std::string jobs = "/bigquery/v2/projects/proj-1/queries";
+    const boost::json::object job{{"projectId", "proj-1"}, {"jobId", "job_q1"}, {"location", "EU"}};
+    if (r.method == "POST" && r.target == jobs) {
+      auto body = boost::json::parse(r.body).as_object();
+      std::string sql(body.at("query").as_string());
+      {
+        std::lock_guard lock(mu);
+        submitted.push_back(body);
+      }
+      if (query == Query::kHang) return FakeResponse{200, "", "", true};
+      if (query == Query::kAccessDenied) {
+        return GoogleError(403, "accessDenied",
+                           "Access Denied: Project proj-1: User does not have "
+                           "bigquery.jobs.create permission in project proj-1.");
+      }
+      if (sql == "SELECT 1") return Json({{"jobReference", job}, {"jobComplete", false}});
+      std::string value;
+      // GoogleSQL has no VARCHAR: a CREATE TABLE using it fails as on the real service.
+      if (sql.find("VARCHAR") != std::string::npos || !tables.Execute(sql, value)) {
+        return GoogleError(400, "invalidQuery", "Syntax error in: " + sql);
+      }
+      boost::json::object answer{{"jobReference", job}, {"jobComplete", true}};
+      if (!value.empty()) answer["rows"] = BigQueryRows(value);
+      return Json(answer);
+    }
+    if (r.method == "GET" && r.target.rfind(jobs + "/job_q1?location=EU&timeoutMs=", 0) == 0) {
+      ++polls;
+      return Json({{"jobReference", job}, {"jobComplete", true}, {"rows", BigQueryRows("1")}});
+    }
+    return GoogleError(404, "notFound", "Not found: " + r.target);
+  }
+};
+
+// Runs a bigQuery test against the API fake listening on `api_port`.
+TestResult RunBigQuery(int api_port, const boost::json::object& details,
+                       const std::map<std::string, std::string>& secrets, int timeout_secs = 10) {
+  std::string url = "https://127.0.0.1:" + std::to_string(api_port);
+  setenv("CONNREG_BIGQUERY_API_URL", url.c_str(), 1);
+  return RunProbe(MakeConnection("bigQuery", details, timeout_secs), secrets);
+}
+
+std::map<std::string, std::string> BigQuerySecrets(const boost::json::object& key_file) {
+  return {{"serviceAccount", boost::json::serialize(key_file)}};
+}
+
+// No credential is in the result: not the key file, nor a line of its private key, nor an
+// assertion (every JWT starts with "eyJ", base64url of '{"'), nor the access token.
+void ExpectNoBigQueryCredentials(const TestResult& r,
+                                 const std::map<std::string, std::string>& secrets) {
+  ExpectNoSecrets(r, secrets);
+  std::string text = Describe(r);
+  EXPECT_EQ(text.find("eyJ"), std::string::npos) << text;
+  EXPECT_EQ(text.find(kBqToken), std::string::npos) << text;
+  auto key_file = ParseJson(secrets.at("serviceAccount"));
+  if (const auto* pem = key_file && key_file->is_object()
+                            ? key_file->as_object().if_contains("private_key")
+                            : nullptr;
+      pem && pem->is_string()) {
+    std::string key(pem->as_string());
+    std::string line = key.substr(key.find('\n') + 1, 40);
+    EXPECT_EQ(text.find(line), std::string::npos) << text;
+  }
+}
+
+boost::json::object BigQueryDetails() { return {{"projectId", "proj-1"}}; }
+
+TEST(ProbeHttpBigQuery, ReadSucceedsAfterPollingAnUnfinishedQuery) {
+  BigQueryFake fake;
+  TestResult r =
+      RunBigQuery(fake.api.port(), BigQueryDetails(),
+                  BigQuerySecrets(ServiceAccountKeyFile(BigQueryKey(), fake.token_uri())));
+  EXPECT_EQ(r.read, "SUCCESS") << Describe(r);
+  EXPECT_EQ(r.write, "DISABLED");
+  EXPECT_EQ(Steps(r),
+            "resolve:SUCCESS connect:SUCCESS tls:SUCCESS authenticate:SUCCESS query:SUCCESS");
+  EXPECT_EQ(fake.polls.load(), 1);
+
+  std::lock_guard lock(fake.mu);
+  ASSERT_TRUE(fake.jwt_claims) << "no assertion was accepted";
+  EXPECT_EQ(fake.jwt_header->at("kid"), kBqKeyId);
+  EXPECT_EQ(fake.jwt_claims->at("iss"), kBqEmail);
+  EXPECT_EQ(fake.jwt_claims->at("scope"), kBqScope);
+  EXPECT_EQ(fake.jwt_claims->at("aud"), boost::json::value(fake.token_uri()));
+  EXPECT_NEAR(static_cast<double>(fake.jwt_claims->at("iat").as_int64()),
+              static_cast<double>(std::time(nullptr)), 60);
+  ASSERT_EQ(fake.submitted.size(), 1u);
+  EXPECT_EQ(fake.submitted[0].at("query"), "SELECT 1");
+  EXPECT_EQ(fake.submitted[0].at("useLegacySql"), false);
+  std::int64_t wait = fake.submitted[0].at("timeoutMs").as_int64();
+  EXPECT_GT(wait, 0);
+  EXPECT_LE(wait, 10000);
+}
+
+TEST(ProbeHttpBigQuery, WriteCreatesTheTableInTheWriteDatasetAndDropsIt) {
+  BigQueryFake fake;
+  auto details = BigQueryDetails();
+  details["writeAccess"] = {{"writeProject", "warehouse-w"}, {"writeDataset", "scratch"}};
+  TestResult r =
+      RunBigQuery(fake.api.port(), details,
+                  BigQuerySecrets(ServiceAccountKeyFile(BigQueryKey(), fake.token_uri())));
+  EXPECT_EQ(r.read, "SUCCESS") << Describe(r);
+  EXPECT_EQ(r.write, "SUCCESS") << Describe(r);
+
+  std::lock_guard lock(fake.tables.mu);
+  EXPECT_TRUE(fake.tables.rows.empty());
+  ASSERT_EQ(fake.tables.statements.size(), 4u) << Describe(r);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(
+      fake.tables.statements[0], m,
+      std::regex(R"(CREATE TABLE (`warehouse-w`\.`scratch`\.`connreg_probe_[0-9a-f]{16}`) )"
+                 R"(\(id INTEGER NOT NULL, marker STRING\(64\) NOT NULL\))")))
+      << fake.tables.statements[0];
+  const std::string table = m[1];
+  EXPECT_EQ(fake.tables.statements[1].rfind("INSERT INTO " + table + " (id, marker) VALUES", 0),
+            0u);
+  EXPECT_EQ(fake.tables.statements[2], "SELECT marker FROM " + table + " WHERE id = 1");
+  EXPECT_EQ(fake.tables.statements[3], "DROP TABLE IF EXISTS " + table);
+}
+
+TEST(ProbeHttpBigQuery, AssertionSignedWithAnotherKeyIsAuthFailed) {
+  BigQueryFake fake;
+  EVP_PKEY* other = EVP_RSA_gen(2048);
+  auto secrets = BigQuerySecrets(ServiceAccountKeyFile(other, fake.token_uri()));
+  TestResult r = RunBigQuery(fake.api.port(), BigQueryDetails(), secrets);
+  EVP_PKEY_free(other);
+  EXPECT_EQ(r.read, "FAILED");
+  EXPECT_EQ(Steps(r),
+            "resolve:SUCCESS connect:SUCCESS tls:SUCCESS authenticate:FAILED/auth_failed "
+            "query:SKIPPED")
+      << Describe(r);
+  EXPECT_NE(Describe(r).find("invalid_grant"), std::string::npos) << Describe(r);
+  ExpectNoBigQueryCredentials(r, secrets);  // the fake echoed the assertion
+  std::lock_guard lock(fake.mu);
+  EXPECT_TRUE(fake.submitted.empty());
+}
+
+TEST(ProbeHttpBigQuery, MalformedServiceAccountIsAuthFailed) {
+  BigQueryFake fake;
+  const auto good = ServiceAccountKeyFile(BigQueryKey(), fake.token_uri());
+  auto without = [&](const char* field) {
+    auto o = good;
+    o.erase(field);
+    return boost::json::serialize(o);
+  };
+  auto with = [&](const char* field, const char* value) {
+    auto o = good;
+    o[field] = value;
+    return boost::json::serialize(o);
+  };
+  const std::pair<std::string, std::string> cases[] = {
+      {"{\"private_key\": \"-----BEGIN PRIVATE KEY-----\\nsecretKeyMaterial", "not a JSON object"},
+      {without("private_key"), "has no private_key"},
+      {without("client_email"), "has no client_email"},
+      {with("private_key",
+            "-----BEGIN PRIVATE KEY-----\nsecretKeyMaterial\n-----END PRIVATE "
+            "KEY-----\n"),
+       "private_key"},
+      {with("type", "authorized_user"), "not of type service_account"},
+      {with("token_uri", "http://127.0.0.1:1/token"), "token_uri is not an https URL"},
+  };
+  for (const auto& [key_file, why] : cases) {
+    std::map<std::string, std::string> secrets{{"serviceAccount", key_file}};
+    TestResult r = RunBigQuery(fake.api.port(), BigQueryDetails(), secrets);
+    EXPECT_EQ(Steps(r),
+              "resolve:SUCCESS connect:SUCCESS tls:SUCCESS authenticate:FAILED/auth_failed "
+              "query:SKIPPED")
+        << Describe(r);
+    EXPECT_NE(Describe(r).find(why), std::string::npos) << why << ": " << Describe(r);
+    EXPECT_EQ(Describe(r).find("secretKeyMaterial"), std::string::npos) << Describe(r);
+    ExpectNoBigQueryCredentials(r, secrets);
+  }
+  EXPECT_TRUE(fake.oauth.requests().empty());
+  EXPECT_TRUE(fake.api.requests().empty());
+}
+
+TEST(ProbeHttpBigQuery, AccessDeniedOnQueryIsPermissionDenied) {
+  BigQueryFake fake;
+  fake.query = BigQueryFake::Query::kAccessDenied;
+  auto secrets = BigQuerySecrets(ServiceAccountKeyFile(BigQueryKey(), fake.token_uri()));
+  TestResult r = RunBigQuery(fake.api.port(), BigQueryDetails(), secrets);
+  EXPECT_EQ(r.read, "FAILED");
+  EXPECT_EQ(Steps(r),
+            "resolve:SUCCESS connect:SUCCESS tls:SUCCESS authenticate:SUCCESS "
+            "query:FAILED/permission_denied")
+      << Describe(r);
+  EXPECT_NE(Describe(r).find("bigquery.jobs.create"), std::string::npos) << Describe(r);
+  ExpectNoBigQueryCredentials(r, secrets);
+}
+
+TEST(ProbeHttpBigQuery, SilentServerTimesOutWithinTheDeadline) {
+  FakeServer silent([](const FakeRequest&) { return FakeResponse{}; }, FakeServer::Mode::kSilent);
+  auto start = Clock::now();
+  TestResult r = RunBigQuery(
+      silent.port(), BigQueryDetails(),
+      BigQuerySecrets(ServiceAccountKeyFile(BigQueryKey(), silent.base() + "/token")), 2);
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  EXPECT_LT(secs, 3.0);
+  EXPECT_EQ(r.read, "FAILED");
+  EXPECT_NE(Steps(r).find("FAILED/timeout"), std::string::npos) << Describe(r);
+}
+
+TEST(ProbeHttpBigQuery, QueryThatNeverAnswersTimesOut) {
+  BigQueryFake fake;
+  fake.query = BigQueryFake::Query::kHang;
+  auto start = Clock::now();
+  TestResult r =
+      RunBigQuery(fake.api.port(), BigQueryDetails(),
+                  BigQuerySecrets(ServiceAccountKeyFile(BigQueryKey(), fake.token_uri())), 2);
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  EXPECT_LT(secs, 3.0);
+  EXPECT_EQ(Steps(r),
+            "resolve:SUCCESS connect:SUCCESS tls:SUCCESS authenticate:SUCCESS query:FAILED/timeout")
+      << Describe(r);
 }
 
 }  // namespace

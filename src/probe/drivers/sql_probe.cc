@@ -41,7 +41,8 @@ void RunSqlSteps(ProbeRun& run, SqlSession& session, std::string_view write_sche
   // Each statement runs only when the previous one succeeded; the DROP always runs (IF EXISTS:
   // a CREATE that failed, or timed out after the server created the table, leaves nothing).
   if (run_one("could not create a table in " + std::string(write_schema),
-              "CREATE TABLE " + table + " (id INTEGER NOT NULL, marker VARCHAR(64) NOT NULL)")
+              "CREATE TABLE " + table + " (id INTEGER NOT NULL, marker " +
+                  std::string(session.TextType()) + " NOT NULL)")
           .ok &&
       run_one("could not insert a row",
               "INSERT INTO " + table + " (id, marker) VALUES (1, '" + marker + "')")

@@ -26,6 +26,8 @@ class SqlSession {
   virtual SqlOutcome Execute(std::string_view sql) = 0;
   // `name` as a quoted identifier of this dialect.
   virtual std::string QuoteIdentifier(std::string_view name) = 0;
+  // The dialect's type for the probe table's 64-character text column.
+  virtual std::string_view TextType() const { return "VARCHAR(64)"; }
   // False once the session can no longer run statements (after a timeout, a lost connection).
   virtual bool usable() const = 0;
 };
