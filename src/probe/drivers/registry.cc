@@ -1,9 +1,11 @@
 // The drivers built into this server, by details.type. A new warehouse adds one line here.
+#include "probe/drivers/bigquery.h"
 #include "probe/drivers/databricks.h"
 #include "probe/drivers/driver.h"
 #include "probe/drivers/mysql.h"
 #include "probe/drivers/postgres.h"
 #include "probe/drivers/snowflake.h"
+#include "probe/drivers/sqlserver.h"
 #include "probe/drivers/trino.h"
 
 namespace connreg::probe {
@@ -15,6 +17,8 @@ const Driver* FindDriver(std::string_view type) {
   if (type == "snowflake") return &SnowflakeProbeDriver();
   if (type == "starburst") return &TrinoProbeDriver();
   if (type == "databricks") return &DatabricksProbeDriver();
+  if (type == "bigQuery") return BigQueryProbeDriver();
+  if (type == "sqlserver" || type == "azuresql") return SqlServerProbeDriver();
   return nullptr;
 }
 
