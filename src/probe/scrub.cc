@@ -50,6 +50,11 @@ std::size_t Utf8Length(std::string_view s, std::size_t i) {
   return n;
 }
 
+// True when text[i] exists and is an ASCII letter or digit (i may be npos or past the end).
+bool IsWordByte(std::string_view text, std::size_t i) {
+  return i < text.size() && std::isalnum(static_cast<unsigned char>(text[i]));
+}
+
 }  // namespace
 
 Scrubber::Scrubber(const std::map<std::string, std::string>& secrets, std::size_t max_length)
@@ -79,10 +84,13 @@ std::string Scrubber::Scrub(std::string_view text) const {
   for (std::size_t i = 0; i < text.size();) {
     const std::string* hit = nullptr;
     for (const std::string& needle : needles_) {
-      if (text.substr(i, needle.size()) == needle) {
-        hit = &needle;
-        break;
+      if (text.substr(i, needle.size()) != needle) continue;
+      if (needle.size() < kMinInWordLength &&
+          (IsWordByte(text, i - 1) || IsWordByte(text, i + needle.size()))) {
+        continue;
       }
+      hit = &needle;
+      break;
     }
     if (hit) {
       s += kRedacted;

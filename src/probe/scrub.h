@@ -17,6 +17,11 @@ class Scrubber {
   static constexpr std::size_t kDefaultMaxLength = 1024;
   static constexpr std::string_view kRedacted = "[redacted]";
 
+  // Forms shorter than this are redacted only where they stand as a word of their own (no letter
+  // or digit on either side): a one-letter password must not turn every "p" of a message into
+  // "[redacted]", and is echoed as `password "p"` if at all.
+  static constexpr std::size_t kMinInWordLength = 4;
+
   // `secrets`: field name -> plaintext value; every non-empty value is redacted, in its raw form
   // and in the encoded forms a driver could plausibly echo: base64 (standard, padded and not,
   // and url-safe), percent-encoding, SQL and JSON/C escaping.

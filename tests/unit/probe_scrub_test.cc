@@ -34,9 +34,18 @@ TEST(ProbeScrub, RedactsEverySecretAndPrefersTheLongestForm) {
 }
 
 TEST(ProbeScrub, ASecretInsideTheMarkerDoesNotLoop) {
-  Scrubber s(Secrets{{"password", "d"}});
-  std::string out = s.Scrub("dd red");
-  EXPECT_EQ(out, "[redacted][redacted] re[redacted]");
+  Scrubber s(Secrets{{"password", "dact"}});
+  EXPECT_EQ(s.Scrub("dactdact redact"), "[redacted][redacted] re[redacted]");
+}
+
+TEST(ProbeScrub, AShortSecretIsRedactedOnlyAsAWordOfItsOwn) {
+  // A one-letter password must not mangle libpq's "port 1 failed ... accepting TCP/IP".
+  Scrubber s(Secrets{{"password", "p"}, {"token", "x9"}});
+  EXPECT_EQ(s.Scrub("server at \"h\", port 1 failed: is it accepting TCP/IP connections?"),
+            "server at \"h\", port 1 failed: is it accepting TCP/IP connections?");
+  EXPECT_EQ(
+      s.Scrub("password \"p\" rejected; p; (p) x9=x9 ax9 x9b"),
+      "password \"[redacted]\" rejected; [redacted]; ([redacted]) [redacted]=[redacted] ax9 x9b");
 }
 
 TEST(ProbeScrub, CapsLengthAfterRedactingOnACharacterBoundary) {
