@@ -12,7 +12,7 @@ namespace connreg::metrics {
 namespace {
 
 constexpr std::array<double, 12> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                              0.05,   0.1,   0.25,   0.5,   1.0,  5.0};
+                                             0.05,   0.1,   0.25,   0.5,   1.0,  5.0};
 
 struct Histogram {
   std::array<std::atomic<long>, kBuckets.size()> buckets{};
@@ -106,8 +106,7 @@ void RenderHistogram(std::string& out, const std::string& name, const std::strin
     out += name + "_bucket{" + labels + sep + "le=\"" + Num(kBuckets[i]) + "\"} " +
            std::to_string(h.buckets[i].load()) + "\n";
   }
-  out += name + "_bucket{" + labels + sep + "le=\"+Inf\"} " + std::to_string(h.count.load()) +
-         "\n";
+  out += name + "_bucket{" + labels + sep + "le=\"+Inf\"} " + std::to_string(h.count.load()) + "\n";
   out += name + "_sum{" + labels + "} " + Num(h.sum.load()) + "\n";
   out += name + "_count{" + labels + "} " + std::to_string(h.count.load()) + "\n";
 }
@@ -160,8 +159,8 @@ std::string Render() {
   out += "# HELP connreg_http_request_duration_seconds Request latency by route template.\n";
   out += "# TYPE connreg_http_request_duration_seconds histogram\n";
   R().routes.ForEach([&](const std::string& route, RouteStats& s) {
-    RenderHistogram(out, "connreg_http_request_duration_seconds",
-                    "route=\"" + Escape(route) + "\"", s.latency);
+    RenderHistogram(out, "connreg_http_request_duration_seconds", "route=\"" + Escape(route) + "\"",
+                    s.latency);
   });
   out += "# HELP connreg_http_requests_in_flight Requests being handled.\n";
   out += "# TYPE connreg_http_requests_in_flight gauge\n";
@@ -190,14 +189,15 @@ std::string Render() {
     }
   }
 
-  out += "# HELP connreg_connection_test_steps_total Connection test steps by warehouse type, "
-         "step and outcome.\n";
+  out +=
+      "# HELP connreg_connection_test_steps_total Connection test steps by warehouse type, "
+      "step and outcome.\n";
   out += "# TYPE connreg_connection_test_steps_total counter\n";
   R().test_steps.ForEach([&](const std::string& key, std::atomic<long>& n) {
     auto a = key.find('\x1f'), b = key.find('\x1f', a + 1);
-    out += "connreg_connection_test_steps_total{type=\"" + Escape(key.substr(0, a)) +
-           "\",step=\"" + Escape(key.substr(a + 1, b - a - 1)) + "\",status=\"" +
-           Escape(key.substr(b + 1)) + "\"} " + std::to_string(n.load()) + "\n";
+    out += "connreg_connection_test_steps_total{type=\"" + Escape(key.substr(0, a)) + "\",step=\"" +
+           Escape(key.substr(a + 1, b - a - 1)) + "\",status=\"" + Escape(key.substr(b + 1)) +
+           "\"} " + std::to_string(n.load()) + "\n";
   });
   return out;
 }

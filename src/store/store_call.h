@@ -1,6 +1,7 @@
 // The wrapper every public store method runs its body in, on both backends: it turns an escaping
 // exception (allocation failure, a bug below) into kInternal, so no store method throws, and it
-// records the call's latency under a fixed operation name (connreg_store_operation_duration_seconds).
+// records the call's latency under a fixed operation name
+// (connreg_store_operation_duration_seconds).
 #pragma once
 
 #include <chrono>
@@ -20,7 +21,8 @@ auto StoreCall(const char* operation, Fn&& fn) -> decltype(fn()) {
     std::chrono::steady_clock::time_point start;
     ~Record() {
       metrics::RecordStoreOperation(
-          operation, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+          operation,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
   } record{operation, start};
   try {

@@ -33,7 +33,8 @@ std::string WarehouseId(std::string_view path) {
     std::string_view id = path.substr(at + marker.size());
     id = id.substr(0, id.find_first_of("/?"));
     bool ok = !id.empty();
-    for (char ch : id) ok = ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_');
+    for (char ch : id)
+      ok = ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_');
     return ok ? std::string(id) : "";
   }
   return "";
@@ -105,8 +106,9 @@ class DatabricksSession : public SqlSession {
         SqlOutcome out;
         out.ok = true;
         const auto* result = o.if_contains("result");
-        const auto* rows =
-            result && result->is_object() ? result->get_object().if_contains("data_array") : nullptr;
+        const auto* rows = result && result->is_object()
+                               ? result->get_object().if_contains("data_array")
+                               : nullptr;
         if (rows && rows->is_array() && !rows->get_array().empty() &&
             rows->get_array()[0].is_array() && !rows->get_array()[0].get_array().empty()) {
           const auto& v = rows->get_array()[0].get_array()[0];
@@ -116,7 +118,8 @@ class DatabricksSession : public SqlSession {
       }
       if (state == "PENDING" || state == "RUNNING") {
         bool id_ok = !id.empty();
-        for (char ch : id) id_ok = id_ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-');
+        for (char ch : id)
+          id_ok = id_ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-');
         if (!id_ok) return *Failure(code::kProtocolError, "a running statement came without an id");
         if (run_.deadline.remaining() < std::chrono::milliseconds(400)) {
           usable_ = false;

@@ -45,7 +45,8 @@ std::string_view CodeForSnowflakeLoginError(std::string_view c) {
 // An identifier as Snowflake SQL: plain names unquoted (Snowflake folds them to upper case, as a
 // user typing them would), anything else double-quoted.
 std::string SnowflakeIdentifier(std::string_view name) {
-  bool plain = !name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_');
+  bool plain =
+      !name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_');
   for (char ch : name) {
     plain = plain && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '$');
   }
@@ -111,10 +112,9 @@ class SnowflakeSession : public SqlSession {
         {"sqlText", sql},
         {"asyncExec", false},
         {"sequenceId", ++sequence_},
-        {"querySubmissionTime",
-         std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-             .count()}};
+        {"querySubmissionTime", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count()}};
     HttpRequest req;
     req.method = "POST";
     req.url = http_.BaseUrl(true) + "/queries/v1/query-request?requestId=" + crypto::NewUuid4();
@@ -225,11 +225,12 @@ class SnowflakeDriver : public Driver {
     };
     const std::string user = DetailString(run.details, "user");
     const std::string account = AccountName(run);
-    boost::json::object data{{"CLIENT_APP_ID", "connreg"},
-                             {"CLIENT_APP_VERSION", CONNREG_VERSION},
-                             {"ACCOUNT_NAME", Upper(account)},
-                             {"LOGIN_NAME", user},
-                             {"CLIENT_ENVIRONMENT", boost::json::object{{"APPLICATION", "connreg"}}}};
+    boost::json::object data{
+        {"CLIENT_APP_ID", "connreg"},
+        {"CLIENT_APP_VERSION", CONNREG_VERSION},
+        {"ACCOUNT_NAME", Upper(account)},
+        {"LOGIN_NAME", user},
+        {"CLIENT_ENVIRONMENT", boost::json::object{{"APPLICATION", "connreg"}}}};
     if (std::string pem = secret("privateKey"); !pem.empty()) {
       std::string error;
       SigningKeyPtr key = LoadRsaPrivateKey(pem, secret("privateKeyPassphrase"), error);
