@@ -4,11 +4,17 @@
 // fail: they are part of the suite, not optional.
 #include <libpq-fe.h>
 #include <mysql.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include <boost/json/serialize.hpp>
 
@@ -332,6 +338,58 @@ TEST(ProbeServerMysql, TlsRequiredButNotOfferedIsTlsFailure) {
       {{"password", pw}});
   ExpectSteps(r, {"resolve:SUCCESS", "connect:SUCCESS", "tls:FAILED/tls_failure",
                   "authenticate:SKIPPED", "query:SKIPPED"});
+  EXPECT_NE(FindStep(r, "tls")->message.find("no credentials were sent"), std::string::npos)
+      << Describe(r);
+}
+
+// A protocol fake of a MySQL server that greets without CLIENT_SSL (as a TLS-stripping
+// man-in-the-middle would) and counts the connections it gets and the bytes sent to it.
+TEST(ProbeMysqlGreeting, NoTlsInTheGreetingFailsBeforeAnyCredentialIsSent) {
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 8), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  std::atomic<int> connections{0};
+  std::atomic<long> bytes_received{0};
+  std::thread server([&] {
+    for (;;) {
+      pollfd p{listener, POLLIN, 0};
+      if (::poll(&p, 1, 3000) <= 0) return;  // no (further) connection
+      int fd = ::accept(listener, nullptr, nullptr);
+      if (fd < 0) return;
+      ++connections;
+      std::string payload = std::string(1, '\x0a') + "5.5.5-10.11.6-MariaDB-fake" + '\0' +
+                            std::string("\x01\x00\x00\x00", 4) + "abcdefgh" + '\0' +
+                            std::string("\xfe\xf7", 2) +  // capabilities: all but CLIENT_SSL
+                            std::string("\x21\x02\x00\xff\x81\x15", 6) + std::string(10, '\0') +
+                            "ijklmnopqrst" + '\0' + "mysql_native_password" + '\0';
+      std::string packet = {static_cast<char>(payload.size()), 0, 0, 0};
+      packet += payload;
+      (void)!::send(fd, packet.data(), packet.size(), MSG_NOSIGNAL);
+      char buf[512];
+      for (pollfd c{fd, POLLIN, 0}; ::poll(&c, 1, 1000) > 0;) {
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        bytes_received += n;
+      }
+      ::close(fd);
+    }
+  });
+  TestResult r = Engine().RunTest(
+      MakeConnection(
+          "mysql",
+          {{"host", "127.0.0.1"}, {"port", ntohs(addr.sin_port)}, {"user", "u"}, {"useTls", true}}),
+      {{"password", "hunter2-secret"}});
+  server.join();
+  ::close(listener);
+  ExpectSteps(r, {"resolve:SUCCESS", "connect:SUCCESS", "tls:FAILED/tls_failure",
+                  "authenticate:SKIPPED", "query:SKIPPED"});
+  EXPECT_EQ(connections.load(), 1) << "Connector/C must not have been let loose on the server";
+  EXPECT_EQ(bytes_received.load(), 0) << "nothing, least of all a handshake response, was sent";
 }
 
 }  // namespace

@@ -2,6 +2,11 @@
 // driver passes the time left to the library's connect, read and write timeouts (whole seconds,
 // rounded up) and learns which phase failed from the error number. The engine's watchdog covers
 // the rounding and any call the library does not bound.
+//
+// With useTls, the driver first reads the server's greeting on a connection of its own: without
+// certificate verification Connector/C goes on in clear when the server offers no TLS, and would
+// answer the authentication challenge (or ask a stripping man-in-the-middle for an RSA key to
+// encrypt the password with) before the driver could see that TLS is missing.
 #include "probe/drivers/mysql.h"
 
 #include <errmsg.h>
@@ -11,6 +16,7 @@
 #include <memory>
 #include <mutex>
 
+#include "probe/drivers/raw_connection.h"
 #include "probe/drivers/sql_probe.h"
 
 namespace connreg::probe {
@@ -28,6 +34,38 @@ constexpr unsigned kServerGone = 2006;          // CR_SERVER_GONE_ERROR
 constexpr unsigned kServerLost = 2013;          // CR_SERVER_LOST
 constexpr unsigned kSslConnectionError = 2026;  // CR_SSL_CONNECTION_ERROR
 constexpr unsigned kServerLostExtended = 2055;  // CR_SERVER_LOST_EXTENDED
+
+constexpr unsigned kClientSsl = 0x0800;  // CLIENT_SSL in the greeting's capability flags
+constexpr std::size_t kMaxGreeting = 64 * 1024;
+
+// Whether the server at `conn` (connected) offers TLS, from its greeting (protocol 10:
+// version byte, server version NUL-terminated, thread id 4, scramble 8, filler 1, capabilities
+// 2). An error packet (the server refuses this client) is left to Connector/C to report: true.
+// False with `failure_code` set when the greeting could not be read, and with it empty when the
+// server offers no TLS.
+bool GreetingOffersTls(RawConnection& conn, std::string& failure_code, std::string& failure) {
+  constexpr std::string_view kDuring = "the MySQL greeting (not a MySQL port?)";
+  auto fail = [&](std::string_view c, std::string message) {
+    failure_code = c;
+    failure = std::move(message);
+    return false;
+  };
+  std::string header, payload;
+  if (!conn.Receive(header, 4, kDuring)) return fail(conn.code(), conn.message());
+  const auto* h = reinterpret_cast<const unsigned char*>(header.data());
+  std::size_t length = h[0] | h[1] << 8 | h[2] << 16;
+  const std::string not_mysql =
+      "the server at " + conn.where() + " does not speak the MySQL protocol";
+  if (length == 0 || length > kMaxGreeting) return fail(code::kProtocolError, not_mysql);
+  if (!conn.Receive(payload, length, kDuring)) return fail(conn.code(), conn.message());
+  if (static_cast<unsigned char>(payload[0]) == 0xFF) return true;
+  std::size_t nul = payload.find('\0', 1);
+  std::size_t at = nul == std::string::npos ? payload.size() : nul + 1 + 4 + 8 + 1;
+  if (payload[0] != 10 || at + 2 > payload.size()) return fail(code::kProtocolError, not_mysql);
+  unsigned caps =
+      static_cast<unsigned char>(payload[at]) | static_cast<unsigned char>(payload[at + 1]) << 8;
+  return (caps & kClientSsl) != 0;
+}
 
 // The step a failed mysql_real_connect is blamed on, and its code.
 struct Blame {
@@ -209,6 +247,18 @@ class MysqlDriverImpl : public Driver {
     auto pw = run.secrets.find("password");
 
     run.steps.Begin(step::kConnect);
+    if (tls) {
+      RawConnection conn(run.addresses.front(), run.endpoint.port, run.deadline);
+      if (!conn.Connect()) return run.steps.Fail(step::kConnect, conn.code(), conn.message());
+      std::string failure_code, failure;
+      if (!GreetingOffersTls(conn, failure_code, failure)) {
+        if (!failure_code.empty()) return run.steps.Fail(step::kConnect, failure_code, failure);
+        run.steps.Pass();
+        return run.steps.Fail(step::kTls, code::kTlsFailure,
+                              "the server does not offer TLS, which useTls requires; no "
+                              "credentials were sent");
+      }
+    }
     MYSQL* ok = mysql_real_connect(m, address.c_str(), user.c_str(),
                                    pw == run.secrets.end() ? nullptr : pw->second.c_str(),
                                    database.empty() ? nullptr : database.c_str(),

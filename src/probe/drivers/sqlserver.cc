@@ -27,7 +27,6 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -49,6 +48,7 @@
 #include <tuple>
 #include <vector>
 
+#include "probe/drivers/raw_connection.h"
 #include "probe/drivers/sql_probe.h"
 
 // After every other header: db-lib's headers define macros such as TRUE, FAIL and STATUS.
@@ -380,166 +380,53 @@ constexpr std::uint8_t kPacketPrelogin = 0x12;
 constexpr std::uint8_t kEncryptNotSupported = 0x02;
 constexpr std::size_t kMaxPreloginReply = 64 * 1024;
 
-// Waits until `fd` is readable (or writable) or the deadline passes: 1 ready, 0 deadline, -1 error.
-int WaitFd(int fd, bool for_write, const Deadline& deadline) {
-  for (;;) {
-    long long ms = deadline.remaining().count();
-    if (ms <= 0) return 0;
-    pollfd p{fd, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
-    int rc = poll(&p, 1, static_cast<int>(std::min<long long>(ms, INT_MAX)));
-    if (rc < 0 && errno == EINTR) continue;
-    return rc < 0 ? -1 : (rc > 0 ? 1 : 0);
-  }
-}
-
 struct PreloginAnswer {
   std::string_view code;  // empty on success
   std::string message;
   bool offers_encryption = false;
 };
 
-class Socket {
- public:
-  explicit Socket(int fd) : fd_(fd) {}
-  ~Socket() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-std::string_view CodeForConnectErrno(int err) {
-  return err == ETIMEDOUT ? code::kTimeout : code::kConnectionRefused;
-}
-
 // Connects to `address`:`port` and exchanges TDS PRELOGIN packets, then closes the connection.
 PreloginAnswer Prelogin(const IpAddress& address, int port, const Deadline& deadline) {
   PreloginAnswer out;
-  const std::string where = address.ToString() + " port " + std::to_string(port);
+  RawConnection conn(address, port, deadline);
   auto fail = [&](std::string_view c, std::string message) {
     out.code = c;
     out.message = std::move(message);
     return out;
   };
-  const std::string kSilent = "no answer from the server before the test's deadline";
-
-  sockaddr_storage ss{};
-  socklen_t ss_len = 0;
-  if (address.family == 4) {
-    auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons(static_cast<std::uint16_t>(port));
-    std::memcpy(&sa->sin_addr, address.bytes.data(), 4);
-    ss_len = sizeof(sockaddr_in);
-  } else {
-    auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
-    sa->sin6_family = AF_INET6;
-    sa->sin6_port = htons(static_cast<std::uint16_t>(port));
-    std::memcpy(&sa->sin6_addr, address.bytes.data(), 16);
-    ss_len = sizeof(sockaddr_in6);
-  }
-  Socket sock(::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (sock.get() < 0) {
-    return fail(code::kProtocolError, "socket: " + std::string(std::strerror(errno)));
-  }
-  if (::connect(sock.get(), reinterpret_cast<sockaddr*>(&ss), ss_len) != 0) {
-    if (errno != EINPROGRESS) {
-      int err = errno;
-      return fail(CodeForConnectErrno(err),
-                  "could not connect to " + where + ": " + std::strerror(err));
-    }
-    int w = WaitFd(sock.get(), /*for_write=*/true, deadline);
-    if (w == 0) return fail(code::kTimeout, "could not connect to " + where + ": " + kSilent);
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (w < 0 || getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-    if (err != 0) {
-      return fail(CodeForConnectErrno(err),
-                  "could not connect to " + where + ": " + std::strerror(err));
-    }
-  }
+  auto failed = [&] { return fail(conn.code(), conn.message()); };
+  constexpr std::string_view kDuring = "the TDS pre-login handshake (not a SQL Server port?)";
+  if (!conn.Connect()) return failed();
 
   // PRELOGIN with VERSION and ENCRYPTION = ENCRYPT_OFF, which makes the server say whether it has
   // encryption at all (ENCRYPT_NOT_SUP), offers it (ENCRYPT_OFF) or requires it (ENCRYPT_REQ).
-  const std::uint8_t request[] = {kPacketPrelogin,
-                                  0x01,
-                                  0x00,
-                                  26,
-                                  0x00,
-                                  0x00,
-                                  0x01,
-                                  0x00,  // header: EOM, length 26
-                                  0x00,
-                                  0x00,
-                                  11,
-                                  0x00,
-                                  6,  // VERSION at 11, 6 bytes
-                                  0x01,
-                                  0x00,
-                                  17,
-                                  0x00,
-                                  1,     // ENCRYPTION at 17, 1 byte
-                                  0xFF,  // terminator
-                                  0x0C,
-                                  0x00,
-                                  0x00,
-                                  0x00,
-                                  0x00,
-                                  0x00,   // client version 12.0
-                                  0x00};  // ENCRYPT_OFF
-  std::size_t sent = 0;
-  while (sent < sizeof request) {
-    ssize_t n = ::send(sock.get(), request + sent, sizeof request - sent, MSG_NOSIGNAL);
-    if (n > 0) {
-      sent += static_cast<std::size_t>(n);
-      continue;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-      int w = WaitFd(sock.get(), /*for_write=*/true, deadline);
-      if (w == 0) return fail(code::kTimeout, kSilent);
-      if (w > 0) continue;
-    }
-    return fail(code::kProtocolError,
-                "the server closed the connection before the TDS pre-login handshake");
+  // clang-format off
+  const std::uint8_t request[] = {
+      kPacketPrelogin, 0x01, 0x00, 26, 0x00, 0x00, 0x01, 0x00,  // header: EOM, length 26
+      0x00, 0x00, 11, 0x00, 6,                                  // VERSION at 11, 6 bytes
+      0x01, 0x00, 17, 0x00, 1,                                  // ENCRYPTION at 17, 1 byte
+      0xFF,                                                     // terminator
+      0x0C, 0x00, 0x00, 0x00, 0x00, 0x00,                       // client version 12.0
+      0x00};                                                    // ENCRYPT_OFF
+  // clang-format on
+  if (!conn.Send({reinterpret_cast<const char*>(request), sizeof request}, kDuring)) {
+    return failed();
   }
 
   // The reply: packets of type 4 until one has the end-of-message bit.
   std::string reply;
-  std::string packet;
-  bool last = false;
-  while (!last) {
-    std::size_t want = 8;
-    packet.clear();
-    while (packet.size() < want) {
-      char buf[4096];
-      ssize_t n = ::recv(sock.get(), buf, std::min(sizeof buf, want - packet.size()), 0);
-      if (n > 0) {
-        packet.append(buf, static_cast<std::size_t>(n));
-        if (packet.size() == 8) {
-          const auto* h = reinterpret_cast<const std::uint8_t*>(packet.data());
-          want = static_cast<std::size_t>(h[2]) << 8 | h[3];
-          if (h[0] != kPacketReply || want < 8) {
-            return fail(code::kProtocolError,
-                        "the server at " + where + " does not speak TDS (not a SQL Server port?)");
-          }
-          last = (h[1] & 0x01) != 0;
-        }
-        continue;
-      }
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        int w = WaitFd(sock.get(), /*for_write=*/false, deadline);
-        if (w == 0) return fail(code::kTimeout, kSilent);
-        if (w > 0) continue;
-      }
-      return fail(code::kProtocolError, "the server at " + where +
-                                            " closed the connection during the TDS pre-login "
-                                            "handshake (not a SQL Server port?)");
+  for (bool last = false; !last;) {
+    std::string packet;
+    if (!conn.Receive(packet, 8, kDuring)) return failed();
+    const auto* h = reinterpret_cast<const std::uint8_t*>(packet.data());
+    std::size_t length = static_cast<std::size_t>(h[2]) << 8 | h[3];
+    if (h[0] != kPacketReply || length < 8) {
+      return fail(code::kProtocolError, "the server at " + conn.where() +
+                                            " does not speak TDS (not a SQL Server port?)");
     }
-    reply.append(packet, 8);
+    last = (h[1] & 0x01) != 0;
+    if (!conn.Receive(reply, length - 8, kDuring)) return failed();
     if (reply.size() > kMaxPreloginReply) {
       return fail(code::kProtocolError, "the server's pre-login answer is too long");
     }
@@ -555,7 +442,7 @@ PreloginAnswer Prelogin(const IpAddress& address, int port, const Deadline& dead
     if (p[i] == 0x01 && length >= 1 && offset < reply.size()) encryption = p[offset];
   }
   if (!encryption) {
-    return fail(code::kProtocolError, "the server at " + where +
+    return fail(code::kProtocolError, "the server at " + conn.where() +
                                           " answered the TDS pre-login without an encryption "
                                           "option");
   }

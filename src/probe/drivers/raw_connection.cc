@@ -1,0 +1,130 @@
+#include "probe/drivers/raw_connection.h"
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstring>
+
+#include "probe/test_result.h"
+
+namespace connreg::probe {
+namespace {
+
+constexpr std::string_view kSilent = "no answer from the server before the test's deadline";
+
+std::string_view CodeForConnectErrno(int err) {
+  return err == ETIMEDOUT ? code::kTimeout : code::kConnectionRefused;
+}
+
+}  // namespace
+
+RawConnection::RawConnection(const IpAddress& address, int port, const Deadline& deadline)
+    : address_(address),
+      port_(port),
+      deadline_(deadline),
+      where_(address.ToString() + " port " + std::to_string(port)) {}
+
+RawConnection::~RawConnection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool RawConnection::Fail(std::string_view code, std::string message) {
+  code_ = code;
+  message_ = std::move(message);
+  return false;
+}
+
+int RawConnection::Wait(bool for_write) const {
+  for (;;) {
+    long long ms = deadline_.remaining().count();
+    if (ms <= 0) return 0;
+    pollfd p{fd_, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
+    int rc = ::poll(&p, 1, static_cast<int>(std::min<long long>(ms, INT_MAX)));
+    if (rc < 0 && errno == EINTR) continue;
+    return rc < 0 ? -1 : (rc > 0 ? 1 : 0);
+  }
+}
+
+bool RawConnection::Connect() {
+  sockaddr_storage ss{};
+  socklen_t ss_len = 0;
+  if (address_.family == 4) {
+    auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons(static_cast<std::uint16_t>(port_));
+    std::memcpy(&sa->sin_addr, address_.bytes.data(), 4);
+    ss_len = sizeof(sockaddr_in);
+  } else {
+    auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+    sa->sin6_family = AF_INET6;
+    sa->sin6_port = htons(static_cast<std::uint16_t>(port_));
+    std::memcpy(&sa->sin6_addr, address_.bytes.data(), 16);
+    ss_len = sizeof(sockaddr_in6);
+  }
+  fd_ = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) return Fail(code::kProtocolError, "socket: " + std::string(std::strerror(errno)));
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&ss), ss_len) == 0) return true;
+  if (errno != EINPROGRESS) {
+    int err = errno;
+    return Fail(CodeForConnectErrno(err),
+                "could not connect to " + where_ + ": " + std::strerror(err));
+  }
+  int w = Wait(/*for_write=*/true);
+  if (w == 0)
+    return Fail(code::kTimeout, "could not connect to " + where_ + ": " + std::string(kSilent));
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (w < 0 || ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err != 0) {
+    return Fail(CodeForConnectErrno(err),
+                "could not connect to " + where_ + ": " + std::strerror(err));
+  }
+  return true;
+}
+
+bool RawConnection::Send(std::string_view bytes, std::string_view during) {
+  std::size_t sent = 0;
+  while (sent < bytes.size()) {
+    ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      int w = Wait(/*for_write=*/true);
+      if (w == 0) return Fail(code::kTimeout, std::string(kSilent));
+      if (w > 0) continue;
+    }
+    return Fail(code::kProtocolError,
+                "the server at " + where_ + " closed the connection during " + std::string(during));
+  }
+  return true;
+}
+
+bool RawConnection::Receive(std::string& out, std::size_t n, std::string_view during) {
+  std::size_t want = out.size() + n;
+  while (out.size() < want) {
+    char buf[4096];
+    ssize_t got = ::recv(fd_, buf, std::min(sizeof buf, want - out.size()), 0);
+    if (got > 0) {
+      out.append(buf, static_cast<std::size_t>(got));
+      continue;
+    }
+    if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
+      int w = Wait(/*for_write=*/false);
+      if (w == 0) return Fail(code::kTimeout, std::string(kSilent));
+      if (w > 0) continue;
+    }
+    return Fail(code::kProtocolError,
+                "the server at " + where_ + " closed the connection during " + std::string(during));
+  }
+  return true;
+}
+
+}  // namespace connreg::probe

@@ -1,0 +1,49 @@
+// A driver's own TCP connection to one egress-checked address, for the handshake checks a client
+// library does not make before it sends credentials: SQL Server's PRELOGIN (does the server offer
+// encryption?) and MySQL's greeting (does it offer TLS?). Every call ends by the run's deadline.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "probe/deadline.h"
+#include "probe/egress.h"
+
+namespace connreg::probe {
+
+// Not thread-safe; used by one driver run.
+class RawConnection {
+ public:
+  RawConnection(const IpAddress& address, int port, const Deadline& deadline);
+  ~RawConnection();
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  // Each returns false after setting code() (connection_refused, timeout or protocol_error) and
+  // message(). Receive appends exactly `n` bytes to `out`; a connection closed before that is a
+  // protocol_error whose message names `during` ("the TDS pre-login handshake").
+  bool Connect();
+  bool Send(std::string_view bytes, std::string_view during);
+  bool Receive(std::string& out, std::size_t n, std::string_view during);
+
+  std::string_view code() const { return code_; }
+  const std::string& message() const { return message_; }
+  // "203.0.113.7 port 1433", for messages.
+  const std::string& where() const { return where_; }
+
+ private:
+  bool Fail(std::string_view code, std::string message);
+  // 1 when fd_ is ready, 0 at the deadline, -1 on error.
+  int Wait(bool for_write) const;
+
+  IpAddress address_;
+  int port_;
+  const Deadline& deadline_;
+  int fd_ = -1;
+  std::string where_;
+  std::string_view code_;
+  std::string message_;
+};
+
+}  // namespace connreg::probe
