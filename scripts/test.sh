@@ -1,6 +1,16 @@
 #!/usr/bin/env bash
-# The full test command: installs what is missing, builds, and runs every test (GoogleTest unit
-# tests and the end-to-end suite against the real binary) through ctest.
+# The full test command: installs what is missing, builds, and runs every test through ctest
+# (GoogleTest unit tests, the throwaway PostgreSQL and MariaDB servers, the end-to-end suite
+# against the real binary on both store backends, the browser test), then
+#   - the sanitizer builds (scripts/sanitize.sh: the whole suite under ASan+UBSan, the
+#     concurrency tests under TSan), and
+#   - a short run of every libFuzzer target (fuzz/run.sh) from its seed corpus.
+# Any failure, sanitizer report or fuzz crash fails the command.
+#
+#   bash scripts/test.sh [ctest arguments]
+#
+# Environment: BUILD_DIR (build), BUILD_TYPE (RelWithDebInfo), CTEST_JOBS (2),
+# SANITIZE (all | asan | tsan | none; default all), FUZZ_SECONDS (per target, default 5; 0 skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,3 +19,14 @@ BUILD_DIR=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo} >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j"${CTEST_JOBS:-2}" "$@"
+
+stage() { echo; echo "==== $* ($(date +%T))"; }
+if [ "${SANITIZE:-all}" != none ]; then
+  stage "sanitizers: ${SANITIZE:-all}"
+  bash scripts/sanitize.sh "${SANITIZE:-all}"
+fi
+if [ "${FUZZ_SECONDS:-5}" != 0 ]; then
+  stage "fuzz: ${FUZZ_SECONDS:-5} s per target"
+  bash fuzz/run.sh "${FUZZ_SECONDS:-5}"
+fi
+stage "all tests passed"
