@@ -205,7 +205,8 @@ int Serve(const ServeOptions& o) {
   for (auto& t : workers) t.join();
   pool.Join();
   log::Event(log::Level::kInfo, "stopped");
-  spdlog::shutdown();  // flushes the access log
+  log::Drain();
+  spdlog::shutdown();
   return 0;
 }
 

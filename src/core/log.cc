@@ -4,8 +4,16 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <cstdio>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <mutex>
+#include <string>
+#include <thread>
 
 #include <boost/json/serialize.hpp>
 
@@ -27,32 +35,116 @@ std::shared_ptr<spdlog::logger> Logger() {
 
 spdlog::level::level_enum ToSpd(Level level) {
   switch (level) {
-    case Level::kDebug: return spdlog::level::debug;
-    case Level::kInfo: return spdlog::level::info;
-    case Level::kWarn: return spdlog::level::warn;
-    case Level::kError: return spdlog::level::err;
+    case Level::kDebug:
+      return spdlog::level::debug;
+    case Level::kInfo:
+      return spdlog::level::info;
+    case Level::kWarn:
+      return spdlog::level::warn;
+    case Level::kError:
+      return spdlog::level::err;
   }
   return spdlog::level::info;
 }
 
 std::string_view Name(Level level) {
   switch (level) {
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
   }
   return "info";
 }
 
-// Lines go to stdout through stdio's buffer; flush_() empties it.
+// Lines for stdout, written by a thread of its own: a request's thread only appends to a
+// buffer, so a reader that stops draining stdout (a full pipe) never stalls request handling.
+// While kMaxPending bytes wait, further lines are dropped and counted (DroppedLines).
+class StdoutWriter {
+ public:
+  static constexpr std::size_t kMaxPending = 8 << 20;
+  static constexpr std::chrono::milliseconds kInterval{200};
+
+  static StdoutWriter& Get() {
+    static StdoutWriter* const writer = new StdoutWriter;  // lives until the process exits
+    return *writer;
+  }
+
+  void Append(std::string_view line) {
+    std::lock_guard lock(mu_);
+    if (pending_.size() + line.size() + 1 > kMaxPending) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    pending_.append(line).push_back('\n');
+  }
+
+  // Asks for a write now; does not wait for it.
+  void Kick() {
+    {
+      std::lock_guard lock(mu_);
+      kicked_ = true;
+    }
+    wake_.notify_one();
+  }
+
+  // Waits until every line appended so far is written, or `timeout` passed (stdout may be stuck).
+  void Drain(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    kicked_ = true;
+    wake_.notify_one();
+    written_.wait_for(lock, timeout, [&] { return pending_.empty() && !writing_; });
+  }
+
+  std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  StdoutWriter() {
+    std::thread([this] { Loop(); }).detach();
+  }
+
+  void Loop() {
+    std::string batch;
+    std::unique_lock lock(mu_);
+    for (;;) {
+      wake_.wait_for(lock, kInterval, [&] { return kicked_; });
+      kicked_ = false;
+      if (pending_.empty()) continue;
+      batch.swap(pending_);
+      writing_ = true;
+      lock.unlock();
+      for (std::size_t done = 0; done < batch.size();) {
+        ssize_t n = ::write(STDOUT_FILENO, batch.data() + done, batch.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;  // stdout is gone: the lines are lost, the server goes on
+        done += static_cast<std::size_t>(n);
+      }
+      batch.clear();
+      lock.lock();
+      writing_ = false;
+      written_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::condition_variable written_;
+  std::string pending_;   // guarded by mu_
+  bool kicked_ = false;   // guarded by mu_
+  bool writing_ = false;  // guarded by mu_
+  std::atomic<std::uint64_t> dropped_{0};
+};
+
 class BufferedStdoutSink : public spdlog::sinks::base_sink<std::mutex> {
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
-    std::fwrite(msg.payload.data(), 1, msg.payload.size(), stdout);
-    std::fputc('\n', stdout);
+    StdoutWriter::Get().Append({msg.payload.data(), msg.payload.size()});
   }
-  void flush_() override { std::fflush(stdout); }
+  void flush_() override { StdoutWriter::Get().Kick(); }
 };
 
 }  // namespace
@@ -68,9 +160,12 @@ void UseBufferedStdout() {
       if (std::string_view(name) == "app") logger->flush_on(spdlog::level::info);
       spdlog::register_logger(logger);
     }
-    spdlog::flush_every(std::chrono::seconds(1));
   });
 }
+
+void Drain() { StdoutWriter::Get().Drain(std::chrono::seconds(2)); }
+
+std::uint64_t DroppedLines() { return StdoutWriter::Get().dropped(); }
 
 void SetLevel(std::string_view level) {
   Level l = Level::kInfo;

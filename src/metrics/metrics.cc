@@ -8,6 +8,8 @@
 #include <mutex>
 #include <shared_mutex>
 
+#include "core/log.h"
+
 namespace connreg::metrics {
 namespace {
 

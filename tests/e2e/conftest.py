@@ -132,6 +132,8 @@ class Server:
         self.stderr_lines: list[str] = []
         self._lines_lock = threading.Lock()
         self._listening = threading.Event()
+        self._stdout_flowing = threading.Event()  # cleared: stdout is not read (pause_stdout)
+        self._stdout_flowing.set()
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
         self.base_url = ""
@@ -164,6 +166,8 @@ class Server:
 
     def _drain(self, stream, sink: list[str], is_stdout: bool) -> None:
         for raw in iter(stream.readline, b""):
+            if is_stdout:
+                self._stdout_flowing.wait()
             line = raw.decode("utf-8", "replace").rstrip("\n")
             with self._lines_lock:
                 sink.append(line)
@@ -176,6 +180,14 @@ class Server:
                     self.port = ev["port"]
                     self._listening.set()
         stream.close()
+
+    def pause_stdout(self) -> None:
+        """Stops reading the server's stdout (after at most one more line): the pipe fills up, as
+        with a log shipper that stalls."""
+        self._stdout_flowing.clear()
+
+    def resume_stdout(self) -> None:
+        self._stdout_flowing.set()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -92,6 +92,28 @@ def test_request_id_in_access_log(api, server):
     assert ev.get("memberId") == api.member_id
 
 
+def test_stalled_stdout_never_blocks_requests(tmp_path):
+    """A log reader that stops draining stdout fills the pipe (64 KiB) within a few hundred access
+    lines; requests must go on being answered, and the lines arrive once the reader is back."""
+    srv = start_server(tmpdir=tmp_path)
+    try:
+        srv.pause_stdout()
+        time.sleep(0.3)
+        session = requests.Session()
+        rid = "after-the-stall-" + str(time.time_ns())
+        start = time.monotonic()
+        for i in range(3000):  # ~200 bytes of access log each: 600 KB, ten pipes' worth
+            r = session.get(srv.url("/healthz"), timeout=5,
+                            headers={"X-Request-Id": rid if i == 2999 else f"stall-{i}"})
+            assert r.status_code == 200
+        assert time.monotonic() - start < 60
+        srv.resume_stdout()
+        assert srv.wait_for_log(lambda e: e.get("requestId") == rid, timeout=10) is not None
+    finally:
+        srv.resume_stdout()
+        stop_and_check(srv)
+
+
 # --------------------------------------------------------------------------------------------
 # Header limits and framing
 
