@@ -12,14 +12,38 @@ TimeMs NowMs() {
 }
 
 std::string FormatRfc3339(TimeMs t) {
-  std::time_t secs = static_cast<std::time_t>(t >= 0 ? t / 1000 : (t - 999) / 1000);
-  int ms = static_cast<int>(t - static_cast<TimeMs>(secs) * 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
-  return buf;
+  // Days since the epoch to a civil date (H. Hinnant's days_from_civil inverse): no gmtime_r or
+  // printf, which were a visible share of rendering a page of connections.
+  TimeMs ms_of_day = t % 86'400'000;
+  TimeMs days = t / 86'400'000;
+  if (ms_of_day < 0) {
+    ms_of_day += 86'400'000;
+    --days;
+  }
+  const TimeMs z = days + 719468;
+  const TimeMs era = (z >= 0 ? z : z - 146096) / 146097;
+  const TimeMs doe = z - era * 146097;                                       // [0, 146096]
+  const TimeMs yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;  // [0, 399]
+  const TimeMs doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                // [0, 365]
+  const TimeMs mp = (5 * doy + 2) / 153;                                     // [0, 11]
+  const TimeMs day = doy - (153 * mp + 2) / 5 + 1;
+  const TimeMs month = mp < 10 ? mp + 3 : mp - 9;
+  const TimeMs year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  if (year < 0 || year > 9999) return "0000-01-01T00:00:00.000Z";  // outside RFC 3339's range
+
+  std::string out = "0000-00-00T00:00:00.000Z";
+  auto put = [&](std::size_t at, TimeMs value, int width) {
+    for (int i = width - 1; i >= 0; --i, value /= 10)
+      out[at + i] = static_cast<char>('0' + value % 10);
+  };
+  put(0, year, 4);
+  put(5, month, 2);
+  put(8, day, 2);
+  put(11, ms_of_day / 3'600'000, 2);
+  put(14, ms_of_day / 60'000 % 60, 2);
+  put(17, ms_of_day / 1000 % 60, 2);
+  put(20, ms_of_day % 1000, 3);
+  return out;
 }
 
 std::optional<TimeMs> ParseRfc3339(std::string_view s) {
