@@ -1,0 +1,1566 @@
+// The store contract (store/store.h), written once and run on both backends: every TEST_P below
+// runs as `<Suite>.<Test>/Sqlite`, on a fresh SQLite file, and as `<Suite>.<Test>/Postgres`, on a
+// fresh PostgreSQL database (the server: see store_test_support.h). To run one backend only:
+// --gtest_filter='*/Sqlite'.
+//
+// What only one backend has stays in its own file: sqlite_store_test.cc (WAL, its migrations, its
+// urls) and postgres_store_test.cc (the pool, server restarts, deadlock retries, collations,
+// advisory-lock migrations, its urls).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include <boost/json/serialize.hpp>
+
+#include "domain/connection.h"
+#include "store/postgres_store.h"
+#include "store/sqlite_store.h"
+#include "store/store.h"
+#include "store_test_support.h"
+
+namespace connreg::store {
+namespace {
+
+using test_support::Id;
+using test_support::kDay;
+using test_support::kT0;
+using test_support::MakeConnection;
+using test_support::ToMember;
+using test_support::ToTeam;
+
+// ---- the backends --------------------------------------------------------------------------
+
+enum class Backend { kSqlite, kPostgres };
+
+std::string BackendName(const testing::TestParamInfo<Backend>& info) {
+  return info.param == Backend::kSqlite ? "Sqlite" : "Postgres";
+}
+
+// A fresh, empty database of one backend, dropped on destruction.
+class TestBackend {
+ public:
+  virtual ~TestBackend() = default;
+  // A new store on the database (the same file opened again, or another node); applies pending
+  // migrations. Throws std::runtime_error as the store's constructor does.
+  virtual std::unique_ptr<Store> Open() const = 0;
+  // Runs `sql` on the database directly, bypassing the store: the first column of every row as
+  // text, joined by ','. Throws on failure.
+  virtual std::string Raw(const std::string& sql) const = 0;
+};
+
+class SqliteBackend final : public TestBackend {
+ public:
+  std::unique_ptr<Store> Open() const override { return std::make_unique<SqliteStore>(path_); }
+  std::string Raw(const std::string& sql) const override {
+    return test_support::SqliteRawSql(path_, sql);
+  }
+
+ private:
+  test_support::TempDir dir_;
+  std::string path_ = dir_.File("connreg.db");
+};
+
+class PostgresBackend final : public TestBackend {
+ public:
+  std::unique_ptr<Store> Open() const override {
+    return std::make_unique<PostgresStore>(db_.url());
+  }
+  std::string Raw(const std::string& sql) const override {
+    return test_support::PostgresRawSql(db_.url(), sql);
+  }
+
+ private:
+  test_support::TestDatabase db_;  // throws when no server can be had
+};
+
+std::unique_ptr<TestBackend> NewBackend(Backend backend) {
+  if (backend == Backend::kSqlite) return std::make_unique<SqliteBackend>();
+  return std::make_unique<PostgresBackend>();
+}
+
+// A fresh database holding organizations org-a and org-b, and a store on it.
+class StoreContractTest : public testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    try {
+      backend_ = NewBackend(GetParam());
+      store_ = backend_->Open();
+    } catch (const std::exception& e) {
+      FAIL() << e.what();
+    }
+    ASSERT_TRUE(store_->CreateOrganization({"org-a", "A", kT0}).ok());
+    ASSERT_TRUE(store_->CreateOrganization({"org-b", "B", kT0}).ok());
+  }
+
+  void Create(const domain::Connection& c) {
+    Status s = store_->CreateConnection(c);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+  }
+
+  std::string Raw(const std::string& sql) { return backend_->Raw(sql); }
+
+  std::unique_ptr<TestBackend> backend_;
+  std::unique_ptr<Store> store_;  // declared after backend_: closed before the database goes
+};
+
+INSTANTIATE_TEST_SUITE_P(, StoreContractTest, testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         BackendName);
+
+// ---- connections ---------------------------------------------------------------------------
+
+TEST_P(StoreContractTest, CreateThenGetRoundTripsEveryField) {
+  domain::Connection c = MakeConnection("org-a", Id(1), "Sales DW");
+  c.is_sample = true;
+  c.use_oauth = true;
+  c.write_access = true;
+  c.use_friendly_names = false;
+  c.timeout_secs = 120;
+  c.updated_by = "member-2";
+  c.updated_at = kT0 + 5;
+  c.last_active_at = kT0 + 7;
+  c.version = 3;
+  c.description = boost::json::object{{"text", "main \"warehouse\""}, {"n", 1}};
+  c.secrets["password"] = {std::string("ct\0\x01\xff", 5), "key-1", kT0 + 1};
+  c.secrets["privateKey"] = {"pk", "key-2", kT0 + 2};
+  c.last_test = domain::LastTest{kT0 + 9, "SUCCESS", "DISABLED"};
+  Create(c);
+
+  auto got = store_->GetConnection("org-a", Id(1));
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(got->organization_id, "org-a");
+  EXPECT_EQ(got->name, "Sales DW");
+  EXPECT_EQ(got->type, "snowflake");
+  EXPECT_TRUE(got->is_sample);
+  EXPECT_FALSE(got->is_archived);
+  EXPECT_TRUE(got->use_oauth);
+  EXPECT_TRUE(got->write_access);
+  EXPECT_FALSE(got->use_friendly_names);
+  EXPECT_EQ(got->timeout_secs, 120);
+  EXPECT_EQ(got->created_by, "member-1");
+  EXPECT_EQ(got->updated_by, "member-2");
+  EXPECT_EQ(got->created_at, kT0);
+  EXPECT_EQ(got->updated_at, kT0 + 5);
+  EXPECT_EQ(got->last_active_at, kT0 + 7);
+  EXPECT_EQ(got->version, 3);
+  EXPECT_EQ(got->details, c.details);
+  ASSERT_TRUE(got->description.has_value());
+  EXPECT_EQ(*got->description, *c.description);
+  ASSERT_EQ(got->secrets.size(), 2u);
+  EXPECT_EQ(got->secrets["password"].sealed, std::string("ct\0\x01\xff", 5));
+  EXPECT_EQ(got->secrets["password"].key_id, "key-1");
+  EXPECT_EQ(got->secrets["password"].updated_at, kT0 + 1);
+  EXPECT_EQ(got->secrets["privateKey"].sealed, "pk");
+  ASSERT_TRUE(got->last_test.has_value());
+  EXPECT_EQ(got->last_test->at, kT0 + 9);
+  EXPECT_EQ(got->last_test->read, "SUCCESS");
+  EXPECT_EQ(got->last_test->write, "DISABLED");
+}
+
+TEST_P(StoreContractTest, OptionalFieldsStayAbsent) {
+  Create(MakeConnection("org-a", Id(1), "plain"));
+  auto got = store_->GetConnection("org-a", Id(1));
+  ASSERT_TRUE(got.ok());
+  EXPECT_FALSE(got->timeout_secs.has_value());
+  EXPECT_FALSE(got->description.has_value());
+  EXPECT_FALSE(got->last_test.has_value());
+  EXPECT_TRUE(got->secrets.empty());
+  EXPECT_TRUE(got->use_friendly_names);
+}
+
+TEST_P(StoreContractTest, DuplicateIdIsConflictAndUnknownOrganizationIsNotFound) {
+  Create(MakeConnection("org-a", Id(1), "one"));
+  Status dup = store_->CreateConnection(MakeConnection("org-a", Id(1), "again"));
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.error().code, ErrorCode::kConflict);
+  Status orphan = store_->CreateConnection(MakeConnection("org-none", Id(2), "x"));
+  ASSERT_FALSE(orphan.ok());
+  EXPECT_EQ(orphan.error().code, ErrorCode::kNotFound);
+  // The failed create left nothing behind, secrets included.
+  EXPECT_EQ(Raw("SELECT count(*) FROM connections"), "1");
+}
+
+TEST_P(StoreContractTest, OtherOrganizationsConnectionIsNotFound) {
+  Create(MakeConnection("org-a", Id(1), "a's"));
+  auto got = store_->GetConnection("org-b", Id(1));
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error().code, ErrorCode::kNotFound);
+  auto missing = store_->GetConnection("org-a", Id(99));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+
+  ListQuery q;
+  q.organization_id = "org-b";
+  auto page = store_->ListConnections(q);
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->entries.empty());
+  EXPECT_EQ(page->total, 0);
+
+  domain::Connection hijack = MakeConnection("org-b", Id(1), "stolen");
+  hijack.version = 2;
+  Status s = store_->UpdateConnection(hijack, 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->GetConnection("org-a", Id(1))->name, "a's");
+}
+
+TEST_P(StoreContractTest, UpdateIsCompareAndSetOnVersion) {
+  Create(MakeConnection("org-a", Id(1), "before"));
+  domain::Connection next = *store_->GetConnection("org-a", Id(1));
+  next.name = "After";
+  next.version = 2;
+  next.is_archived = true;
+  next.updated_at = kT0 + 100;
+  ASSERT_TRUE(store_->UpdateConnection(next, 1).ok());
+
+  auto got = store_->GetConnection("org-a", Id(1));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->name, "After");
+  EXPECT_EQ(got->version, 2);
+  EXPECT_TRUE(got->is_archived);
+  EXPECT_EQ(got->updated_at, kT0 + 100);
+
+  // A writer that read version 1 lost the race.
+  domain::Connection stale = next;
+  stale.name = "stale";
+  Status s = store_->UpdateConnection(stale, 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kPreconditionFailed);
+  EXPECT_EQ(store_->GetConnection("org-a", Id(1))->name, "After");
+
+  domain::Connection gone = MakeConnection("org-a", Id(42), "gone");
+  s = store_->UpdateConnection(gone, 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kNotFound);
+
+  // name_folded follows the new name.
+  ListQuery q;
+  q.organization_id = "org-a";
+  q.include_archived = true;
+  q.search = domain::FoldName("AFTER");
+  EXPECT_EQ(store_->ListConnections(q)->total, 1);
+  q.search = "before";
+  EXPECT_EQ(store_->ListConnections(q)->total, 0);
+}
+
+TEST_P(StoreContractTest, UpdateReplacesSecretsExactly) {
+  domain::Connection c = MakeConnection("org-a", Id(1), "s");
+  c.secrets["password"] = {"p1", "k1", kT0};
+  c.secrets["privateKey"] = {"pk1", "k1", kT0};
+  Create(c);
+
+  domain::Connection next = c;
+  next.version = 2;
+  next.secrets.erase("privateKey");
+  next.secrets["password"] = {"p2", "k2", kT0 + 1};
+  next.secrets["privateKeyPassphrase"] = {"pp", "k2", kT0 + 1};
+  ASSERT_TRUE(store_->UpdateConnection(next, 1).ok());
+
+  auto got = store_->GetConnection("org-a", Id(1));
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->secrets.size(), 2u);
+  EXPECT_EQ(got->secrets.count("privateKey"), 0u);
+  EXPECT_EQ(got->secrets["password"].sealed, "p2");
+  EXPECT_EQ(got->secrets["password"].key_id, "k2");
+  EXPECT_EQ(got->secrets["password"].updated_at, kT0 + 1);
+  EXPECT_EQ(got->secrets["privateKeyPassphrase"].sealed, "pp");
+
+  next.version = 3;
+  next.secrets.clear();
+  ASSERT_TRUE(store_->UpdateConnection(next, 2).ok());
+  EXPECT_TRUE(store_->GetConnection("org-a", Id(1))->secrets.empty());
+  EXPECT_EQ(Raw("SELECT count(*) FROM connection_secrets"), "0");
+}
+
+TEST_P(StoreContractTest, FailedUpdateChangesNoSecret) {
+  domain::Connection c = MakeConnection("org-a", Id(1), "s");
+  c.secrets["password"] = {"p1", "k1", kT0};
+  Create(c);
+  domain::Connection next = c;
+  next.version = 5;
+  next.secrets.clear();
+  ASSERT_FALSE(store_->UpdateConnection(next, 4).ok());
+  EXPECT_EQ(store_->GetConnection("org-a", Id(1))->secrets.at("password").sealed, "p1");
+}
+
+TEST_P(StoreContractTest, CorruptJsonRowIsInternalNotAThrow) {
+  Create(MakeConnection("org-a", Id(1), "c"));
+  Raw("UPDATE connections SET details = '{not json' WHERE connection_id = '" + Id(1) + "'");
+  auto got = store_->GetConnection("org-a", Id(1));
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error().code, ErrorCode::kInternal);
+  ListQuery q;
+  q.organization_id = "org-a";
+  auto page = store_->ListConnections(q);
+  ASSERT_FALSE(page.ok());
+  EXPECT_EQ(page.error().code, ErrorCode::kInternal);
+}
+
+// ---- listing -------------------------------------------------------------------------------
+
+using SortKey = std::tuple<std::string, TimeMs, std::string>;
+
+SortKey KeyOf(const domain::Connection& c) { return {c.name, c.created_at, c.connection_id}; }
+
+// Walks every keyset page; fails the test on an error.
+std::vector<domain::Connection> WalkAll(Store& store, ListQuery q, int* pages,
+                                        std::int64_t expected_total) {
+  std::vector<domain::Connection> all;
+  *pages = 0;
+  for (;;) {
+    auto page = store.ListConnections(q);
+    EXPECT_TRUE(page.ok()) << page.error().message;
+    if (!page.ok()) break;
+    ++*pages;
+    EXPECT_EQ(page->total, expected_total);
+    EXPECT_LE(page->entries.size(), static_cast<std::size_t>(q.limit));
+    for (auto& c : page->entries) all.push_back(std::move(c));
+    if (!page->has_more) break;
+    EXPECT_EQ(page->entries.size(), static_cast<std::size_t>(q.limit));
+    if (page->entries.empty() || *pages > 5000) {
+      ADD_FAILURE() << "has_more without progress";
+      break;
+    }
+    const auto& last = all.back();
+    q.after = ListCursor{last.name, last.created_at, last.connection_id};
+  }
+  return all;
+}
+
+// 2,500 rows written once for the whole suite (each write is an fsync); the tests only read.
+// 2,500 rows written once per backend for the whole suite (on SQLite each write is an fsync);
+// the tests only read.
+class StoreListContractTest : public testing::TestWithParam<Backend> {
+ protected:
+  static constexpr int kRows = 2500;
+
+  struct Rows {
+    std::unique_ptr<TestBackend> backend;
+    std::unique_ptr<Store> store;
+    std::vector<domain::Connection> expected;  // in listing order
+    std::string error;                         // why the rows could not be written
+  };
+
+  static void TearDownTestSuite() {
+    for (Rows*& rows : rows_) {
+      delete rows;
+      rows = nullptr;
+    }
+  }
+
+  void SetUp() override {
+    Rows*& rows = rows_[static_cast<int>(GetParam())];
+    if (rows == nullptr) rows = WriteRows(GetParam());
+    ASSERT_TRUE(rows->error.empty()) << rows->error;
+    store_ = rows->store.get();
+    expected_ = &rows->expected;
+  }
+
+  // Names repeat (ties broken by created_at, then id) in mixed case (byte order puts 'C' before
+  // 'c', where PostgreSQL's default ICU collation would not); a third of the rows are archived,
+  // a fifth are postgres, every seventh has a secret.
+  static Rows* WriteRows(Backend backend) {
+    auto rows = std::make_unique<Rows>();
+    try {
+      rows->backend = NewBackend(backend);
+      rows->store = rows->backend->Open();
+      auto must = [](const Status& s) {
+        if (!s.ok()) throw std::runtime_error(s.error().message);
+      };
+      must(rows->store->CreateOrganization({"org-a", "A", kT0}));
+      must(rows->store->CreateOrganization({"org-b", "B", kT0}));
+      for (int i = 0; i < kRows; ++i) {
+        std::string name = (i % 2 == 0 ? "Conn " : "conn ") + std::to_string(i % 700);
+        domain::Connection c = MakeConnection("org-a", Id(kRows - i), name, kT0 + (i % 3));
+        if (i % 3 == 0) c.is_archived = true;
+        if (i % 5 == 0) {
+          c.type = "postgres";
+          c.details["type"] = "postgres";
+        }
+        if (i % 7 == 0) c.secrets["password"] = {"sealed-" + std::to_string(i), "k", kT0};
+        must(rows->store->CreateConnection(c));
+        rows->expected.push_back(c);
+      }
+      // Another organization's rows never show up.
+      must(rows->store->CreateConnection(MakeConnection("org-b", Id(9000001), "Conn 1")));
+      std::sort(rows->expected.begin(), rows->expected.end(),
+                [](const auto& a, const auto& b) { return KeyOf(a) < KeyOf(b); });
+    } catch (const std::exception& e) {
+      rows->error = e.what();
+    }
+    return rows.release();
+  }
+
+  std::vector<domain::Connection> Expected(bool include_archived) const {
+    std::vector<domain::Connection> out;
+    for (const auto& c : *expected_) {
+      if (include_archived || !c.is_archived) out.push_back(c);
+    }
+    return out;
+  }
+
+  static inline Rows* rows_[2] = {nullptr, nullptr};  // by Backend
+
+  Store* store_ = nullptr;
+  const std::vector<domain::Connection>* expected_ = nullptr;
+};
+
+INSTANTIATE_TEST_SUITE_P(, StoreListContractTest,
+                         testing::Values(Backend::kSqlite, Backend::kPostgres), BackendName);
+
+TEST_P(StoreListContractTest, WalksEveryPageWithoutSkipsOrRepeats) {
+  for (bool include_archived : {true, false}) {
+    const auto expected = Expected(include_archived);
+    for (int limit : {1, 50, 1000}) {
+      SCOPED_TRACE("limit " + std::to_string(limit) + " archived " +
+                   std::to_string(include_archived));
+      ListQuery q;
+      q.organization_id = "org-a";
+      q.limit = limit;
+      q.include_archived = include_archived;
+      int pages = 0;
+      auto all = WalkAll(*store_, q, &pages, static_cast<std::int64_t>(expected.size()));
+      ASSERT_EQ(all.size(), expected.size());
+      EXPECT_EQ(pages, static_cast<int>((expected.size() + limit - 1) / limit));
+      for (std::size_t i = 0; i < all.size(); ++i) {
+        ASSERT_EQ(all[i].connection_id, expected[i].connection_id) << "position " << i;
+        EXPECT_EQ(all[i].secrets.size(), expected[i].secrets.size());
+        if (!expected[i].secrets.empty()) {
+          EXPECT_EQ(all[i].secrets.at("password").sealed,
+                    expected[i].secrets.at("password").sealed);
+        }
+      }
+    }
+  }
+}
+
+TEST_P(StoreListContractTest, FilteredWalkMatchesFilteredRows) {
+  const std::string needle = domain::FoldName("CONN 1");
+  std::vector<domain::Connection> expected;
+  for (const auto& c : Expected(false)) {
+    if (c.type == "postgres" && domain::FoldName(c.name).find(needle) != std::string::npos) {
+      expected.push_back(c);
+    }
+  }
+  ASSERT_GT(expected.size(), 50u);  // more than one page
+  ListQuery q;
+  q.organization_id = "org-a";
+  q.limit = 50;
+  q.search = needle;
+  q.type = "postgres";
+  int pages = 0;
+  auto all = WalkAll(*store_, q, &pages, static_cast<std::int64_t>(expected.size()));
+  ASSERT_EQ(all.size(), expected.size());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(all[i].connection_id, expected[i].connection_id) << "position " << i;
+  }
+}
+
+TEST_P(StoreListContractTest, OffsetFormMatchesKeysetPages) {
+  const auto expected = Expected(false);
+  ListQuery q;
+  q.organization_id = "org-a";
+  q.limit = 50;
+  q.offset = 150;
+  auto page = store_->ListConnections(q);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->entries.size(), 50u);
+  EXPECT_TRUE(page->has_more);
+  for (std::size_t i = 0; i < 50; ++i) {
+    EXPECT_EQ(page->entries[i].connection_id, expected[150 + i].connection_id);
+  }
+  q.offset = static_cast<std::int64_t>(expected.size()) - 10;
+  page = store_->ListConnections(q);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->entries.size(), 10u);
+  EXPECT_FALSE(page->has_more);
+  q.offset = 100000;
+  page = store_->ListConnections(q);
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->entries.empty());
+  EXPECT_EQ(page->total, static_cast<std::int64_t>(expected.size()));
+}
+
+TEST_P(StoreListContractTest, LimitIsClampedTo1000) {
+  ListQuery q;
+  q.organization_id = "org-a";
+  q.include_archived = true;
+  q.limit = 5000;
+  auto page = store_->ListConnections(q);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->entries.size(), 1000u);
+  EXPECT_TRUE(page->has_more);
+}
+
+TEST_P(StoreContractTest, KeysetWalkIsStableWhileRowsAreInserted) {
+  std::set<std::string> before;
+  for (int i = 0; i < 200; ++i) {
+    Create(MakeConnection("org-a", Id(i), "n" + std::to_string(1000 + i * 5)));
+    before.insert(Id(i));
+  }
+  ListQuery q;
+  q.organization_id = "org-a";
+  q.limit = 7;
+  std::vector<std::string> seen;
+  std::optional<SortKey> previous;
+  int inserted = 0;
+  for (int pages = 0; pages < 1000; ++pages) {
+    auto page = store_->ListConnections(q);
+    ASSERT_TRUE(page.ok());
+    for (const auto& c : page->entries) {
+      if (previous) {
+        EXPECT_LT(*previous, KeyOf(c));
+      }
+      previous = KeyOf(c);
+      seen.push_back(c.connection_id);
+    }
+    if (!page->has_more) break;
+    const auto& last = page->entries.back();
+    q.after = ListCursor{last.name, last.created_at, last.connection_id};
+    // Rows sorting before the cursor, right after it, and at the end.
+    for (const std::string& name : {std::string("a"), last.name, std::string("z")}) {
+      Create(MakeConnection("org-a", Id(100000 + inserted++), name, last.created_at));
+    }
+  }
+  std::set<std::string> unique(seen.begin(), seen.end());
+  EXPECT_EQ(unique.size(), seen.size()) << "an entry was repeated";
+  for (const auto& id : before) EXPECT_EQ(unique.count(id), 1u) << "skipped " << id;
+}
+
+TEST_P(StoreContractTest, FiltersSearchTypeAndArchived) {
+  domain::Connection a = MakeConnection("org-a", Id(1), "Sales Warehouse");
+  domain::Connection b = MakeConnection("org-a", Id(2), "MARKETING sales");
+  b.type = "bigQuery";
+  domain::Connection c = MakeConnection("org-a", Id(3), "Old sales");
+  c.is_archived = true;
+  domain::Connection d = MakeConnection("org-a", Id(4), "Finance");
+  for (const auto& x : {a, b, c, d}) Create(x);
+  Create(MakeConnection("org-b", Id(5), "sales elsewhere"));
+
+  auto ids = [&](const ListQuery& q) {
+    auto page = store_->ListConnections(q);
+    EXPECT_TRUE(page.ok());
+    std::vector<std::string> out;
+    for (const auto& e : page->entries) out.push_back(e.connection_id);
+    EXPECT_EQ(page->total, static_cast<std::int64_t>(out.size()));
+    return out;
+  };
+  ListQuery q;
+  q.organization_id = "org-a";
+  // Byte order: uppercase before lowercase.
+  EXPECT_EQ(ids(q), (std::vector<std::string>{Id(4), Id(2), Id(1)}));
+  q.search = domain::FoldName("SALES");
+  EXPECT_EQ(ids(q), (std::vector<std::string>{Id(2), Id(1)}));
+  q.include_archived = true;
+  EXPECT_EQ(ids(q), (std::vector<std::string>{Id(2), Id(3), Id(1)}));
+  q.type = "bigQuery";
+  EXPECT_EQ(ids(q), (std::vector<std::string>{Id(2)}));
+  q.search.reset();
+  q.type = "snowflake";
+  EXPECT_EQ(ids(q), (std::vector<std::string>{Id(4), Id(3), Id(1)}));
+  q.type = "bigquery";  // exact, not folded
+  EXPECT_TRUE(ids(q).empty());
+  q.type.reset();
+  q.search = "%";  // not a LIKE pattern
+  EXPECT_TRUE(ids(q).empty());
+}
+
+// ---- identities ----------------------------------------------------------------------------
+
+TEST_P(StoreContractTest, OrganizationsAndMembers) {
+  auto org = store_->GetOrganization("org-a");
+  ASSERT_TRUE(org.ok());
+  EXPECT_EQ(org->name, "A");
+  EXPECT_EQ(org->created_at, kT0);
+  EXPECT_EQ(store_->GetOrganization("nope").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(*store_->CountOrganizations(), 2);
+  EXPECT_EQ(store_->CreateOrganization({"org-a", "again", kT0}).error().code, ErrorCode::kConflict);
+
+  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "viewer", kT0}).ok());
+  auto m = store_->GetMember("m1");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->organization_id, "org-a");
+  EXPECT_EQ(m->email, "a@b.c");
+  EXPECT_EQ(m->account_type, "viewer");
+  EXPECT_EQ(store_->GetMember("m2").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->CreateMember({"m2", "org-none", "x@y.z", "admin", kT0}).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_FALSE(store_->CreateMember({"m3", "org-a", "x@y.z", "owner", kT0}).ok());
+}
+
+TEST_P(StoreContractTest, AccessTokensResolveOnlyWhileValid) {
+  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "admin", kT0}).ok());
+  ASSERT_TRUE(store_->CreateApiClient({"c1", "m1", "hash-1", kT0, std::nullopt}).ok());
+  ASSERT_TRUE(store_->CreateApiClient({"c2", "m1", "hash-2", kT0, kT0 + 1}).ok());
+  EXPECT_EQ(store_->CreateApiClient({"c3", "m-none", "h", kT0, std::nullopt}).error().code,
+            ErrorCode::kNotFound);
+
+  auto client = store_->GetActiveApiClient("c1");
+  ASSERT_TRUE(client.ok());
+  EXPECT_EQ(client->secret_hash, "hash-1");
+  EXPECT_FALSE(client->revoked_at.has_value());
+  EXPECT_EQ(store_->GetActiveApiClient("c2").error().code, ErrorCode::kNotFound);
+
+  ASSERT_TRUE(store_->SaveAccessToken({"tok-1", "c1", "m1", "org-a", kT0 + 3600}).ok());
+  ASSERT_TRUE(store_->SaveAccessToken({"tok-2", "c2", "m1", "org-a", kT0 + 3600}).ok());
+  ASSERT_TRUE(store_->SaveAccessToken({"tok-old", "c1", "m1", "org-a", kT0 - 1}).ok());
+
+  auto p = store_->ResolveAccessToken("tok-1", kT0);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->organization_id, "org-a");
+  EXPECT_EQ(p->member_id, "m1");
+  EXPECT_EQ(p->client_id, "c1");
+  EXPECT_EQ(p->account_type, "admin");
+
+  // Expiry is exclusive: a token is dead at its expires_at.
+  EXPECT_EQ(store_->ResolveAccessToken("tok-1", kT0 + 3600).error().code, ErrorCode::kNotFound);
+  EXPECT_TRUE(store_->ResolveAccessToken("tok-1", kT0 + 3599).ok());
+  EXPECT_EQ(store_->ResolveAccessToken("tok-old", kT0).error().code, ErrorCode::kNotFound);
+  // The revoked client's token is dead although unexpired.
+  EXPECT_EQ(store_->ResolveAccessToken("tok-2", kT0).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->ResolveAccessToken("tok-none", kT0).error().code, ErrorCode::kNotFound);
+
+  auto purged = store_->PurgeExpired(kT0, 0);
+  ASSERT_TRUE(purged.ok());
+  EXPECT_EQ(*purged, 1);
+  EXPECT_EQ(Raw("SELECT count(*) FROM access_tokens"), "2");
+}
+
+TEST_P(StoreContractTest, RevokingAClientKillsItsIssuedTokens) {
+  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "creator", kT0}).ok());
+  ASSERT_TRUE(store_->CreateApiClient({"c1", "m1", "h", kT0, std::nullopt}).ok());
+  ASSERT_TRUE(store_->SaveAccessToken({"tok", "c1", "m1", "org-a", kT0 + 3600}).ok());
+  ASSERT_EQ(store_->ResolveAccessToken("tok", kT0)->account_type, "creator");
+  Raw("UPDATE api_clients SET revoked_at = 1 WHERE client_id = 'c1'");
+  EXPECT_EQ(store_->ResolveAccessToken("tok", kT0).error().code, ErrorCode::kNotFound);
+}
+
+TEST_P(StoreContractTest, RevokeApiClientKillsTokensAtOnceAndKeepsTheFirstTime) {
+  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "admin", kT0}).ok());
+  ASSERT_TRUE(store_->CreateApiClient({"c1", "m1", "h1", kT0, std::nullopt}).ok());
+  ASSERT_TRUE(store_->CreateApiClient({"c2", "m1", "h2", kT0, std::nullopt}).ok());
+  ASSERT_TRUE(store_
+                  ->SaveTokenPair({"a1", "c1", "m1", "org-a", kT0 + 3600, "f1"},
+                                  {"r1", "f1", "c1", "m1", "org-a", kT0 + kDay})
+                  .ok());
+  ASSERT_TRUE(store_
+                  ->SaveTokenPair({"a2", "c2", "m1", "org-a", kT0 + 3600, "f2"},
+                                  {"r2", "f2", "c2", "m1", "org-a", kT0 + kDay})
+                  .ok());
+  ASSERT_TRUE(store_->ResolveAccessToken("a1", kT0).ok());
+
+  ASSERT_TRUE(store_->RevokeApiClient("c1", kT0 + 5).ok());
+  EXPECT_EQ(store_->ResolveAccessToken("a1", kT0).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->GetActiveApiClient("c1").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(
+      store_->RotateRefreshToken("r1", "", kT0 + 6, {"a1b"}, {"r1b", "", "", "", "", kT0 + kDay})
+          .error()
+          .code,
+      ErrorCode::kNotFound);
+  EXPECT_EQ(Raw("SELECT count(*) FROM access_tokens WHERE client_id = 'c1'"), "0");
+  EXPECT_EQ(Raw("SELECT count(*) FROM refresh_tokens WHERE client_id = 'c1'"), "0");
+  EXPECT_EQ(Raw("SELECT revoked_at FROM api_clients WHERE client_id = 'c1'"),
+            std::to_string(kT0 + 5));
+  // The other client is untouched.
+  EXPECT_TRUE(store_->ResolveAccessToken("a2", kT0).ok());
+  EXPECT_EQ(Raw("SELECT count(*) FROM refresh_tokens WHERE client_id = 'c2'"), "1");
+
+  ASSERT_TRUE(store_->RevokeApiClient("c1", kT0 + 99).ok());
+  EXPECT_EQ(Raw("SELECT revoked_at FROM api_clients WHERE client_id = 'c1'"),
+            std::to_string(kT0 + 5));
+  EXPECT_EQ(store_->RevokeApiClient("c-none", kT0).error().code, ErrorCode::kNotFound);
+}
+
+// ---- refresh tokens ------------------------------------------------------------------------
+
+// Adds creator m1 with clients c1 and c2, and c1's token pair a1/r1 of family "fam".
+class StoreRefreshContractTest : public StoreContractTest {
+ protected:
+  void SetUp() override {
+    StoreContractTest::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "creator", kT0}).ok());
+    ASSERT_TRUE(store_->CreateApiClient({"c1", "m1", "h1", kT0, std::nullopt}).ok());
+    ASSERT_TRUE(store_->CreateApiClient({"c2", "m1", "h2", kT0, std::nullopt}).ok());
+    ASSERT_TRUE(store_
+                    ->SaveTokenPair({"a1", "c1", "m1", "org-a", kT0 + 3600, "fam"},
+                                    {"r1", "fam", "c1", "m1", "org-a", kT0 + kDay})
+                    .ok());
+  }
+
+  // The caller fills in only the hashes and expiries; the store fills in the rest. On `store`
+  // when given, else on store_.
+  Result<Principal> Rotate(const std::string& presented, const std::string& client_id, TimeMs now,
+                           const std::string& next_access, const std::string& next_refresh,
+                           Store* store = nullptr) {
+    AccessToken a;
+    a.token_hash = next_access;
+    a.expires_at = now + 3600;
+    RefreshToken r;
+    r.token_hash = next_refresh;
+    r.expires_at = now + kDay;
+    return (store != nullptr ? store : store_.get())
+        ->RotateRefreshToken(presented, client_id, now, a, r);
+  }
+
+  std::string Count(const std::string& table) { return Raw("SELECT count(*) FROM " + table); }
+};
+
+INSTANTIATE_TEST_SUITE_P(, StoreRefreshContractTest,
+                         testing::Values(Backend::kSqlite, Backend::kPostgres), BackendName);
+
+TEST_P(StoreRefreshContractTest, SavedPairSharesItsFamily) {
+  EXPECT_EQ(Raw("SELECT family_id FROM access_tokens WHERE token_hash = 'a1'"), "fam");
+  EXPECT_EQ(Raw("SELECT family_id FROM refresh_tokens WHERE token_hash = 'r1'"), "fam");
+  // An access token without a family joins the refresh token's.
+  ASSERT_TRUE(store_
+                  ->SaveTokenPair({"a2", "c1", "m1", "org-a", kT0 + 3600, ""},
+                                  {"r2", "fam2", "c1", "m1", "org-a", kT0 + kDay})
+                  .ok());
+  EXPECT_EQ(Raw("SELECT family_id FROM access_tokens WHERE token_hash = 'a2'"), "fam2");
+  // Mismatched families, or a refresh token without one, save nothing.
+  EXPECT_FALSE(store_
+                   ->SaveTokenPair({"a3", "c1", "m1", "org-a", kT0 + 3600, "x"},
+                                   {"r3", "y", "c1", "m1", "org-a", kT0 + kDay})
+                   .ok());
+  EXPECT_FALSE(store_
+                   ->SaveTokenPair({"a3", "c1", "m1", "org-a", kT0 + 3600, ""},
+                                   {"r3", "", "c1", "m1", "org-a", kT0 + kDay})
+                   .ok());
+  // All or nothing: a refresh token of an unknown client leaves no access token behind.
+  EXPECT_EQ(store_
+                ->SaveTokenPair({"a4", "c1", "m1", "org-a", kT0 + 3600, "f4"},
+                                {"r4", "f4", "c-none", "m1", "org-a", kT0 + kDay})
+                .error()
+                .code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(Count("access_tokens"), "2");
+  EXPECT_EQ(Count("refresh_tokens"), "2");
+  // A plain access token (no family) is stored with NULL.
+  ASSERT_TRUE(store_->SaveAccessToken({"a5", "c1", "m1", "org-a", kT0 + 3600}).ok());
+  EXPECT_EQ(Raw("SELECT count(*) FROM access_tokens WHERE token_hash = 'a5' AND family_id IS NULL"),
+            "1");
+}
+
+TEST_P(StoreRefreshContractTest, RotationThenReuseRevokesTheWholeFamily) {
+  auto p = Rotate("r1", "c1", kT0 + 10, "a2", "r2");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->organization_id, "org-a");
+  EXPECT_EQ(p->member_id, "m1");
+  EXPECT_EQ(p->client_id, "c1");
+  EXPECT_EQ(p->account_type, "creator");
+  EXPECT_EQ(Raw("SELECT used_at FROM refresh_tokens WHERE token_hash = 'r1'"),
+            std::to_string(kT0 + 10));
+  EXPECT_EQ(Raw("SELECT family_id || '/' || client_id || '/' || member_id || '/' || "
+                "organization_id || '/' || expires_at FROM access_tokens "
+                "WHERE token_hash = 'a2'"),
+            "fam/c1/m1/org-a/" + std::to_string(kT0 + 10 + 3600));
+  // The new refresh token joins the family, unused.
+  EXPECT_EQ(Raw("SELECT family_id || '/' || client_id || '/' || member_id || '/' || "
+                "organization_id FROM refresh_tokens WHERE token_hash = 'r2' AND used_at IS NULL"),
+            "fam/c1/m1/org-a");
+  auto resolved = store_->ResolveAccessToken("a2", kT0 + 11);
+  ASSERT_TRUE(resolved.ok());
+  EXPECT_EQ(resolved->member_id, "m1");
+  // The next link rotates as well, without client credentials.
+  ASSERT_TRUE(Rotate("r2", "", kT0 + 20, "a3", "r3").ok());
+
+  // A token of another family is not touched by what follows.
+  ASSERT_TRUE(store_
+                  ->SaveTokenPair({"ox", "c1", "m1", "org-a", kT0 + 3600, "other"},
+                                  {"rx", "other", "c1", "m1", "org-a", kT0 + kDay})
+                  .ok());
+
+  // r1 again: reuse. Every token of the family goes, and nothing is issued.
+  auto reuse = Rotate("r1", "c1", kT0 + 30, "a4", "r4");
+  ASSERT_FALSE(reuse.ok());
+  EXPECT_EQ(reuse.error().code, ErrorCode::kConflict);
+  for (const char* t : {"a1", "a2", "a3", "a4"}) {
+    EXPECT_EQ(store_->ResolveAccessToken(t, kT0 + 31).error().code, ErrorCode::kNotFound) << t;
+  }
+  EXPECT_EQ(Raw("SELECT count(*) FROM refresh_tokens WHERE family_id = 'fam'"), "0");
+  EXPECT_EQ(Raw("SELECT count(*) FROM access_tokens WHERE family_id = 'fam'"), "0");
+  EXPECT_EQ(store_->ResolveAccessToken("ox", kT0 + 31).ok(), true);
+  EXPECT_EQ(Raw("SELECT count(*) FROM refresh_tokens WHERE family_id = 'other'"), "1");
+  // The newest refresh token of the family is gone with it.
+  EXPECT_EQ(Rotate("r3", "c1", kT0 + 40, "a5", "r5").error().code, ErrorCode::kNotFound);
+}
+
+TEST_P(StoreRefreshContractTest, AnotherClientsRefreshIsNotFoundAndChangesNothing) {
+  auto wrong = Rotate("r1", "c2", kT0 + 10, "a2", "r2");
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(Raw("SELECT count(*) FROM refresh_tokens WHERE token_hash = 'r1' AND used_at IS NULL"),
+            "1");
+  EXPECT_EQ(Count("access_tokens"), "1");
+  EXPECT_EQ(Count("refresh_tokens"), "1");
+  // Still good for its own client.
+  EXPECT_TRUE(Rotate("r1", "c1", kT0 + 11, "a2", "r2").ok());
+}
+
+TEST_P(StoreRefreshContractTest, ExpiredUnknownOrRevokedIsNotFoundAndChangesNothing) {
+  // Expiry is exclusive, as for access tokens.
+  EXPECT_EQ(Rotate("r1", "", kT0 + kDay, "a2", "r2").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(Rotate("r-none", "", kT0, "a2", "r2").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(Raw("SELECT count(*) FROM refresh_tokens WHERE token_hash = 'r1' AND used_at IS NULL"),
+            "1");
+  EXPECT_EQ(Count("access_tokens"), "1");
+  EXPECT_EQ(Count("refresh_tokens"), "1");
+
+  Raw("UPDATE api_clients SET revoked_at = 1 WHERE client_id = 'c1'");
+  EXPECT_EQ(Rotate("r1", "", kT0 + 1, "a2", "r2").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(Count("refresh_tokens"), "1");
+}
+
+TEST_P(StoreRefreshContractTest, ConcurrentRotationsOfOneTokenLetOneWinThenRevoke) {
+  constexpr int kThreads = 8;
+  std::unique_ptr<Store> other = backend_->Open();  // another node, or another process
+  std::atomic<int> ok{0};
+  std::atomic<int> conflict{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      auto p = Rotate("r1", "c1", kT0 + 10, "a-next-" + std::to_string(i),
+                      "r-next-" + std::to_string(i), i % 2 == 0 ? other.get() : nullptr);
+      if (p.ok()) {
+        ++ok;
+      } else if (p.error().code == ErrorCode::kConflict || p.error().code == ErrorCode::kNotFound) {
+        ++conflict;  // the family may already be gone by the time a late presenter looks
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok, 1);
+  EXPECT_EQ(conflict, kThreads - 1);
+  // The second presentation revoked the family, including the winner's new pair.
+  EXPECT_EQ(Count("access_tokens"), "0");
+  EXPECT_EQ(Count("refresh_tokens"), "0");
+}
+
+TEST_P(StoreRefreshContractTest, PurgeExpiredRemovesTokensAndOldIdempotencyKeys) {
+  ASSERT_TRUE(Rotate("r1", "c1", kT0 + 10, "a2", "r2").ok());  // r1 used, kept until it expires
+  ASSERT_TRUE(store_
+                  ->SaveTokenPair({"old-a", "c1", "m1", "org-a", kT0 - 1, "f-old"},
+                                  {"old-r", "f-old", "c1", "m1", "org-a", kT0 - 1})
+                  .ok());
+  IdempotentResponse r{"h", 201, "{}", "/x", kT0 - 2 * kDay};
+  ASSERT_TRUE(store_
+                  ->CreateConnectionIdempotent(MakeConnection("org-a", Id(1), "old"), "m1", "k-old",
+                                               r, kT0 - 3 * kDay)
+                  .ok());
+  r.created_at = kT0;
+  ASSERT_TRUE(store_
+                  ->CreateConnectionIdempotent(MakeConnection("org-a", Id(2), "new"), "m1", "k-new",
+                                               r, kT0 - kDay)
+                  .ok());
+
+  auto purged = store_->PurgeExpired(kT0, kT0 - kDay);
+  ASSERT_TRUE(purged.ok()) << purged.error().message;
+  EXPECT_EQ(*purged, 3);  // old-a, old-r, k-old
+  EXPECT_EQ(Raw("SELECT token_hash FROM access_tokens ORDER BY token_hash"), "a1,a2");
+  EXPECT_EQ(Raw("SELECT token_hash FROM refresh_tokens ORDER BY token_hash"), "r1,r2");
+  EXPECT_EQ(Raw("SELECT key FROM idempotency_keys"), "k-new");
+  // The used token, once expired, goes too.
+  purged = store_->PurgeExpired(kT0 + kDay, kT0 - kDay);
+  ASSERT_TRUE(purged.ok());
+  EXPECT_EQ(*purged, 3);  // a1, a2, r1
+  EXPECT_EQ(*store_->PurgeExpired(kT0 + kDay, kT0 - kDay), 0);
+}
+
+// ---- test results and key rotation ---------------------------------------------------------
+
+TEST_P(StoreContractTest, RecordTestIsNotAChange) {
+  domain::Connection c = MakeConnection("org-a", Id(1), "tested");
+  c.version = 4;
+  Create(c);
+  ASSERT_TRUE(store_->RecordTest("org-a", Id(1), {kT0 + 50, "SUCCESS", "DISABLED"}, true).ok());
+  auto got = store_->GetConnection("org-a", Id(1));
+  ASSERT_TRUE(got.ok());
+  ASSERT_TRUE(got->last_test.has_value());
+  EXPECT_EQ(got->last_test->at, kT0 + 50);
+  EXPECT_EQ(got->last_test->read, "SUCCESS");
+  EXPECT_EQ(got->last_test->write, "DISABLED");
+  EXPECT_EQ(got->last_active_at, kT0 + 50);
+  EXPECT_EQ(got->version, 4);
+  EXPECT_EQ(got->updated_at, kT0);
+
+  // A test that did not reach the query leaves last_active_at alone.
+  ASSERT_TRUE(store_->RecordTest("org-a", Id(1), {kT0 + 90, "FAILED", "FAILED"}, false).ok());
+  got = store_->GetConnection("org-a", Id(1));
+  EXPECT_EQ(got->last_test->at, kT0 + 90);
+  EXPECT_EQ(got->last_test->read, "FAILED");
+  EXPECT_EQ(got->last_active_at, kT0 + 50);
+  EXPECT_EQ(got->version, 4);
+
+  EXPECT_EQ(store_->RecordTest("org-b", Id(1), {kT0, "SUCCESS", "SUCCESS"}, true).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(store_->RecordTest("org-a", Id(2), {kT0, "SUCCESS", "SUCCESS"}, true).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(store_->GetConnection("org-a", Id(1))->last_test->at, kT0 + 90);
+}
+
+TEST_P(StoreContractTest, KeyRotationReadsBatchesAndResealsByCompareAndSet) {
+  // Keys sort on both sides of the target key "k".
+  for (int i = 1; i <= 4; ++i) {
+    domain::Connection c = MakeConnection("org-a", Id(i), "c" + std::to_string(i));
+    c.secrets["password"] = {"p" + std::to_string(i), i % 2 == 0 ? "a-old" : "z-old", kT0};
+    c.secrets["privateKey"] = {"pk" + std::to_string(i), "k", kT0};
+    Create(c);
+  }
+  auto ids = store_->SecretKeyIds();
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(*ids, (std::vector<std::string>{"a-old", "k", "z-old"}));
+
+  auto all = store_->SecretsNotUnderKey("k", 100);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  ASSERT_EQ(all->size(), 4u);
+  std::vector<std::string> order;
+  for (const auto& ref : *all) {
+    EXPECT_EQ(ref.field, "password");
+    EXPECT_NE(ref.secret.key_id, "k");
+    order.push_back(ref.connection_id);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{Id(2), Id(4), Id(1), Id(3)}));
+  // A smaller batch is a prefix of the same stable order, across both key ranges.
+  auto three = store_->SecretsNotUnderKey("k", 3);
+  ASSERT_TRUE(three.ok());
+  ASSERT_EQ(three->size(), 3u);
+  EXPECT_EQ((*three)[2].connection_id, Id(1));
+  EXPECT_EQ((*three)[2].secret.sealed, "p1");
+  EXPECT_EQ((*three)[2].secret.key_id, "z-old");
+  EXPECT_TRUE(store_->SecretsNotUnderKey("k", 0)->empty());
+
+  // Compare-and-set on the sealed bytes.
+  Status stale = store_->ResealSecret(Id(1), "password", "not-p1", {"P1", "k", kT0 + 1});
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.error().code, ErrorCode::kPreconditionFailed);
+  EXPECT_EQ(store_->GetConnection("org-a", Id(1))->secrets.at("password").sealed, "p1");
+  EXPECT_EQ(store_->ResealSecret(Id(1), "passphrase", "p1", {"P1", "k", kT0}).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(store_->ResealSecret(Id(99), "password", "p1", {"P1", "k", kT0}).error().code,
+            ErrorCode::kNotFound);
+
+  for (const auto& ref : *all) {
+    Status s = store_->ResealSecret(ref.connection_id, ref.field, ref.secret.sealed,
+                                    {"re-" + ref.secret.sealed, "k", ref.secret.updated_at});
+    ASSERT_TRUE(s.ok()) << s.error().message;
+  }
+  auto got = store_->GetConnection("org-a", Id(1));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->secrets.at("password").sealed, "re-p1");
+  EXPECT_EQ(got->secrets.at("password").key_id, "k");
+  EXPECT_EQ(got->secrets.at("password").updated_at, kT0);
+  EXPECT_EQ(got->version, 1);
+  EXPECT_EQ(got->updated_at, kT0);
+  EXPECT_TRUE(store_->SecretsNotUnderKey("k", 100)->empty());
+  EXPECT_EQ(*store_->SecretKeyIds(), (std::vector<std::string>{"k"}));
+  // Resealing again with the old bytes is a lost race.
+  EXPECT_EQ(store_->ResealSecret(Id(1), "password", "p1", {"x", "k", kT0}).error().code,
+            ErrorCode::kPreconditionFailed);
+}
+
+TEST_P(StoreContractTest, SealedBytesCompareExactly) {
+  domain::Connection c = MakeConnection("org-a", Id(1), "bin");
+  const std::string sealed("a\0b\xff", 4);
+  c.secrets["password"] = {sealed, "k1", kT0};
+  Create(c);
+  // A prefix up to the NUL is not the same value.
+  EXPECT_EQ(store_->ResealSecret(Id(1), "password", "a", {"x", "k2", kT0}).error().code,
+            ErrorCode::kPreconditionFailed);
+  ASSERT_TRUE(store_->ResealSecret(Id(1), "password", sealed, {"x\0y", "k2", kT0}).ok());
+  auto refs = store_->SecretsNotUnderKey("k1", 10);
+  ASSERT_TRUE(refs.ok());
+  ASSERT_EQ(refs->size(), 1u);
+  EXPECT_EQ(refs->front().secret.key_id, "k2");
+}
+
+// ---- idempotency ---------------------------------------------------------------------------
+
+TEST_P(StoreContractTest, IdempotencyKeyCreatesOnceAndConflictsAfter) {
+  IdempotentResponse r{"req-hash", 201, "{\"connectionId\":\"x\"}", "/v2/connections/x", kT0};
+  domain::Connection first = MakeConnection("org-a", Id(1), "first");
+  first.secrets["password"] = {"p", "k", kT0};
+  ASSERT_TRUE(store_->CreateConnectionIdempotent(first, "m1", "key-1", r, kT0 - kDay).ok());
+
+  auto stored = store_->GetIdempotent("org-a", "m1", "key-1", kT0 - 1000);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->request_hash, "req-hash");
+  EXPECT_EQ(stored->status, 201);
+  EXPECT_EQ(stored->body, r.body);
+  EXPECT_EQ(stored->location, "/v2/connections/x");
+  EXPECT_EQ(stored->created_at, kT0);
+  EXPECT_EQ(store_->GetIdempotent("org-a", "m1", "key-1", kT0 + 1).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(store_->GetIdempotent("org-a", "m2", "key-1", 0).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->GetIdempotent("org-b", "m1", "key-1", 0).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->GetConnection("org-a", Id(1))->secrets.size(), 1u);
+
+  domain::Connection second = MakeConnection("org-a", Id(2), "second");
+  second.secrets["password"] = {"p2", "k", kT0};
+  Status again = store_->CreateConnectionIdempotent(second, "m1", "key-1", r, kT0 - kDay);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(store_->GetConnection("org-a", Id(2)).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(Raw("SELECT count(*) FROM connection_secrets"), "1");
+
+  // The same key of another member is another key.
+  EXPECT_TRUE(store_->CreateConnectionIdempotent(second, "m2", "key-1", r, kT0 - kDay).ok());
+  // A connection id clash rolls the key back too.
+  Status clash = store_->CreateConnectionIdempotent(second, "m1", "key-2", r, kT0 - kDay);
+  ASSERT_FALSE(clash.ok());
+  EXPECT_EQ(clash.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(store_->GetIdempotent("org-a", "m1", "key-2", 0).error().code, ErrorCode::kNotFound);
+}
+
+TEST_P(StoreContractTest, StaleIdempotencyRecordIsReplaced) {
+  IdempotentResponse r{"h1", 201, "{\"n\":1}", "/v2/connections/1", kT0};
+  ASSERT_TRUE(store_
+                  ->CreateConnectionIdempotent(MakeConnection("org-a", Id(1), "one"), "m1", "key",
+                                               r, kT0 - kDay)
+                  .ok());
+  // Fresh: the boundary itself (created_at == not_before) still counts as fresh.
+  IdempotentResponse r2{"h2", 201, "{\"n\":2}", "/v2/connections/2", kT0 + kDay};
+  Status fresh = store_->CreateConnectionIdempotent(MakeConnection("org-a", Id(2), "two"), "m1",
+                                                    "key", r2, kT0);
+  ASSERT_FALSE(fresh.ok());
+  EXPECT_EQ(fresh.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(store_->GetConnection("org-a", Id(2)).error().code, ErrorCode::kNotFound);
+
+  // Stale: replaced in the same transaction as the create.
+  ASSERT_TRUE(store_
+                  ->CreateConnectionIdempotent(MakeConnection("org-a", Id(2), "two"), "m1", "key",
+                                               r2, kT0 + 1)
+                  .ok());
+  auto stored = store_->GetIdempotent("org-a", "m1", "key", kT0 + 1);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->request_hash, "h2");
+  EXPECT_EQ(stored->created_at, kT0 + kDay);
+  EXPECT_EQ(Raw("SELECT count(*) FROM idempotency_keys"), "1");
+  EXPECT_TRUE(store_->GetConnection("org-a", Id(1)).ok());  // the old connection stays
+
+  // A failed create keeps the stale record: the deletion rolls back with it.
+  IdempotentResponse r3{"h3", 201, "{}", "/x", kT0 + 3 * kDay};
+  Status clash = store_->CreateConnectionIdempotent(MakeConnection("org-a", Id(1), "dup"), "m1",
+                                                    "key", r3, kT0 + 2 * kDay);
+  ASSERT_FALSE(clash.ok());
+  EXPECT_EQ(clash.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(store_->GetIdempotent("org-a", "m1", "key", 0)->request_hash, "h2");
+}
+
+// ---- store-wide ----------------------------------------------------------------------------
+
+TEST_P(StoreContractTest, PingAnswers) { EXPECT_TRUE(store_->Ping().ok()); }
+
+TEST_P(StoreContractTest, ServerKeyIsStableAcrossInstancesAndPurposes) {
+  auto k1 = store_->ServerKey("page-token");
+  ASSERT_TRUE(k1.ok()) << k1.error().message;
+  EXPECT_EQ(k1->size(), 32u);
+  EXPECT_NE(*k1, std::string(32, '\0'));
+  EXPECT_EQ(*store_->ServerKey("page-token"), *k1);
+
+  std::unique_ptr<Store> other = backend_->Open();
+  EXPECT_EQ(*other->ServerKey("page-token"), *k1);
+  auto k2 = other->ServerKey("other");
+  ASSERT_TRUE(k2.ok());
+  EXPECT_NE(*k2, *k1);
+  EXPECT_EQ(*store_->ServerKey("other"), *k2);
+}
+
+TEST_P(StoreContractTest, ServerKeyCreatedOnceUnderRaceBetweenTwoStores) {
+  std::unique_ptr<Store> other = backend_->Open();
+  std::vector<std::string> keys(8);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      auto k = (i % 2 == 0 ? *store_ : *other).ServerKey("race");
+      if (k.ok()) keys[i] = *k;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& k : keys) EXPECT_EQ(k, keys[0]);
+  EXPECT_EQ(keys[0].size(), 32u);
+  EXPECT_EQ(Raw("SELECT count(*) FROM server_keys"), "1");
+}
+
+TEST_P(StoreContractTest, DataSurvivesReopen) {
+  domain::Connection c = MakeConnection("org-a", Id(1), "durable");
+  c.secrets["password"] = {"p", "k", kT0};
+  Create(c);
+  store_.reset();
+  std::unique_ptr<Store> reopened = backend_->Open();
+  auto got = reopened->GetConnection("org-a", Id(1));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->name, "durable");
+  EXPECT_EQ(got->secrets.at("password").sealed, "p");
+  EXPECT_EQ(*reopened->CountOrganizations(), 2);
+}
+
+// Many threads reading and writing at once: no errors, nothing lost.
+TEST_P(StoreContractTest, ConcurrentReadersAndWriters) {
+  constexpr int kThreads = 6;
+  constexpr int kPerThread = 40;
+  EXPECT_EQ(test_support::ErrorsFromConcurrentReadersAndWriters(*store_, kThreads, kPerThread), 0);
+  ListQuery q;
+  q.organization_id = "org-a";
+  EXPECT_EQ(store_->ListConnections(q)->total, kThreads * kPerThread);
+}
+
+// The compare-and-set holds across stores (several nodes, or several processes on one file): of
+// updates racing from the same version, one wins.
+TEST_P(StoreContractTest, ConcurrentUpdatesFromTwoStoresLetExactlyOneWin) {
+  std::unique_ptr<Store> other = backend_->Open();
+  for (int round = 0; round < 5; ++round) {
+    const std::string id = Id(round + 1);
+    Create(MakeConnection("org-a", id, "race"));
+    constexpr int kThreads = 8;
+    std::atomic<int> ok{0};
+    std::atomic<int> lost{0};
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&, i] {
+        domain::Connection next = MakeConnection("org-a", id, "writer " + std::to_string(i));
+        next.version = 2;
+        next.secrets["password"] = {"p" + std::to_string(i), "k", kT0};
+        ++ready;
+        while (ready < kThreads) std::this_thread::yield();
+        Status s = (i % 2 == 0 ? *store_ : *other).UpdateConnection(next, 1);
+        if (s.ok()) {
+          ++ok;
+        } else if (s.error().code == ErrorCode::kPreconditionFailed) {
+          ++lost;
+        } else {
+          ADD_FAILURE() << s.error().message;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(ok, 1);
+    EXPECT_EQ(lost, kThreads - 1);
+    auto got = store_->GetConnection("org-a", id);
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ(got->version, 2);
+    // The winner's name and secret, together.
+    const std::string winner = got->name.substr(std::string("writer ").size());
+    EXPECT_EQ(got->secrets.at("password").sealed, "p" + winner);
+  }
+}
+
+TEST_P(StoreContractTest, ConcurrentIdempotentCreatesOnOneKeyFromTwoStoresCreateOnce) {
+  std::unique_ptr<Store> other = backend_->Open();
+  constexpr int kThreads = 8;
+  std::atomic<int> ok{0};
+  std::atomic<int> conflict{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      IdempotentResponse r{"h", 201, "{}", "/x", kT0};
+      Status s = (i % 2 == 0 ? *store_ : *other)
+                     .CreateConnectionIdempotent(MakeConnection("org-a", Id(i + 1), "n"), "m1",
+                                                 "same-key", r, kT0 - kDay);
+      if (s.ok()) {
+        ++ok;
+      } else if (s.error().code == ErrorCode::kConflict) {
+        ++conflict;
+      } else {
+        ADD_FAILURE() << s.error().message;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok, 1);
+  EXPECT_EQ(conflict, kThreads - 1);
+  EXPECT_EQ(Raw("SELECT count(*) FROM connections"), "1");
+}
+
+TEST_P(StoreContractTest, NamesAndJsonRoundTripByteForByte) {
+  domain::Connection c = MakeConnection("org-a", Id(1), "Entrepôt — 東京 \"q\" \\ 'x'");
+  c.details["note"] = "line\nbreak\ttab \u00e9 \xf0\x9f\x98\x80";
+  c.details["nul"] = std::string("a\0b", 3);
+  c.description = boost::json::object{{"text", "100% 'quoted' $1 ?1"}};
+  Create(c);
+  auto got = store_->GetConnection("org-a", Id(1));
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(got->name, c.name);
+  EXPECT_EQ(got->details, c.details);
+  EXPECT_EQ(boost::json::serialize(got->details), boost::json::serialize(c.details));
+  EXPECT_EQ(*got->description, *c.description);
+}
+
+TEST_P(StoreContractTest, RefusesASchemaNewerThanTheBinary) {
+  Raw("INSERT INTO schema_migrations VALUES (999, 'future', 0)");
+  try {
+    backend_->Open();
+    ADD_FAILURE() << "a newer schema was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("newer than this binary"), std::string::npos) << e.what();
+  }
+}
+// ---- teams and grants (contract sections 1 and 8) ------------------------------------------
+
+// org-a: admin-a, m1, m2, m3 (viewers); team t1 = {m2}, team t2 = {m2, m3}; connections Id(1..6)
+// named "c1".."c6". org-b: mb, team tb = {mb}, connection Id(100).
+class StoreGrantsContractTest : public StoreContractTest {
+ protected:
+  void SetUp() override {
+    StoreContractTest::SetUp();
+    if (HasFatalFailure()) return;
+    Must(store_->CreateMember({"admin-a", "org-a", "admin@a", "admin", kT0}));
+    for (const char* m : {"m1", "m2", "m3"}) {
+      Must(store_->CreateMember({m, "org-a", std::string(m) + "@a", "viewer", kT0}));
+    }
+    Must(store_->CreateMember({"mb", "org-b", "mb@b", "viewer", kT0}));
+    Must(store_->CreateTeam({"t1", "org-a", "Team 1", kT0}));
+    Must(store_->CreateTeam({"t2", "org-a", "Team 2", kT0}));
+    Must(store_->CreateTeam({"tb", "org-b", "Team B", kT0}));
+    Must(store_->AddTeamMember("t1", "m2"));
+    Must(store_->AddTeamMember("t2", "m2"));
+    Must(store_->AddTeamMember("t2", "m3"));
+    Must(store_->AddTeamMember("tb", "mb"));
+    for (int i = 1; i <= 6; ++i) {
+      Must(store_->CreateConnection(MakeConnection("org-a", Id(i), "c" + std::to_string(i))));
+    }
+    Must(store_->CreateConnection(MakeConnection("org-b", Id(100), "b")));
+  }
+
+  static void Must(const Status& s) {
+    if (!s.ok()) throw std::runtime_error(s.error().message);
+  }
+
+  std::string GrantCount() { return Raw("SELECT count(*) FROM grants"); }
+
+  // The connection ids a member sees, one keyset page of `limit` at a time; checks `total`.
+  std::vector<std::string> Visible(const std::string& member, int limit,
+                                   bool include_archived = false) {
+    ListQuery q;
+    q.organization_id = "org-a";
+    q.limit = limit;
+    q.include_archived = include_archived;
+    q.visible_to_member = member;
+    std::vector<std::string> out;
+    std::optional<std::int64_t> total;
+    for (int pages = 0; pages < 100; ++pages) {
+      auto page = store_->ListConnections(q);
+      EXPECT_TRUE(page.ok()) << page.error().message;
+      if (!page.ok()) break;
+      if (total) {
+        EXPECT_EQ(page->total, *total);
+      }
+      total = page->total;
+      for (const auto& c : page->entries) out.push_back(c.connection_id);
+      if (!page->has_more) break;
+      const auto& last = page->entries.back();
+      q.after = ListCursor{last.name, last.created_at, last.connection_id};
+    }
+    EXPECT_EQ(total.value_or(-1), static_cast<std::int64_t>(out.size()));
+    return out;
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(, StoreGrantsContractTest,
+                         testing::Values(Backend::kSqlite, Backend::kPostgres), BackendName);
+
+// ---- teams ---------------------------------------------------------------------------------
+
+TEST_P(StoreGrantsContractTest, TeamsAndMembership) {
+  auto t = store_->GetTeam("t1");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->organization_id, "org-a");
+  EXPECT_EQ(t->name, "Team 1");
+  EXPECT_EQ(t->created_at, kT0);
+  EXPECT_EQ(store_->GetTeam("t-none").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->CreateTeam({"t9", "org-none", "x", kT0}).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->CreateTeam({"t1", "org-a", "again", kT0}).error().code, ErrorCode::kConflict);
+
+  // Adding twice is not an error and adds no row.
+  ASSERT_TRUE(store_->AddTeamMember("t1", "m2").ok());
+  EXPECT_EQ(Raw("SELECT count(*) FROM team_members WHERE team_id = 't1'"), "1");
+  EXPECT_EQ(store_->AddTeamMember("t-none", "m1").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->AddTeamMember("t1", "m-none").error().code, ErrorCode::kNotFound);
+  Status cross = store_->AddTeamMember("t1", "mb");
+  ASSERT_FALSE(cross.ok());
+  EXPECT_EQ(cross.error().code, ErrorCode::kBadRequest);
+  EXPECT_EQ(Raw("SELECT count(*) FROM team_members WHERE member_id = 'mb'"), "1");
+}
+
+// ---- upsert --------------------------------------------------------------------------------
+
+TEST_P(StoreGrantsContractTest, GrantingAgainChangesThePermissionWithoutDuplicating) {
+  ASSERT_TRUE(
+      store_->UpsertGrants("org-a", Id(1), {ToMember("g1", "m1"), ToTeam("g2", "t1")}).ok());
+  Grant again = ToMember("g9", "m1", "annotate", kT0 + 50);
+  again.updated_by = "admin-2";
+  Grant team_again = ToTeam("g8", "t1", "annotate", kT0 + 60);
+  ASSERT_TRUE(store_->UpsertGrants("org-a", Id(1), {again, team_again}).ok());
+  EXPECT_EQ(GrantCount(), "2");
+
+  auto page = store_->ListGrants("org-a", Id(1), 10, std::nullopt, 0);
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  ASSERT_EQ(page->entries.size(), 2u);
+  const Grant& g = page->entries[0];
+  EXPECT_EQ(g.grant_id, "g1");  // the original id and creation stay
+  EXPECT_EQ(g.organization_id, "org-a");
+  EXPECT_EQ(g.connection_id, Id(1));
+  EXPECT_EQ(g.member_id, "m1");
+  EXPECT_FALSE(g.team_id.has_value());
+  EXPECT_EQ(g.permission, "annotate");
+  EXPECT_EQ(g.created_by, "admin-a");
+  EXPECT_EQ(g.created_at, kT0);
+  EXPECT_EQ(g.updated_by, "admin-2");
+  EXPECT_EQ(g.updated_at, kT0 + 50);
+  EXPECT_EQ(page->entries[1].grant_id, "g2");
+  EXPECT_EQ(page->entries[1].team_id, "t1");
+  EXPECT_FALSE(page->entries[1].member_id.has_value());
+  EXPECT_EQ(page->entries[1].permission, "annotate");
+
+  // The same grantee on another connection is another grant.
+  ASSERT_TRUE(store_->UpsertGrants("org-a", Id(2), {ToMember("g3", "m1")}).ok());
+  EXPECT_EQ(GrantCount(), "3");
+}
+
+TEST_P(StoreGrantsContractTest, DuplicateGranteeWithinABatchLastOneWins) {
+  ASSERT_TRUE(store_
+                  ->UpsertGrants("org-a", Id(1),
+                                 {ToMember("g1", "m1", "usage"), ToTeam("g2", "t1", "annotate"),
+                                  ToMember("g3", "m1", "annotate"), ToTeam("g4", "t1", "usage")})
+                  .ok());
+  EXPECT_EQ(GrantCount(), "2");
+  EXPECT_EQ(Raw("SELECT permission FROM grants WHERE member_id = 'm1'"), "annotate");
+  EXPECT_EQ(Raw("SELECT permission FROM grants WHERE team_id = 't1'"), "usage");
+}
+
+TEST_P(StoreGrantsContractTest, BatchWithOneUnknownGranteeCreatesNothing) {
+  ASSERT_TRUE(store_->UpsertGrants("org-a", Id(1), {ToMember("g0", "m3", "usage")}).ok());
+  Status s = store_->UpsertGrants("org-a", Id(1),
+                                  {ToMember("g1", "m1"), ToMember("g0b", "m3", "annotate"),
+                                   ToMember("g2", "ghost"), ToMember("g3", "ghost-2")});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kBadRequest);
+  EXPECT_EQ(s.error().message, "member ghost is not a member of this organization");
+  EXPECT_EQ(GrantCount(), "1");
+  // The earlier change of the batch rolled back too.
+  EXPECT_EQ(Raw("SELECT permission FROM grants WHERE member_id = 'm3'"), "usage");
+
+  s = store_->UpsertGrants("org-a", Id(1), {ToTeam("g4", "t1"), ToTeam("g5", "t-ghost")});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kBadRequest);
+  EXPECT_EQ(s.error().message, "team t-ghost is not a team of this organization");
+  EXPECT_EQ(GrantCount(), "1");
+}
+
+TEST_P(StoreGrantsContractTest, CrossOrganizationGrantsAreRefused) {
+  Status s = store_->UpsertGrants("org-a", Id(1), {ToMember("g1", "mb")});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kBadRequest);
+  EXPECT_EQ(s.error().message, "member mb is not a member of this organization");
+  s = store_->UpsertGrants("org-a", Id(1), {ToTeam("g1", "tb")});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kBadRequest);
+  EXPECT_EQ(s.error().message, "team tb is not a team of this organization");
+  // Another organization's connection does not exist for this one.
+  EXPECT_EQ(store_->UpsertGrants("org-a", Id(100), {ToMember("g1", "m1")}).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(store_->UpsertGrants("org-b", Id(1), {ToMember("g1", "mb")}).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(store_->UpsertGrants("org-a", Id(99), {ToMember("g1", "m1")}).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(GrantCount(), "0");
+  EXPECT_EQ(store_->ListGrants("org-b", Id(1), 10, std::nullopt, 0).error().code,
+            ErrorCode::kNotFound);
+}
+
+TEST_P(StoreGrantsContractTest, MalformedGrantsAreBadRequests) {
+  Grant both = ToMember("g1", "m1");
+  both.team_id = "t1";
+  EXPECT_EQ(store_->UpsertGrants("org-a", Id(1), {both}).error().code, ErrorCode::kBadRequest);
+  Grant neither = ToMember("g1", "m1");
+  neither.member_id.reset();
+  EXPECT_EQ(store_->UpsertGrants("org-a", Id(1), {neither}).error().code, ErrorCode::kBadRequest);
+  EXPECT_EQ(store_->UpsertGrants("org-a", Id(1), {ToMember("g1", "m1", "owner")}).error().code,
+            ErrorCode::kBadRequest);
+  EXPECT_TRUE(store_->UpsertGrants("org-a", Id(1), {}).ok());
+  EXPECT_EQ(GrantCount(), "0");
+  // A grant id already used elsewhere is a conflict, and the batch rolls back.
+  ASSERT_TRUE(store_->UpsertGrants("org-a", Id(1), {ToMember("g1", "m1")}).ok());
+  EXPECT_EQ(store_->UpsertGrants("org-a", Id(2), {ToMember("g2", "m2"), ToMember("g1", "m1")})
+                .error()
+                .code,
+            ErrorCode::kConflict);
+  EXPECT_EQ(GrantCount(), "1");
+}
+
+// ---- list and delete -----------------------------------------------------------------------
+
+TEST_P(StoreGrantsContractTest, ListPagesByCreationThenIdWithKeysetOrOffset) {
+  // Ties on created_at are broken by grant_id; inserted out of order.
+  std::vector<Grant> batch = {
+      ToMember("g-e", "m1", "usage", kT0 + 2), ToTeam("g-b", "t1", "usage", kT0 + 1),
+      ToMember("g-a", "m2", "usage", kT0 + 2), ToTeam("g-d", "t2", "annotate", kT0),
+      ToMember("g-c", "m3", "usage", kT0 + 1), ToMember("g-f", "admin-a", "usage", kT0 + 3)};
+  ASSERT_TRUE(store_->UpsertGrants("org-a", Id(1), batch).ok());
+  ASSERT_TRUE(store_->UpsertGrants("org-a", Id(2), {ToMember("g-x", "m1")}).ok());
+  const std::vector<std::string> expected = {"g-d", "g-b", "g-c", "g-a", "g-e", "g-f"};
+
+  for (int limit : {1, 2, 4, 6, 1000}) {
+    SCOPED_TRACE("limit " + std::to_string(limit));
+    std::vector<std::string> seen;
+    std::optional<GrantCursor> after;
+    for (int pages = 0; pages < 20; ++pages) {
+      auto page = store_->ListGrants("org-a", Id(1), limit, after, 0);
+      ASSERT_TRUE(page.ok()) << page.error().message;
+      EXPECT_EQ(page->total, 6);
+      EXPECT_LE(page->entries.size(), static_cast<std::size_t>(limit));
+      for (const auto& g : page->entries) seen.push_back(g.grant_id);
+      if (!page->has_more) break;
+      after = GrantCursor{page->entries.back().created_at, page->entries.back().grant_id};
+    }
+    EXPECT_EQ(seen, expected);
+  }
+  auto page = store_->ListGrants("org-a", Id(1), 2, std::nullopt, 3);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->entries.size(), 2u);
+  EXPECT_EQ(page->entries[0].grant_id, "g-a");
+  EXPECT_EQ(page->entries[1].grant_id, "g-e");
+  EXPECT_TRUE(page->has_more);
+  page = store_->ListGrants("org-a", Id(1), 2, std::nullopt, 4);
+  EXPECT_FALSE(page->has_more);
+  page = store_->ListGrants("org-a", Id(1), 2, std::nullopt, 100);
+  EXPECT_TRUE(page->entries.empty());
+  EXPECT_EQ(page->total, 6);
+  // A connection without grants.
+  page = store_->ListGrants("org-a", Id(3), 10, std::nullopt, 0);
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->entries.empty());
+  EXPECT_EQ(page->total, 0);
+  EXPECT_FALSE(page->has_more);
+}
+
+TEST_P(StoreGrantsContractTest, DeleteOnlyOnItsConnectionInItsOrganization) {
+  ASSERT_TRUE(store_->UpsertGrants("org-a", Id(1), {ToMember("g1", "m1")}).ok());
+  EXPECT_EQ(store_->DeleteGrant("org-a", Id(2), "g1").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->DeleteGrant("org-b", Id(1), "g1").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->DeleteGrant("org-a", Id(1), "g-none").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(GrantCount(), "1");
+  ASSERT_TRUE(store_->DeleteGrant("org-a", Id(1), "g1").ok());
+  EXPECT_EQ(GrantCount(), "0");
+  EXPECT_EQ(store_->DeleteGrant("org-a", Id(1), "g1").error().code, ErrorCode::kNotFound);
+  EXPECT_FALSE(*store_->HasGrant("org-a", Id(1), "m1"));
+}
+
+// ---- visibility ----------------------------------------------------------------------------
+
+TEST_P(StoreGrantsContractTest, HasGrantDirectlyOrThroughATeam) {
+  ASSERT_TRUE(store_->UpsertGrants("org-a", Id(1), {ToMember("g1", "m1")}).ok());
+  ASSERT_TRUE(store_->UpsertGrants("org-a", Id(2), {ToTeam("g2", "t2")}).ok());
+  EXPECT_TRUE(*store_->HasGrant("org-a", Id(1), "m1"));
+  EXPECT_FALSE(*store_->HasGrant("org-a", Id(1), "m2"));
+  EXPECT_FALSE(*store_->HasGrant("org-a", Id(2), "m1"));
+  EXPECT_TRUE(*store_->HasGrant("org-a", Id(2), "m2"));
+  EXPECT_TRUE(*store_->HasGrant("org-a", Id(2), "m3"));
+  EXPECT_FALSE(*store_->HasGrant("org-a", Id(3), "m3"));
+  EXPECT_FALSE(*store_->HasGrant("org-b", Id(1), "m1"));  // another organization's view
+  EXPECT_FALSE(*store_->HasGrant("org-a", Id(1), "m-none"));
+}
+
+TEST_P(StoreGrantsContractTest, ListingShowsOnlyGrantedConnectionsWithTheirTotal) {
+  ASSERT_TRUE(store_->UpsertGrants("org-a", Id(1), {ToMember("g1", "m1")}).ok());
+  ASSERT_TRUE(
+      store_->UpsertGrants("org-a", Id(3), {ToMember("g3", "m1"), ToTeam("g3t", "t1")}).ok());
+  ASSERT_TRUE(
+      store_->UpsertGrants("org-a", Id(4), {ToTeam("g4", "t2"), ToMember("g4m", "m2")}).ok());
+  ASSERT_TRUE(
+      store_->UpsertGrants("org-a", Id(5), {ToTeam("g5a", "t1"), ToTeam("g5b", "t2")}).ok());
+  ASSERT_TRUE(store_->UpsertGrants("org-a", Id(6), {ToMember("g6", "m3")}).ok());
+  domain::Connection archived = *store_->GetConnection("org-a", Id(6));
+  archived.is_archived = true;
+  archived.version = 2;
+  ASSERT_TRUE(store_->UpdateConnection(archived, 1).ok());
+
+  using V = std::vector<std::string>;
+  for (int limit : {1, 2, 50}) {
+    SCOPED_TRACE("limit " + std::to_string(limit));
+    EXPECT_EQ(Visible("m1", limit), (V{Id(1), Id(3)}));
+    // m2: directly (4), through t1 (3, 5) and t2 (4, 5): each connection once.
+    EXPECT_EQ(Visible("m2", limit), (V{Id(3), Id(4), Id(5)}));
+    EXPECT_EQ(Visible("m3", limit), (V{Id(4), Id(5)}));
+    EXPECT_EQ(Visible("m3", limit, true), (V{Id(4), Id(5), Id(6)}));
+    EXPECT_EQ(Visible("admin-a", limit), V{});
+    EXPECT_EQ(Visible("mb", limit), V{});
+  }
+
+  // The numeric page form and the other filters combine with it.
+  ListQuery q;
+  q.organization_id = "org-a";
+  q.visible_to_member = "m2";
+  q.limit = 1;
+  q.offset = 1;
+  auto page = store_->ListConnections(q);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->entries.size(), 1u);
+  EXPECT_EQ(page->entries[0].connection_id, Id(4));
+  EXPECT_TRUE(page->has_more);
+  EXPECT_EQ(page->total, 3);
+  q.offset = 0;
+  q.limit = 10;
+  q.search = "c5";
+  page = store_->ListConnections(q);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->entries.size(), 1u);
+  EXPECT_EQ(page->entries[0].connection_id, Id(5));
+  EXPECT_EQ(page->total, 1);
+
+  // Without visible_to_member: everything (the admin's view).
+  ListQuery all;
+  all.organization_id = "org-a";
+  EXPECT_EQ(store_->ListConnections(all)->total, 5);
+
+  // Revoking the grant hides the connection at once.
+  ASSERT_TRUE(store_->DeleteGrant("org-a", Id(3), "g3").ok());
+  EXPECT_EQ(Visible("m1", 10), (V{Id(1)}));
+}
+
+// Grants of another organization never leak into a listing, even on a shared member id.
+TEST_P(StoreGrantsContractTest, VisibilityStaysWithinTheOrganization) {
+  ASSERT_TRUE(
+      store_->UpsertGrants("org-b", Id(100), {ToMember("gb", "mb"), ToTeam("gt", "tb")}).ok());
+  ListQuery q;
+  q.organization_id = "org-b";
+  q.visible_to_member = "mb";
+  auto page = store_->ListConnections(q);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->entries.size(), 1u);
+  EXPECT_EQ(page->entries[0].connection_id, Id(100));
+  q.organization_id = "org-a";
+  page = store_->ListConnections(q);
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->entries.empty());
+  EXPECT_EQ(page->total, 0);
+}
+
+// ---- not per backend -----------------------------------------------------------------------
+
+// OpenStore picks the backend by the url's scheme; each backend's own urls are tested in
+// sqlite_store_test.cc and postgres_store_test.cc.
+TEST(StoreOpen, RefusesOtherSchemesNamingTheKnownOnesWithoutEchoingThePassword) {
+  try {
+    OpenStore("mysql://u:secret@h/db");
+    ADD_FAILURE() << "mysql accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("sqlite:PATH"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("postgresql://"), std::string::npos);
+    EXPECT_EQ(std::string(e.what()).find("secret"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace connreg::store
