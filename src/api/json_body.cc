@@ -5,6 +5,7 @@
 #include <boost/json/stream_parser.hpp>
 
 #include <cctype>
+#include <optional>
 #include <string>
 
 namespace connreg::api {
@@ -23,6 +24,31 @@ bool IsJsonContentType(const http::Request& req) {
   }
   return true;
 }
+
+namespace {
+
+// The path ("details.user", "description.tags[2]") of the first string or key in `v` that holds a
+// NUL character, or nullopt. No store keeps one (PostgreSQL text cannot hold it; SQLite would),
+// so it is refused here, the same on every backend.
+std::optional<std::string> FindNul(const boost::json::value& v, const std::string& path) {
+  if (v.is_string()) {
+    if (v.get_string().find('\0') != boost::json::string::npos) return path;
+  } else if (v.is_object()) {
+    for (const auto& kv : v.get_object()) {
+      std::string at = path.empty() ? std::string(kv.key()) : path + "." + std::string(kv.key());
+      if (kv.key().find('\0') != std::string_view::npos) return at;
+      if (auto found = FindNul(kv.value(), at)) return found;
+    }
+  } else if (v.is_array()) {
+    const auto& a = v.get_array();
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (auto found = FindNul(a[i], path + "[" + std::to_string(i) + "]")) return found;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 Result<boost::json::value> ParseJsonBody(const http::Request& req, bool allow_empty) {
   if (req.body().empty() && allow_empty) return boost::json::value(nullptr);
@@ -45,7 +71,12 @@ Result<boost::json::value> ParseJsonBody(const http::Request& req, bool allow_em
     return Error::BadRequest("malformed JSON at byte offset " + std::to_string(consumed) + ": " +
                              ec.message());
   }
-  return parser.release();
+  boost::json::value value = parser.release();
+  if (auto at = FindNul(value, "")) {
+    return Error::BadRequest((at->empty() ? std::string("the body") : *at) +
+                             " contains a NUL character (\\u0000), which no value may hold");
+  }
+  return value;
 }
 
 }  // namespace connreg::api

@@ -48,5 +48,20 @@ TEST(ApiJsonBody, RejectsTrailingDataDepthAndBadUtf8) {
   EXPECT_TRUE(ParseJsonBody(Make("", ""), /*allow_empty=*/true).ok());
 }
 
+TEST(ApiJsonBody, RefusesANulCharacterAnywhereNamingItsPath) {
+  auto in_details = ParseJsonBody(Make(R"({"details":{"user":"a\u0000b"}})"));
+  ASSERT_FALSE(in_details.ok());
+  EXPECT_EQ(in_details.error().code, ErrorCode::kBadRequest);
+  EXPECT_NE(in_details.error().message.find("details.user contains a NUL"), std::string::npos)
+      << in_details.error().message;
+  auto in_array = ParseJsonBody(Make(R"({"description":{"tags":["x","\u0000"]}})"));
+  ASSERT_FALSE(in_array.ok());
+  EXPECT_NE(in_array.error().message.find("description.tags[1]"), std::string::npos);
+  auto in_key = ParseJsonBody(Make(R"({"k\u0000":1})"));
+  ASSERT_FALSE(in_key.ok());
+  EXPECT_TRUE(ParseJsonBody(Make(R"({"details":{"user":"a\u0001b"}})")).ok())
+      << "other control characters are the validators' business";
+}
+
 }  // namespace
 }  // namespace connreg::api
