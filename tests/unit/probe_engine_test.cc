@@ -18,33 +18,18 @@
 #include <boost/json/serialize.hpp>
 
 #include "probe/probe.h"
+#include "probe_test_support.h"
 
 namespace connreg::probe {
 namespace {
 
+using test_support::FindStep;
+using test_support::MakeConnection;
+
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-domain::Connection MakeConnection(std::string type, boost::json::object details,
-                                  std::optional<int> timeout_secs = std::nullopt) {
-  domain::Connection c;
-  c.connection_id = "00000000-0000-4000-8000-000000000000";
-  c.type = std::move(type);
-  c.write_access = details.contains("writeAccess");
-  details["type"] = c.type;
-  c.details = std::move(details);
-  c.timeout_secs = timeout_secs;
-  return c;
-}
-
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-const Step* FindStep(const TestResult& r, std::string_view name) {
-  for (const Step& s : r.steps) {
-    if (s.name == name) return &s;
-  }
-  return nullptr;
-}
 
 std::string Names(const TestResult& r) {
   std::string out;
@@ -200,7 +185,7 @@ TEST(ProbeEngine, DeadlineIsTimeoutSecsCappedByTheMaximum) {
   options.concurrency = 1;
   options.timeout_max_secs = 60;
   ProbeEngine engine(options);
-  EXPECT_EQ(engine.DeadlineSecs(MakeConnection("postgres", {})), 30);
+  EXPECT_EQ(engine.DeadlineSecs(MakeConnection("postgres", {}, std::nullopt)), 30);
   EXPECT_EQ(engine.DeadlineSecs(MakeConnection("postgres", {}, 5)), 5);
   EXPECT_EQ(engine.DeadlineSecs(MakeConnection("postgres", {}, 86400)), 60);
 }

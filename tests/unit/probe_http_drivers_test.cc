@@ -33,9 +33,15 @@
 #include "crypto/encoding.h"
 #include "probe/drivers/http_client.h"
 #include "probe/engine.h"
+#include "probe_test_support.h"
 
 namespace connreg::probe {
 namespace {
+
+using test_support::Describe;
+using test_support::Engine;
+using test_support::MakeConnection;
+using test_support::Steps;
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -102,8 +108,8 @@ const TestTls& Tls() {
     X509_free(x);
     EVP_PKEY_free(key);
     // Per process: ctest runs test processes in parallel, each with its own certificate.
-    t->ca_file = ::testing::TempDir() + "connreg-http-drivers-ca-" + std::to_string(::getpid()) +
-                 ".pem";
+    t->ca_file =
+        ::testing::TempDir() + "connreg-http-drivers-ca-" + std::to_string(::getpid()) + ".pem";
     std::ofstream(t->ca_file) << t->cert_pem;
     setenv("CONNREG_TLS_CA_FILE", t->ca_file.c_str(), 1);
     return t;
@@ -247,35 +253,8 @@ FakeResponse Json(const boost::json::value& v, int status = 200) {
 
 // --- helpers ------------------------------------------------------------------------------------
 
-domain::Connection MakeConnection(std::string type, boost::json::object details,
-                                  int timeout_secs = 10) {
-  domain::Connection c;
-  c.connection_id = "00000000-0000-4000-8000-0000000000aa";
-  c.type = std::move(type);
-  c.write_access = details.contains("writeAccess");
-  details["type"] = c.type;
-  c.details = std::move(details);
-  c.timeout_secs = timeout_secs;
-  return c;
-}
-
-ProbeEngine& Engine() {
-  static ProbeEngine* engine = new ProbeEngine(ProbeEngine::Options{});
-  return *engine;
-}
-
-std::string Describe(const TestResult& r) { return boost::json::serialize(RenderTestResult(r)); }
-
-std::string Steps(const TestResult& r) {
-  std::string out;
-  for (const Step& s : r.steps) {
-    if (!out.empty()) out += " ";
-    out += s.name + ":" + s.status + (s.code.empty() ? "" : "/" + s.code);
-  }
-  return out;
-}
-
-TestResult RunProbe(const domain::Connection& c, const std::map<std::string, std::string>& secrets) {
+TestResult RunProbe(const domain::Connection& c,
+                    const std::map<std::string, std::string>& secrets) {
   Tls();
   return Engine().RunTest(c, secrets);
 }
@@ -300,10 +279,10 @@ std::optional<boost::json::object> VerifyJwt(std::string_view jwt, EVP_PKEY* pub
   if (boost::json::parse(*header).as_object().at("alg") != "RS256") return std::nullopt;
   std::string input(jwt.substr(0, dot2));
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  bool ok = EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, public_key) == 1 &&
-            EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig->data()), sig->size(),
-                             reinterpret_cast<const unsigned char*>(input.data()),
-                             input.size()) == 1;
+  bool ok =
+      EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, public_key) == 1 &&
+      EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig->data()), sig->size(),
+                       reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
   EVP_MD_CTX_free(ctx);
   if (!ok) return std::nullopt;
   return boost::json::parse(*claims).as_object();
@@ -372,8 +351,8 @@ struct SnowflakeFake {
       auto data = boost::json::parse(r.body).as_object().at("data").as_object();
       bool ok = false;
       if (data.contains("TOKEN")) {
-        jwt_claims = public_key ? VerifyJwt(data.at("TOKEN").as_string(), public_key)
-                                : std::nullopt;
+        jwt_claims =
+            public_key ? VerifyJwt(data.at("TOKEN").as_string(), public_key) : std::nullopt;
         ok = jwt_claims && data.at("AUTHENTICATOR") == "SNOWFLAKE_JWT";
       } else {
         ok = data.at("LOGIN_NAME") == "alice" && data.at("PASSWORD") == kSfPassword;
@@ -409,8 +388,8 @@ struct SnowflakeFake {
     }
     if (r.method == "GET" && r.target == "/queries/q-1/result") {
       ++polls;
-      return Json({{"data", {{"rowtype", {{{"name", "1"}}}}, {"rowset", {{"1"}}}}},
-                   {"success", true}});
+      return Json(
+          {{"data", {{"rowtype", {{{"name", "1"}}}}, {"rowset", {{"1"}}}}}, {"success", true}});
     }
     if (r.method == "POST" && r.target == "/session?delete=true") return Json({{"success", true}});
     if (r.target.rfind("/session?delete=true&", 0) == 0) return Json({{"success", true}});
@@ -426,7 +405,8 @@ boost::json::object SnowflakeDetails(int port) {
 TEST(ProbeHttpSnowflake, PasswordLoginAndQuerySucceed) {
   SnowflakeFake fake;
   std::map<std::string, std::string> secrets{{"password", kSfPassword}};
-  TestResult r = RunProbe(MakeConnection("snowflake", SnowflakeDetails(fake.server.port())), secrets);
+  TestResult r =
+      RunProbe(MakeConnection("snowflake", SnowflakeDetails(fake.server.port())), secrets);
   EXPECT_EQ(r.read, "SUCCESS") << Describe(r);
   EXPECT_EQ(Steps(r),
             "resolve:SUCCESS connect:SUCCESS tls:SUCCESS authenticate:SUCCESS query:SUCCESS");
@@ -440,7 +420,8 @@ TEST(ProbeHttpSnowflake, PasswordLoginAndQuerySucceed) {
 TEST(ProbeHttpSnowflake, BadPasswordIsAuthFailedAndNeverEchoed) {
   SnowflakeFake fake;
   std::map<std::string, std::string> secrets{{"password", "wrong-Secret-123"}};
-  TestResult r = RunProbe(MakeConnection("snowflake", SnowflakeDetails(fake.server.port())), secrets);
+  TestResult r =
+      RunProbe(MakeConnection("snowflake", SnowflakeDetails(fake.server.port())), secrets);
   EXPECT_EQ(r.read, "FAILED");
   EXPECT_EQ(Steps(r),
             "resolve:SUCCESS connect:SUCCESS tls:SUCCESS authenticate:FAILED/auth_failed "
@@ -454,10 +435,10 @@ TEST(ProbeHttpSnowflake, KeyPairJwtIsSignedWithThePrivateKey) {
   EVP_PKEY* key = EVP_RSA_gen(2048);
   SnowflakeFake fake;
   fake.public_key = key;
-  std::map<std::string, std::string> secrets{
-      {"privateKey", PemPrivateKey(key, "key-Passphrase-9")},
-      {"privateKeyPassphrase", "key-Passphrase-9"}};
-  TestResult r = RunProbe(MakeConnection("snowflake", SnowflakeDetails(fake.server.port())), secrets);
+  std::map<std::string, std::string> secrets{{"privateKey", PemPrivateKey(key, "key-Passphrase-9")},
+                                             {"privateKeyPassphrase", "key-Passphrase-9"}};
+  TestResult r =
+      RunProbe(MakeConnection("snowflake", SnowflakeDetails(fake.server.port())), secrets);
   EXPECT_EQ(r.read, "SUCCESS") << Describe(r);
   ASSERT_TRUE(fake.jwt_claims) << "the JWT's signature did not verify";
   EXPECT_EQ(fake.jwt_claims->at("sub"), "TESTACCT.ALICE");
@@ -487,11 +468,10 @@ TEST(ProbeHttpSnowflake, WriteCreatesInsertsReadsAndDrops) {
 }
 
 TEST(ProbeHttpSnowflake, SilentServerTimesOutWithinTheDeadline) {
-  FakeServer silent([](const FakeRequest&) { return FakeResponse{}; },
-                    FakeServer::Mode::kSilent);
+  FakeServer silent([](const FakeRequest&) { return FakeResponse{}; }, FakeServer::Mode::kSilent);
   auto start = Clock::now();
   TestResult r = RunProbe(MakeConnection("snowflake", SnowflakeDetails(silent.port()), 2),
-                     {{"password", kSfPassword}});
+                          {{"password", kSfPassword}});
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
   EXPECT_LT(secs, 3.0);
   EXPECT_EQ(r.read, "FAILED");
@@ -502,7 +482,7 @@ TEST(ProbeHttpSnowflake, LoginThatNeverAnswersTimesOutInAuthenticate) {
   FakeServer hanging([](const FakeRequest&) { return FakeResponse{200, "", "", true}; });
   auto start = Clock::now();
   TestResult r = RunProbe(MakeConnection("snowflake", SnowflakeDetails(hanging.port()), 2),
-                     {{"password", kSfPassword}});
+                          {{"password", kSfPassword}});
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
   EXPECT_LT(secs, 3.0);
   EXPECT_NE(Steps(r).find("authenticate:FAILED/timeout"), std::string::npos) << Describe(r);
@@ -585,7 +565,7 @@ boost::json::object TrinoDetails(int port) {
 TEST(ProbeHttpTrino, ReadSucceedsFollowingNextUri) {
   TrinoFake fake;
   TestResult r = RunProbe(MakeConnection("starburst", TrinoDetails(fake.server.port())),
-                     {{"password", kTrinoPassword}});
+                          {{"password", kTrinoPassword}});
   EXPECT_EQ(r.read, "SUCCESS") << Describe(r);
   EXPECT_EQ(Steps(r),
             "resolve:SUCCESS connect:SUCCESS tls:SUCCESS authenticate:SUCCESS query:SUCCESS");
@@ -630,11 +610,10 @@ TEST(ProbeHttpTrino, PasswordIsNeverSentOverPlainHttp) {
 }
 
 TEST(ProbeHttpTrino, SilentServerTimesOutWithinTheDeadline) {
-  FakeServer silent([](const FakeRequest&) { return FakeResponse{}; },
-                    FakeServer::Mode::kSilent);
+  FakeServer silent([](const FakeRequest&) { return FakeResponse{}; }, FakeServer::Mode::kSilent);
   auto start = Clock::now();
   TestResult r = RunProbe(MakeConnection("starburst", TrinoDetails(silent.port()), 1),
-                     {{"password", kTrinoPassword}});
+                          {{"password", kTrinoPassword}});
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
   EXPECT_LT(secs, 2.0);
   EXPECT_NE(Steps(r).find("FAILED/timeout"), std::string::npos) << Describe(r);
@@ -646,10 +625,10 @@ TEST(ProbeHttpTrino, RefusedPortIsConnectionRefused) {
     FakeServer s([](const FakeRequest&) { return FakeResponse{}; });
     port = s.port();
   }
-  TestResult r = RunProbe(MakeConnection("starburst", TrinoDetails(port)), {{"password", kTrinoPassword}});
+  TestResult r =
+      RunProbe(MakeConnection("starburst", TrinoDetails(port)), {{"password", kTrinoPassword}});
   EXPECT_NE(Steps(r).find("connect:FAILED/connection_refused"), std::string::npos) << Describe(r);
 }
-
 
 // --- Databricks ---------------------------------------------------------------------------------
 
@@ -704,7 +683,9 @@ struct DatabricksFake {
 };
 
 boost::json::object DatabricksDetails(int port) {
-  return {{"host", "127.0.0.1"}, {"port", port}, {"endpoint", "/sql/1.0/warehouses/wh123"},
+  return {{"host", "127.0.0.1"},
+          {"port", port},
+          {"endpoint", "/sql/1.0/warehouses/wh123"},
           {"catalog", "main"}};
 }
 

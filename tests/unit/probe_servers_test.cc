@@ -20,9 +20,15 @@
 
 #include "probe/engine.h"
 #include "probe/probe.h"
+#include "probe_test_support.h"
 
 namespace connreg::probe {
 namespace {
+
+using test_support::Describe;
+using test_support::Engine;
+using test_support::FindStep;
+using test_support::MakeConnection;
 
 std::string Env(const std::string& name) {
   if (const char* v = std::getenv(name.c_str()); v && *v) return v;
@@ -52,31 +58,6 @@ constexpr const char* kDatabase = "connreg_probe";
 constexpr const char* kWriteSchema = "probe_w";
 constexpr const char* kWriter = "connreg_writer";
 constexpr const char* kReader = "connreg_reader";
-
-domain::Connection MakeConnection(std::string type, boost::json::object details) {
-  domain::Connection c;
-  c.connection_id = "00000000-0000-4000-8000-000000000001";
-  c.type = std::move(type);
-  c.write_access = details.contains("writeAccess");
-  details["type"] = c.type;
-  c.details = std::move(details);
-  c.timeout_secs = 10;
-  return c;
-}
-
-const Step* FindStep(const TestResult& r, std::string_view name) {
-  for (const Step& s : r.steps) {
-    if (s.name == name) return &s;
-  }
-  return nullptr;
-}
-
-std::string Describe(const TestResult& r) { return boost::json::serialize(RenderTestResult(r)); }
-
-ProbeEngine& Engine() {
-  static ProbeEngine* engine = new ProbeEngine(ProbeEngine::Options{});
-  return *engine;
-}
 
 // Every step named in `expected` has that status (and code, after a '/').
 void ExpectSteps(const TestResult& r, const std::vector<std::string>& expected) {

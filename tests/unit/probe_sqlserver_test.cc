@@ -24,9 +24,16 @@
 #include <boost/json/serialize.hpp>
 
 #include "probe/engine.h"
+#include "probe_test_support.h"
 
 namespace connreg::probe {
 namespace {
+
+using test_support::Describe;
+using test_support::Engine;
+using test_support::FindStep;
+using test_support::MakeConnection;
+using test_support::Steps;
 
 using Clock = std::chrono::steady_clock;
 
@@ -471,45 +478,10 @@ class TdsFake {
 
 // --- helpers ------------------------------------------------------------------------------------
 
-domain::Connection MakeConnection(std::string type, boost::json::object details,
-                                  int timeout_secs = 10) {
-  domain::Connection c;
-  c.connection_id = "00000000-0000-4000-8000-0000000000cc";
-  c.type = std::move(type);
-  c.write_access = details.contains("writeAccess");
-  details["type"] = c.type;
-  c.details = std::move(details);
-  c.timeout_secs = timeout_secs;
-  return c;
-}
-
 boost::json::object Details(int port, std::string database = "appdb") {
   boost::json::object d{{"server", "127.0.0.1"}, {"port", port}, {"user", kUser}};
   if (!database.empty()) d["database"] = database;
   return d;
-}
-
-ProbeEngine& Engine() {
-  static ProbeEngine* engine = new ProbeEngine(ProbeEngine::Options{});
-  return *engine;
-}
-
-std::string Describe(const TestResult& r) { return boost::json::serialize(RenderTestResult(r)); }
-
-std::string Steps(const TestResult& r) {
-  std::string out;
-  for (const Step& s : r.steps) {
-    if (!out.empty()) out += " ";
-    out += s.name + ":" + s.status + (s.code.empty() ? "" : "/" + s.code);
-  }
-  return out;
-}
-
-const Step* FindStep(const TestResult& r, std::string_view name) {
-  for (const Step& s : r.steps) {
-    if (s.name == name) return &s;
-  }
-  return nullptr;
 }
 
 // A port nothing listens on.
