@@ -5,9 +5,9 @@
 #include <sodium.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -379,10 +379,16 @@ constexpr std::string_view kConnectionColumns =
     "updated_at, last_active_at, version, details, description, last_test_at, last_test_read, "
     "last_test_write";
 
+// The connection and its secrets in one statement (one snapshot, one round trip): a row per
+// secret, or one with NULL secret columns; the secret's field, sealed, key_id and updated_at
+// follow the connection's columns, from kSecretColumn.
+constexpr int kSecretColumn = 21;
 const std::string& GetConnectionSql() {
-  static const std::string sql = "SELECT " + std::string(kConnectionColumns) +
-                                 " FROM connections WHERE connection_id = $1 AND "
-                                 "organization_id = $2";
+  static const std::string sql =
+      "SELECT c.*, s.field, s.sealed, s.key_id, s.updated_at FROM (SELECT " +
+      std::string(kConnectionColumns) +
+      " FROM connections WHERE connection_id = $1 AND organization_id = $2) AS c"
+      " LEFT JOIN connection_secrets AS s ON s.connection_id = c.connection_id";
   return sql;
 }
 
@@ -1288,24 +1294,18 @@ Result<domain::Connection> PostgresStore::GetConnection(const std::string& organ
                                                         const std::string& connection_id) {
   return StoreCall("get_connection", [&]() -> Result<domain::Connection> {
     std::optional<domain::Connection> found;
-    // The row and its secrets from one snapshot.
-    Status s = Transact("get connection", true, [&](Connection& db) -> Status {
+    Status s = Single([&](Connection& db) -> Status {
       found.reset();
-      {
-        auto r = Query(db, postgres_internal::GetConnectionSql(), connection_id, organization_id);
-        if (!r) return r.error();
-        if (r->Count() == 0) return Error::NotFound("connection not found");
-        auto c = postgres_internal::ReadConnection(*r, 0);
-        if (!c) return c.error();
-        found = std::move(*c);
-      }
-      auto r = Query(db,
-                     "SELECT field, sealed, key_id, updated_at FROM connection_secrets "
-                     "WHERE connection_id = $1",
-                     connection_id);
+      auto r = Query(db, postgres_internal::GetConnectionSql(), connection_id, organization_id);
       if (!r) return r.error();
+      if (r->Count() == 0) return Error::NotFound("connection not found");
+      auto c = postgres_internal::ReadConnection(*r, 0);
+      if (!c) return c.error();
+      found = std::move(*c);
       for (int i = 0; i < r->Count(); ++i) {
-        found->secrets[r->Text(i, 0)] = postgres_internal::ReadSecret(*r, i, 1);
+        if (r->IsNull(i, postgres_internal::kSecretColumn)) continue;  // no secret at all
+        found->secrets[r->Text(i, postgres_internal::kSecretColumn)] =
+            postgres_internal::ReadSecret(*r, i, postgres_internal::kSecretColumn + 1);
       }
       return OkStatus();
     });
@@ -1398,8 +1398,8 @@ Result<ConnectionPage> PostgresStore::ListConnections(const ListQuery& q) {
 }
 
 // The bucket's tokens after refilling by the time since its last use.
-#define RATE_REFILLED                                                                        \
-  "LEAST($2::bigint, rate_buckets.tokens_milli + GREATEST(0, $3::bigint - "                  \
+#define RATE_REFILLED                                                       \
+  "LEAST($2::bigint, rate_buckets.tokens_milli + GREATEST(0, $3::bigint - " \
   "rate_buckets.refilled_at) * $4::bigint / 1000)"
 
 // One upsert per request: the bucket refills by the time since its last use (never negative:
@@ -1412,18 +1412,21 @@ Result<int> PostgresStore::TakeRateToken(const std::string& client_id, double pe
     std::int64_t tokens = 0;
     bool allowed = false;
     Status s = Transact("take rate token", false, [&](Connection& db) -> Status {
-      auto r = Query(
-          db,
-          "INSERT INTO rate_buckets (client_id, tokens_milli, refilled_at, allowed) "
-          "VALUES ($1, $2::bigint - 1000, $3::bigint, true) "
-          "ON CONFLICT (client_id) DO UPDATE SET "
-          // Every SET expression sees the row as it was (locked by the conflict), so concurrent
-          // requests on any node queue on the row and each sees the others' takes.
-          "tokens_milli = CASE WHEN " RATE_REFILLED " >= 1000 THEN " RATE_REFILLED " - 1000 "
-          "ELSE " RATE_REFILLED " END, "
-          "refilled_at = $3::bigint, allowed = " RATE_REFILLED " >= 1000 "
-          "RETURNING tokens_milli, allowed",
-          client_id, capacity, now, rate_milli);
+      auto r =
+          Query(db,
+                "INSERT INTO rate_buckets (client_id, tokens_milli, refilled_at, allowed) "
+                "VALUES ($1, $2::bigint - 1000, $3::bigint, true) "
+                "ON CONFLICT (client_id) DO UPDATE SET "
+                // Every SET expression sees the row as it was (locked by the conflict), so
+                // concurrent requests on any node queue on the row and each sees the others' takes.
+                "tokens_milli = CASE WHEN " RATE_REFILLED " >= 1000 THEN " RATE_REFILLED
+                " - 1000 "
+                "ELSE " RATE_REFILLED
+                " END, "
+                "refilled_at = $3::bigint, allowed = " RATE_REFILLED
+                " >= 1000 "
+                "RETURNING tokens_milli, allowed",
+                client_id, capacity, now, rate_milli);
       if (!r) return r.error();
       tokens = r->Int(0, 0);
       allowed = r->Text(0, 1) == "t";
