@@ -21,4 +21,6 @@ as_pg "$PG_BIN/psql" -X -q -h "$PGDIR" -p "$PORT" -U postgres -c "CREATE DATABAS
 echo "=== SQLite ==="
 bash bench/http_bench.sh
 echo "=== PostgreSQL ==="
-BENCH_DATABASE="postgresql://postgres@127.0.0.1:$PORT/connreg_bench" bash bench/http_bench.sh
+BENCH_AFTER_SEED="$(declare -f as_pg); as_pg $PG_BIN/psql -X -q -h $PGDIR -p $PORT -U postgres \
+  -d connreg_bench -c 'VACUUM ANALYZE'" \
+  BENCH_DATABASE="postgresql://postgres@127.0.0.1:$PORT/connreg_bench" bash bench/http_bench.sh
