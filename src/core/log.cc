@@ -67,6 +67,7 @@ std::string_view Name(Level level) {
 class StdoutWriter {
  public:
   static constexpr std::size_t kMaxPending = 8 << 20;
+  static constexpr std::size_t kBatch = 8 << 10;
   static constexpr std::chrono::milliseconds kInterval{200};
 
   static StdoutWriter& Get() {
@@ -75,12 +76,19 @@ class StdoutWriter {
   }
 
   void Append(std::string_view line) {
-    std::lock_guard lock(mu_);
-    if (pending_.size() + line.size() + 1 > kMaxPending) {
-      dropped_.fetch_add(1, std::memory_order_relaxed);
-      return;
+    bool wake = false;
+    {
+      std::lock_guard lock(mu_);
+      if (pending_.size() + line.size() + 1 > kMaxPending) {
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      pending_.append(line).push_back('\n');
+      // Small batches written often: one large write every interval would take a core from
+      // the I/O threads long enough to show in their tail latency.
+      if (pending_.size() >= kBatch && !kicked_) wake = kicked_ = true;
     }
-    pending_.append(line).push_back('\n');
+    if (wake) wake_.notify_one();
   }
 
   // Asks for a write now; does not wait for it.
