@@ -23,6 +23,7 @@
 namespace connreg::probe {
 namespace {
 
+using test_support::ClosedPort;
 using test_support::FindStep;
 using test_support::MakeConnection;
 
@@ -237,19 +238,6 @@ TEST(ProbeEngine, UnresolvableHostFailsResolveWithDnsFailure) {
   TestResult r = engine.RunTest(MakeConnection("postgres", {{"host", "no-such-host.invalid"}}), {});
   EXPECT_EQ(r.steps[0].name, "resolve");
   EXPECT_EQ(r.steps[0].code, "dns_failure");
-}
-
-// A port on 127.0.0.1 that nothing listens on (bound, then closed).
-int ClosedPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
 }
 
 // A listener on 127.0.0.1 whose connections complete (the kernel accepts them into the backlog)

@@ -29,6 +29,7 @@
 namespace connreg::probe {
 namespace {
 
+using test_support::ClosedPort;
 using test_support::Describe;
 using test_support::Engine;
 using test_support::FindStep;
@@ -482,19 +483,6 @@ boost::json::object Details(int port, std::string database = "appdb") {
   boost::json::object d{{"server", "127.0.0.1"}, {"port", port}, {"user", kUser}};
   if (!database.empty()) d["database"] = database;
   return d;
-}
-
-// A port nothing listens on.
-int ClosedPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
 }
 
 // Waits up to `limit` for the engine's drivers to return; true when they did.

@@ -2,6 +2,10 @@
 // step lists that read well in a failure message.
 #pragma once
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,6 +52,19 @@ inline std::string Steps(const TestResult& r) {
     out += s.name + ":" + s.status + (s.code.empty() ? "" : "/" + s.code);
   }
   return out;
+}
+
+// A port on 127.0.0.1 that nothing listens on (bound, then closed).
+inline int ClosedPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
 }
 
 inline const Step* FindStep(const TestResult& r, std::string_view name) {
