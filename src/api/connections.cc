@@ -3,7 +3,11 @@
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <random>
+#include <thread>
 
 #include "api/api.h"
 #include "api/json_body.h"
@@ -20,7 +24,7 @@ namespace {
 namespace http_ = boost::beast::http;
 
 constexpr TimeMs kIdempotencyWindowMs = 24LL * 3600 * 1000;
-constexpr int kMaxUpdateAttempts = 8;
+constexpr int kMaxUpdateAttempts = 32;
 
 bool RequireAdmin(Context& ctx) {
   if (ctx.is_admin()) return true;
@@ -92,6 +96,10 @@ void UpdateWith(Context& ctx, Change change, bool reply_with_object = true) {
     if (s.error().code != ErrorCode::kPreconditionFailed || HasIfMatch(ctx)) {
       return ReplyError(ctx.ex, s.error());
     }
+    // Lost the race: back off a random 0..2^attempt ms (at most 32) so that concurrent writers
+    // stop colliding in lockstep. This runs on the blocking pool, never on an I/O thread.
+    thread_local std::minstd_rand jitter(std::random_device{}());
+    std::this_thread::sleep_for(std::chrono::milliseconds(jitter() % (1u << std::min(attempt, 5))));
   }
   ReplyError(ctx.ex, Error::Conflict("the connection is being changed by others; try again"));
 }
@@ -135,8 +143,7 @@ Result<domain::Connection> LoadVisible(Context& ctx) {
     return c;
   }
   if (!ctx.is_admin()) {
-    auto granted = ctx.store.HasGrant(ctx.principal->organization_id, id,
-                                      ctx.principal->member_id);
+    auto granted = ctx.store.HasGrant(ctx.principal->organization_id, id, ctx.principal->member_id);
     if (!granted) return granted.error();
     if (!*granted) return Error::Forbidden("you hold no grant on this connection");
   }
@@ -155,9 +162,8 @@ void HandleCreateConnection(Context& ctx) {
   const std::string request_hash =
       key ? crypto::TokenHash("POST /v2/connections\n" + ctx.ex.request.body()) : std::string();
   auto replay = [&]() -> bool {
-    auto prior = ctx.store.GetIdempotent(ctx.principal->organization_id,
-                                         ctx.principal->member_id, *key,
-                                         now - kIdempotencyWindowMs);
+    auto prior = ctx.store.GetIdempotent(ctx.principal->organization_id, ctx.principal->member_id,
+                                         *key, now - kIdempotencyWindowMs);
     if (!prior) {
       if (prior.error().code != ErrorCode::kNotFound) ReplyError(ctx.ex, prior.error());
       return prior.error().code != ErrorCode::kNotFound;
@@ -177,8 +183,7 @@ void HandleCreateConnection(Context& ctx) {
   Status saved = OkStatus();
   if (key) {
     store::IdempotentResponse response{request_hash, 201,
-                                       boost::json::serialize(RenderConnection(*c)), location,
-                                       now};
+                                       boost::json::serialize(RenderConnection(*c)), location, now};
     saved = ctx.store.CreateConnectionIdempotent(*c, ctx.principal->member_id, *key, response,
                                                  now - kIdempotencyWindowMs);
     if (!saved && saved.error().code == ErrorCode::kConflict && replay()) return;
