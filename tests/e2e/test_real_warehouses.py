@@ -1,0 +1,76 @@
+"""Connection tests through the HTTP API against the real PostgreSQL and MariaDB servers that
+scripts/test-databases.sh starts (ctest's test_databases fixture; their ports and passwords are in
+the file $CONNREG_TEST_DB_ENV). The warehouse side does not depend on the store backend, so this
+runs in the SQLite suite only; ctest gives it the lock of the servers' shared write schema."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conftest import check_error
+
+C = "/v2/connections"
+DATABASE, WRITE_SCHEMA, WRITER, READER = "connreg_probe", "probe_w", "connreg_writer", "connreg_reader"
+
+pytestmark = pytest.mark.sqlite_only
+
+
+def env() -> dict[str, str]:
+    path = os.environ.get("CONNREG_TEST_DB_ENV")
+    assert path and os.path.exists(path), \
+        "CONNREG_TEST_DB_ENV names no file: run through ctest (the test_databases fixture)"
+    out = {}
+    for line in open(path):
+        k, _, v = line.strip().removeprefix("export ").partition("=")
+        out[k] = v
+    return out
+
+
+def run_test(api, kind: str, user: str, password: str, **extra) -> dict:
+    e = env()
+    port = int(e["CONNREG_TEST_PG_PORT" if kind == "postgres" else "CONNREG_TEST_MYSQL_PORT"])
+    details = {"type": kind, "host": "127.0.0.1", "port": port, "user": user, "password": password,
+               "database": DATABASE, "writeAccess": {"writeSchema": WRITE_SCHEMA}, **extra}
+    cid = api.create({"name": f"real-{kind}-{user}", "details": details, "timeoutSecs": 10})["connectionId"]
+    r = api.get(f"{C}/{cid}/test", timeout=30)
+    assert r.status_code == 200, r.text
+    assert password not in r.text
+    return r.json()
+
+
+def code_of(result: dict, step: str) -> str | None:
+    return next((s.get("code") for s in result["steps"] if s["name"] == step), None)
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
+def test_writer_reads_and_writes(api, kind):
+    pw = env()["CONNREG_TEST_PG_WRITER_PASSWORD" if kind == "postgres" else "CONNREG_TEST_MYSQL_WRITER_PASSWORD"]
+    result = run_test(api, kind, WRITER, pw)
+    assert (result["read"], result["write"]) == ("SUCCESS", "SUCCESS"), result
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
+def test_reader_reads_but_may_not_write(api, kind):
+    pw = env()["CONNREG_TEST_PG_READER_PASSWORD" if kind == "postgres" else "CONNREG_TEST_MYSQL_READER_PASSWORD"]
+    result = run_test(api, kind, READER, pw)
+    assert (result["read"], result["write"]) == ("SUCCESS", "FAILED"), result
+    assert code_of(result, "write") == "permission_denied", result
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
+def test_wrong_password_is_auth_failed(api, kind):
+    result = run_test(api, kind, WRITER, "not-the-password-4711")
+    assert result["read"] == "FAILED", result
+    assert code_of(result, "authenticate") == "auth_failed", result
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
+def test_unknown_database_is_not_found(api, kind):
+    # MariaDB tells "unknown" from "denied" (1049 against 1044) only to a user with global
+    # privileges: the reader has global SELECT.
+    pw = env()["CONNREG_TEST_PG_WRITER_PASSWORD" if kind == "postgres" else "CONNREG_TEST_MYSQL_READER_PASSWORD"]
+    user = WRITER if kind == "postgres" else READER
+    result = run_test(api, kind, user, pw, database="no_such_database")
+    assert result["read"] == "FAILED", result
+    assert "not_found" in {s.get("code") for s in result["steps"]}, result
