@@ -20,12 +20,6 @@ import requests
 
 import openapi_support as s
 
-# Routes the contract has and the document describes, that the router may not serve yet. While
-# AllRoutes() lacks one, the probing tests skip it (saying so); once it is there, it is checked.
-PENDING = {("GET", "/v2/connections/{connectionId}/grants"),
-           ("POST", "/v2/connections/{connectionId}/grants"),
-           ("DELETE", "/v2/connections/{connectionId}/grants/{grantId}"),
-           ("GET", "/metrics")}
 PROBE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -55,10 +49,6 @@ def source_routes():
 
 def documented(doc) -> set[tuple[str, str]]:
     return {(m.upper(), p) for p, m, _ in s.operations(doc)}
-
-
-def pending_missing(source_routes) -> set[tuple[str, str]]:
-    return {r for r in PENDING if r not in source_routes}
 
 
 # ---- validity ----------------------------------------------------------------------------------
@@ -161,7 +151,7 @@ def test_every_route_of_the_router_is_documented(doc, source_routes):
 
 
 def test_every_documented_operation_is_in_the_router(doc, source_routes):
-    extra = documented(doc) - source_routes - PENDING
+    extra = documented(doc) - source_routes
     assert not extra, f"documented but not in AllRoutes(): {sorted(extra)}"
 
 
@@ -185,12 +175,9 @@ def _matches(template: str, concrete: str, ids: dict[str, str]) -> bool:
     return len(a) == len(b) and all(x == y or (x.startswith("{") and y) for x, y in zip(a, b))
 
 
-def test_documented_operations_are_served(doc, server, ids, source_routes):
-    skipped, failures = [], []
+def test_documented_operations_are_served(doc, server, ids):
+    failures = []
     for path, method, _ in s.operations(doc):
-        if (method.upper(), path) in pending_missing(source_routes):
-            skipped.append(f"{method.upper()} {path}")
-            continue
         # POST /v2/auth/token without a body: a 400 of the route, not a 404/405 of the router.
         r = server.request(method.upper(), _concrete(path, ids),
                            **({"json": {}} if method in ("post", "put", "patch") and path != "/v2/auth/token" else {}))
@@ -199,16 +186,11 @@ def test_documented_operations_are_served(doc, server, ids, source_routes):
         if not routed:
             failures.append(f"{method.upper()} {path} -> {r.status_code} {r.text[:120]}")
     assert not failures, "\n".join(failures)
-    if skipped:
-        pytest.skip("not served yet (pending in AllRoutes()): " + ", ".join(skipped))
 
 
-def test_undocumented_methods_answer_405_with_allow(doc, server, ids, source_routes):
+def test_undocumented_methods_answer_405_with_allow(doc, server, ids):
     failures = []
-    pending = pending_missing(source_routes)
     for path, item in doc["paths"].items():
-        if any((m.upper(), path) in pending for m in item if m in s.HTTP_METHODS):
-            continue
         # A concrete path may match several templates ("/v2/connections/test" is also a
         # "/v2/connections/{connectionId}"): the router allows the methods of all of them.
         concrete = _concrete(path, ids)

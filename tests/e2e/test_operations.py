@@ -306,8 +306,7 @@ def test_two_servers_start_together_on_an_empty_store(tmp_path):
 def test_secret_updated_at_moves_only_with_the_secret(api):
     body = conn_body("postgres")
     created = api.create(body)
-    if "secrets" not in created:
-        pytest.skip("the secrets extension is not served")
+    assert "secrets" in created, created
     cid = created["connectionId"]
     first = created["secrets"]["password"]["updatedAt"]
     kept = api.put(f"{C}/{cid}", {"name": body["name"], "details": created["details"]}).json()
