@@ -62,8 +62,9 @@ std::vector<std::string> SplitList(const std::string& text) {
   return out;
 }
 
-// First start on an empty store: one organization, one admin, one API client. The secret is
-// printed once and written, mode 0600, to bootstrap-credentials.json in the state directory.
+// First start on an empty store: one organization, one admin, one API client, created once even
+// when several nodes start together. The secret is printed once and written, mode 0600, to
+// bootstrap-credentials.json in the state directory.
 void Bootstrap(store::Store& store, const std::string& state_dir) {
   const TimeMs now = NowMs();
   store::Organization org{crypto::NewUuid4(), "Default organization", now};
@@ -71,10 +72,9 @@ void Bootstrap(store::Store& store, const std::string& state_dir) {
   std::string secret = crypto::RandomToken(32);
   store::ApiClient client{crypto::NewOpaqueId(), admin.member_id, crypto::TokenHash(secret), now,
                           {}};
-  for (Status s : {store.CreateOrganization(org), store.CreateMember(admin),
-                   store.CreateApiClient(client)}) {
-    if (!s) throw std::runtime_error("bootstrap failed: " + s.error().message);
-  }
+  auto created = store.BootstrapIfEmpty(org, admin, client);
+  if (!created) throw std::runtime_error("bootstrap failed: " + created.error().message);
+  if (!*created) return;  // another node starting at the same time bootstrapped the store
   boost::json::object creds{{"organizationId", org.organization_id},
                             {"memberId", admin.member_id},
                             {"clientId", client.client_id},

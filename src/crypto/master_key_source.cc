@@ -59,26 +59,67 @@ Keyring ParseKeys(std::string text, const std::string& where) {
   return ring;
 }
 
-}  // namespace
-
-void WritePrivateFile(const std::string& path, const std::string& contents, bool overwrite) {
-  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (overwrite ? O_TRUNC : O_EXCL);
-  int fd = ::open(path.c_str(), flags, 0600);
-  if (fd < 0) throw std::runtime_error("cannot create " + path + ": " + std::strerror(errno));
+// Writes all of `contents` to `fd` (made mode 0600), syncs and closes it.
+void WriteAndClose(int fd, const std::string& path, const std::string& contents) {
   ::fchmod(fd, 0600);
   size_t off = 0;
   while (off < contents.size()) {
     ssize_t n = ::write(fd, contents.data() + off, contents.size() - off);
     if (n < 0) {
       if (errno == EINTR) continue;
+      int err = errno;
       ::close(fd);
-      throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
+      throw std::runtime_error("cannot write " + path + ": " + std::strerror(err));
     }
     off += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  if (::fsync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    throw std::runtime_error("cannot write " + path + ": " + std::strerror(err));
+  }
+  if (::close(fd) != 0) {
     throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
   }
+}
+
+// Creates `path` holding `contents` unless it already exists, so that no reader ever sees it
+// half written: the contents go to a private temporary file first, which is then hard-linked
+// into place (link() fails when `path` exists). Returns false when another process created
+// `path` first; two nodes starting together on one empty store thus agree on one key.
+bool PublishNewPrivateFile(const std::string& path, const std::string& contents) {
+  std::string tmp = path + ".XXXXXX";
+  int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error("cannot create " + tmp + ": " + std::strerror(errno));
+  try {
+    WriteAndClose(fd, tmp, contents);
+  } catch (...) {
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  int rc = ::link(tmp.c_str(), path.c_str());
+  int err = errno;
+  ::unlink(tmp.c_str());
+  if (rc == 0) {
+    std::string dir = std::filesystem::path(path).parent_path().string();
+    int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);  // the new name survives a crash
+      ::close(dfd);
+    }
+    return true;
+  }
+  if (err == EEXIST) return false;
+  throw std::runtime_error("cannot create " + path + ": " + std::strerror(err));
+}
+
+}  // namespace
+
+void WritePrivateFile(const std::string& path, const std::string& contents, bool overwrite) {
+  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (overwrite ? O_TRUNC : O_EXCL);
+  int fd = ::open(path.c_str(), flags, 0600);
+  if (fd < 0) throw std::runtime_error("cannot create " + path + ": " + std::strerror(errno));
+  WriteAndClose(fd, path, contents);
 }
 
 Keyring ReadKeyFile(const std::string& path) {
@@ -121,8 +162,9 @@ LoadedKeys LoadMasterKeys(const MasterKeySettings& s) {
   Keyring ring{std::make_shared<const MasterKey>(raw), {}};
   sodium_memzero(raw.data(), raw.size());
   std::string text = ring.current->ExportBase64() + "\n";
-  WritePrivateFile(s.default_file, text, /*overwrite=*/false);
+  bool created = PublishNewPrivateFile(s.default_file, text);
   sodium_memzero(text.data(), text.size());
+  if (!created) return {ReadKeyFile(s.default_file), s.default_file};  // another node won
   return {std::move(ring), s.default_file};
 }
 

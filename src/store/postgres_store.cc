@@ -45,6 +45,8 @@ constexpr std::size_t kServerKeyBytes = 32;
 constexpr int kMaxTransactionAttempts = 4;
 // The session advisory lock that serialises migrations across nodes ("connreg" in ASCII).
 constexpr std::string_view kMigrationLockKey = "27988542784431463";
+// The transaction advisory lock that serialises the first-start bootstrap across nodes.
+constexpr std::string_view kBootstrapLockKey = "27988542784431464";
 
 std::string TrimmedMessage(const char* m) {
   std::string s = m != nullptr ? m : "";
@@ -960,6 +962,45 @@ Result<std::int64_t> PostgresStore::CountOrganizations() {
     });
     if (!s) return s.error();
     return out;
+  });
+}
+
+Result<bool> PostgresStore::BootstrapIfEmpty(const Organization& org, const Member& admin,
+                                             const ApiClient& client) {
+  return StoreCall("bootstrap", [&]() -> Result<bool> {
+    bool created = false;
+    Status s = Transact("bootstrap", false, [&](Connection& db) -> Status {
+      created = false;
+      if (Status l = db.Run("SELECT pg_advisory_xact_lock(" +
+                            std::string(postgres_internal::kBootstrapLockKey) + ")");
+          !l) {
+        return l;
+      }
+      auto r = Query(db, "SELECT count(*) FROM organizations");
+      if (!r) return r.error();
+      if (r->Int(0, 0) > 0) return OkStatus();
+      for (Status step :
+           {ExecuteStatus(db,
+                          "INSERT INTO organizations (organization_id, name, created_at) "
+                          "VALUES ($1, $2, $3)",
+                          org.organization_id, org.name, org.created_at),
+            ExecuteStatus(db,
+                          "INSERT INTO members (member_id, organization_id, email, "
+                          "account_type, created_at) VALUES ($1, $2, $3, $4, $5)",
+                          admin.member_id, admin.organization_id, admin.email,
+                          admin.account_type, admin.created_at),
+            ExecuteStatus(db,
+                          "INSERT INTO api_clients (client_id, member_id, secret_hash, "
+                          "created_at, revoked_at) VALUES ($1, $2, $3, $4, $5)",
+                          client.client_id, client.member_id, client.secret_hash,
+                          client.created_at, client.revoked_at)}) {
+        if (!step) return step;
+      }
+      created = true;
+      return OkStatus();
+    });
+    if (!s) return s.error();
+    return created;
   });
 }
 

@@ -730,6 +730,42 @@ Result<std::int64_t> SqliteStore::CountOrganizations() {
   });
 }
 
+Result<bool> SqliteStore::BootstrapIfEmpty(const Organization& org, const Member& admin,
+                                           const ApiClient& client) {
+  return StoreCall("bootstrap", [&]() -> Result<bool> {
+    bool created = false;
+    // BEGIN IMMEDIATE holds the database's write lock, which other processes wait for too.
+    Status s = Write("bootstrap", [&](Connection& db) -> Status {
+      auto st = db.Prepare("SELECT count(*) FROM organizations");
+      if (!st) return st.error();
+      auto row = st->Next();
+      if (!row) return row.error();
+      if (st->Int(0) > 0) return OkStatus();
+      for (Status step :
+           {Execute(db,
+                    "INSERT INTO organizations (organization_id, name, created_at) "
+                    "VALUES (?1, ?2, ?3)",
+                    org.organization_id, org.name, org.created_at),
+            Execute(db,
+                    "INSERT INTO members (member_id, organization_id, email, account_type, "
+                    "created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    admin.member_id, admin.organization_id, admin.email, admin.account_type,
+                    admin.created_at),
+            Execute(db,
+                    "INSERT INTO api_clients (client_id, member_id, secret_hash, created_at, "
+                    "revoked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    client.client_id, client.member_id, client.secret_hash, client.created_at,
+                    client.revoked_at)}) {
+        if (!step) return step;
+      }
+      created = true;
+      return OkStatus();
+    });
+    if (!s) return s.error();
+    return created;
+  });
+}
+
 Status SqliteStore::CreateMember(const Member& member) {
   return StoreCall("create_member", [&] {
     return Write("create member", [&](Connection& db) -> Status {

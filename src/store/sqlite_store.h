@@ -36,6 +36,8 @@ class SqliteStore final : public Store {
   Status CreateOrganization(const Organization& org) override;
   Result<Organization> GetOrganization(const std::string& organization_id) override;
   Result<std::int64_t> CountOrganizations() override;
+  Result<bool> BootstrapIfEmpty(const Organization& org, const Member& admin,
+                                const ApiClient& client) override;
   Status CreateMember(const Member& member) override;
   Result<Member> GetMember(const std::string& member_id) override;
   Status CreateApiClient(const ApiClient& client) override;

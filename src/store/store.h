@@ -82,6 +82,12 @@ class IdentityStore {
   virtual Status CreateOrganization(const Organization& org) = 0;
   virtual Result<Organization> GetOrganization(const std::string& organization_id) = 0;
   virtual Result<std::int64_t> CountOrganizations() = 0;
+  // The first-start bootstrap (contract section 11) in one transaction under the store's write
+  // lock: creates `org`, `admin` and `client` only if the store holds no organization yet, so
+  // that nodes starting together on one empty store bootstrap it once. False: it was not empty,
+  // nothing was written.
+  virtual Result<bool> BootstrapIfEmpty(const Organization& org, const Member& admin,
+                                        const ApiClient& client) = 0;
   // kNotFound when the organization does not exist.
   virtual Status CreateMember(const Member& member) = 0;
   virtual Result<Member> GetMember(const std::string& member_id) = 0;

@@ -298,9 +298,11 @@ def test_two_servers_start_together_on_an_empty_store(tmp_path):
         made = Api(a, creds["clientId"], creds["clientSecret"]).create(conn_body())
         assert Api(b, creds["clientId"], creds["clientSecret"]).get(f"{C}/{made['connectionId']}").status_code == 200
     finally:
-        for s in (a, b):
+        for key, s in (("a", a), ("b", b)):
             if s.proc is not None:
-                assert s.stop() == 0
+                code = s.stop()
+                if results.get(key) is None:  # a server that failed to start is reported above
+                    assert code == 0
 
 
 def test_secret_updated_at_moves_only_with_the_secret(api):

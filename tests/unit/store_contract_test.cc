@@ -577,6 +577,52 @@ TEST_P(StoreContractTest, FiltersSearchTypeAndArchived) {
 
 // ---- identities ----------------------------------------------------------------------------
 
+// The first-start bootstrap, raced by several stores on one fresh database (nodes starting
+// together): exactly one creates its organization, admin and client; the rest write nothing.
+class StoreBootstrapTest : public testing::TestWithParam<Backend> {};
+INSTANTIATE_TEST_SUITE_P(, StoreBootstrapTest, testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         BackendName);
+
+TEST_P(StoreBootstrapTest, RacingNodesBootstrapAnEmptyStoreOnce) {
+  std::unique_ptr<TestBackend> backend;
+  try {
+    backend = NewBackend(GetParam());
+  } catch (const std::exception& e) {
+    FAIL() << e.what();
+  }
+  constexpr int kNodes = 6;
+  std::vector<std::unique_ptr<Store>> stores;
+  for (int i = 0; i < kNodes; ++i) stores.push_back(backend->Open());
+  std::vector<int> outcome(kNodes, -1);  // 1 created, 0 found it bootstrapped, -1 error
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kNodes; ++i) {
+    threads.emplace_back([&, i] {
+      const std::string n = std::to_string(i);
+      auto r = stores[i]->BootstrapIfEmpty({"org-" + n, "Default", kT0},
+                                           {"member-" + n, "org-" + n, "a@b.c", "admin", kT0},
+                                           {"client-" + n, "member-" + n, "hash-" + n, kT0, {}});
+      if (r.ok()) outcome[i] = *r ? 1 : 0;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(std::count(outcome.begin(), outcome.end(), -1), 0);
+  ASSERT_EQ(std::count(outcome.begin(), outcome.end(), 1), 1);
+  const std::string winner = std::to_string(std::find(outcome.begin(), outcome.end(), 1) -
+                                            outcome.begin());
+  EXPECT_EQ(*stores[0]->CountOrganizations(), 1);
+  EXPECT_EQ(backend->Raw("SELECT organization_id FROM organizations"), "org-" + winner);
+  EXPECT_EQ(backend->Raw("SELECT count(*) FROM members"), "1");
+  auto client = stores[0]->GetActiveApiClient("client-" + winner);
+  ASSERT_TRUE(client.ok());
+  EXPECT_EQ(client->member_id, "member-" + winner);
+  // Once bootstrapped, later starts write nothing.
+  auto again = stores[0]->BootstrapIfEmpty({"org-x", "X", kT0}, {"member-x", "org-x", "x@y.z", "admin", kT0},
+                                           {"client-x", "member-x", "hash-x", kT0, {}});
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again);
+  EXPECT_EQ(*stores[0]->CountOrganizations(), 1);
+}
+
 TEST_P(StoreContractTest, OrganizationsAndMembers) {
   auto org = store_->GetOrganization("org-a");
   ASSERT_TRUE(org.ok());
