@@ -918,18 +918,45 @@ Status PostgresStore::Single(Body&& body) {
 
 // ---- identities ----------------------------------------------------------------------------
 
+namespace {
+
+Status InsertOrganization(Connection& db, const Organization& org) {
+  Status s = ExecuteStatus(db,
+                           "INSERT INTO organizations (organization_id, name, created_at) "
+                           "VALUES ($1, $2, $3)",
+                           org.organization_id, org.name, org.created_at);
+  if (!s && s.error().code == ErrorCode::kConflict) {
+    return Error::Conflict("an organization with this id already exists");
+  }
+  return s;
+}
+
+Status InsertMember(Connection& db, const Member& member) {
+  Status s = ExecuteStatus(db,
+                           "INSERT INTO members (member_id, organization_id, email, account_type, "
+                           "created_at) VALUES ($1, $2, $3, $4, $5)",
+                           member.member_id, member.organization_id, member.email,
+                           member.account_type, member.created_at);
+  if (!s && s.error().code == ErrorCode::kNotFound) return Error::NotFound("organization not found");
+  return s;
+}
+
+Status InsertApiClient(Connection& db, const ApiClient& client) {
+  Status s = ExecuteStatus(db,
+                           "INSERT INTO api_clients (client_id, member_id, secret_hash, "
+                           "created_at, revoked_at) VALUES ($1, $2, $3, $4, $5)",
+                           client.client_id, client.member_id, client.secret_hash,
+                           client.created_at, client.revoked_at);
+  if (!s && s.error().code == ErrorCode::kNotFound) return Error::NotFound("member not found");
+  return s;
+}
+
+}  // namespace
+
 Status PostgresStore::CreateOrganization(const Organization& org) {
   return StoreCall("create_organization", [&] {
-    return Transact("create organization", false, [&](Connection& db) -> Status {
-      Status s = ExecuteStatus(db,
-                               "INSERT INTO organizations (organization_id, name, created_at) "
-                               "VALUES ($1, $2, $3)",
-                               org.organization_id, org.name, org.created_at);
-      if (!s && s.error().code == ErrorCode::kConflict) {
-        return Error::Conflict("an organization with this id already exists");
-      }
-      return s;
-    });
+    return Transact("create organization", false,
+                    [&](Connection& db) { return InsertOrganization(db, org); });
   });
 }
 
@@ -979,23 +1006,9 @@ Result<bool> PostgresStore::BootstrapIfEmpty(const Organization& org, const Memb
       auto r = Query(db, "SELECT count(*) FROM organizations");
       if (!r) return r.error();
       if (r->Int(0, 0) > 0) return OkStatus();
-      for (Status step :
-           {ExecuteStatus(db,
-                          "INSERT INTO organizations (organization_id, name, created_at) "
-                          "VALUES ($1, $2, $3)",
-                          org.organization_id, org.name, org.created_at),
-            ExecuteStatus(db,
-                          "INSERT INTO members (member_id, organization_id, email, "
-                          "account_type, created_at) VALUES ($1, $2, $3, $4, $5)",
-                          admin.member_id, admin.organization_id, admin.email,
-                          admin.account_type, admin.created_at),
-            ExecuteStatus(db,
-                          "INSERT INTO api_clients (client_id, member_id, secret_hash, "
-                          "created_at, revoked_at) VALUES ($1, $2, $3, $4, $5)",
-                          client.client_id, client.member_id, client.secret_hash,
-                          client.created_at, client.revoked_at)}) {
-        if (!step) return step;
-      }
+      if (Status step = InsertOrganization(db, org); !step) return step;
+      if (Status step = InsertMember(db, admin); !step) return step;
+      if (Status step = InsertApiClient(db, client); !step) return step;
       created = true;
       return OkStatus();
     });
@@ -1006,17 +1019,8 @@ Result<bool> PostgresStore::BootstrapIfEmpty(const Organization& org, const Memb
 
 Status PostgresStore::CreateMember(const Member& member) {
   return StoreCall("create_member", [&] {
-    return Transact("create member", false, [&](Connection& db) -> Status {
-      Status s = ExecuteStatus(db,
-                               "INSERT INTO members (member_id, organization_id, email, "
-                               "account_type, created_at) VALUES ($1, $2, $3, $4, $5)",
-                               member.member_id, member.organization_id, member.email,
-                               member.account_type, member.created_at);
-      if (!s && s.error().code == ErrorCode::kNotFound) {
-        return Error::NotFound("organization not found");
-      }
-      return s;
-    });
+    return Transact("create member", false,
+                    [&](Connection& db) { return InsertMember(db, member); });
   });
 }
 
@@ -1040,15 +1044,8 @@ Result<Member> PostgresStore::GetMember(const std::string& member_id) {
 
 Status PostgresStore::CreateApiClient(const ApiClient& client) {
   return StoreCall("create_api_client", [&] {
-    return Transact("create api client", false, [&](Connection& db) -> Status {
-      Status s = ExecuteStatus(db,
-                               "INSERT INTO api_clients (client_id, member_id, secret_hash, "
-                               "created_at, revoked_at) VALUES ($1, $2, $3, $4, $5)",
-                               client.client_id, client.member_id, client.secret_hash,
-                               client.created_at, client.revoked_at);
-      if (!s && s.error().code == ErrorCode::kNotFound) return Error::NotFound("member not found");
-      return s;
-    });
+    return Transact("create api client", false,
+                    [&](Connection& db) { return InsertApiClient(db, client); });
   });
 }
 

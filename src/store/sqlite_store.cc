@@ -688,18 +688,44 @@ Status SqliteStore::Write(const char* what, Body&& body) {
 
 // ---- identities ----------------------------------------------------------------------------
 
+namespace {
+
+Status InsertOrganization(Connection& db, const Organization& org) {
+  Status s = Execute(db,
+                     "INSERT INTO organizations (organization_id, name, created_at) "
+                     "VALUES (?1, ?2, ?3)",
+                     org.organization_id, org.name, org.created_at);
+  if (!s && s.error().code == ErrorCode::kConflict) {
+    return Error::Conflict("an organization with this id already exists");
+  }
+  return s;
+}
+
+Status InsertMember(Connection& db, const Member& member) {
+  Status s = Execute(db,
+                     "INSERT INTO members (member_id, organization_id, email, account_type, "
+                     "created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                     member.member_id, member.organization_id, member.email, member.account_type,
+                     member.created_at);
+  if (!s && s.error().code == ErrorCode::kNotFound) return Error::NotFound("organization not found");
+  return s;
+}
+
+Status InsertApiClient(Connection& db, const ApiClient& client) {
+  Status s = Execute(db,
+                     "INSERT INTO api_clients (client_id, member_id, secret_hash, created_at, "
+                     "revoked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                     client.client_id, client.member_id, client.secret_hash, client.created_at,
+                     client.revoked_at);
+  if (!s && s.error().code == ErrorCode::kNotFound) return Error::NotFound("member not found");
+  return s;
+}
+
+}  // namespace
+
 Status SqliteStore::CreateOrganization(const Organization& org) {
   return StoreCall("create_organization", [&] {
-    return Write("create organization", [&](Connection& db) -> Status {
-      Status s = Execute(db,
-                         "INSERT INTO organizations (organization_id, name, created_at) "
-                         "VALUES (?1, ?2, ?3)",
-                         org.organization_id, org.name, org.created_at);
-      if (!s && s.error().code == ErrorCode::kConflict) {
-        return Error::Conflict("an organization with this id already exists");
-      }
-      return s;
-    });
+    return Write("create organization", [&](Connection& db) { return InsertOrganization(db, org); });
   });
 }
 
@@ -741,23 +767,9 @@ Result<bool> SqliteStore::BootstrapIfEmpty(const Organization& org, const Member
       auto row = st->Next();
       if (!row) return row.error();
       if (st->Int(0) > 0) return OkStatus();
-      for (Status step :
-           {Execute(db,
-                    "INSERT INTO organizations (organization_id, name, created_at) "
-                    "VALUES (?1, ?2, ?3)",
-                    org.organization_id, org.name, org.created_at),
-            Execute(db,
-                    "INSERT INTO members (member_id, organization_id, email, account_type, "
-                    "created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    admin.member_id, admin.organization_id, admin.email, admin.account_type,
-                    admin.created_at),
-            Execute(db,
-                    "INSERT INTO api_clients (client_id, member_id, secret_hash, created_at, "
-                    "revoked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    client.client_id, client.member_id, client.secret_hash, client.created_at,
-                    client.revoked_at)}) {
-        if (!step) return step;
-      }
+      if (Status step = InsertOrganization(db, org); !step) return step;
+      if (Status step = InsertMember(db, admin); !step) return step;
+      if (Status step = InsertApiClient(db, client); !step) return step;
       created = true;
       return OkStatus();
     });
@@ -768,17 +780,7 @@ Result<bool> SqliteStore::BootstrapIfEmpty(const Organization& org, const Member
 
 Status SqliteStore::CreateMember(const Member& member) {
   return StoreCall("create_member", [&] {
-    return Write("create member", [&](Connection& db) -> Status {
-      Status s = Execute(db,
-                         "INSERT INTO members (member_id, organization_id, email, account_type, "
-                         "created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                         member.member_id, member.organization_id, member.email,
-                         member.account_type, member.created_at);
-      if (!s && s.error().code == ErrorCode::kNotFound) {
-        return Error::NotFound("organization not found");
-      }
-      return s;
-    });
+    return Write("create member", [&](Connection& db) { return InsertMember(db, member); });
   });
 }
 
@@ -800,15 +802,7 @@ Result<Member> SqliteStore::GetMember(const std::string& member_id) {
 
 Status SqliteStore::CreateApiClient(const ApiClient& client) {
   return StoreCall("create_api_client", [&] {
-    return Write("create api client", [&](Connection& db) -> Status {
-      Status s = Execute(db,
-                         "INSERT INTO api_clients (client_id, member_id, secret_hash, "
-                         "created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                         client.client_id, client.member_id, client.secret_hash, client.created_at,
-                         client.revoked_at);
-      if (!s && s.error().code == ErrorCode::kNotFound) return Error::NotFound("member not found");
-      return s;
-    });
+    return Write("create api client", [&](Connection& db) { return InsertApiClient(db, client); });
   });
 }
 
