@@ -937,7 +937,9 @@ Status InsertMember(Connection& db, const Member& member) {
                            "created_at) VALUES ($1, $2, $3, $4, $5)",
                            member.member_id, member.organization_id, member.email,
                            member.account_type, member.created_at);
-  if (!s && s.error().code == ErrorCode::kNotFound) return Error::NotFound("organization not found");
+  if (!s && s.error().code == ErrorCode::kNotFound) {
+    return Error::NotFound("organization not found");
+  }
   return s;
 }
 

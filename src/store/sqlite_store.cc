@@ -707,7 +707,9 @@ Status InsertMember(Connection& db, const Member& member) {
                      "created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                      member.member_id, member.organization_id, member.email, member.account_type,
                      member.created_at);
-  if (!s && s.error().code == ErrorCode::kNotFound) return Error::NotFound("organization not found");
+  if (!s && s.error().code == ErrorCode::kNotFound) {
+    return Error::NotFound("organization not found");
+  }
   return s;
 }
 
@@ -725,7 +727,8 @@ Status InsertApiClient(Connection& db, const ApiClient& client) {
 
 Status SqliteStore::CreateOrganization(const Organization& org) {
   return StoreCall("create_organization", [&] {
-    return Write("create organization", [&](Connection& db) { return InsertOrganization(db, org); });
+    return Write("create organization",
+                 [&](Connection& db) { return InsertOrganization(db, org); });
   });
 }
 

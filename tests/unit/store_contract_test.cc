@@ -580,8 +580,8 @@ TEST_P(StoreContractTest, FiltersSearchTypeAndArchived) {
 // The first-start bootstrap, raced by several stores on one fresh database (nodes starting
 // together): exactly one creates its organization, admin and client; the rest write nothing.
 class StoreBootstrapTest : public testing::TestWithParam<Backend> {};
-INSTANTIATE_TEST_SUITE_P(, StoreBootstrapTest, testing::Values(Backend::kSqlite, Backend::kPostgres),
-                         BackendName);
+INSTANTIATE_TEST_SUITE_P(, StoreBootstrapTest,
+                         testing::Values(Backend::kSqlite, Backend::kPostgres), BackendName);
 
 TEST_P(StoreBootstrapTest, RacingNodesBootstrapAnEmptyStoreOnce) {
   std::unique_ptr<TestBackend> backend;
@@ -607,8 +607,8 @@ TEST_P(StoreBootstrapTest, RacingNodesBootstrapAnEmptyStoreOnce) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(std::count(outcome.begin(), outcome.end(), -1), 0);
   ASSERT_EQ(std::count(outcome.begin(), outcome.end(), 1), 1);
-  const std::string winner = std::to_string(std::find(outcome.begin(), outcome.end(), 1) -
-                                            outcome.begin());
+  const std::string winner =
+      std::to_string(std::find(outcome.begin(), outcome.end(), 1) - outcome.begin());
   EXPECT_EQ(*stores[0]->CountOrganizations(), 1);
   EXPECT_EQ(backend->Raw("SELECT organization_id FROM organizations"), "org-" + winner);
   EXPECT_EQ(backend->Raw("SELECT count(*) FROM members"), "1");
@@ -616,8 +616,9 @@ TEST_P(StoreBootstrapTest, RacingNodesBootstrapAnEmptyStoreOnce) {
   ASSERT_TRUE(client.ok());
   EXPECT_EQ(client->member_id, "member-" + winner);
   // Once bootstrapped, later starts write nothing.
-  auto again = stores[0]->BootstrapIfEmpty({"org-x", "X", kT0}, {"member-x", "org-x", "x@y.z", "admin", kT0},
-                                           {"client-x", "member-x", "hash-x", kT0, {}});
+  auto again =
+      stores[0]->BootstrapIfEmpty({"org-x", "X", kT0}, {"member-x", "org-x", "x@y.z", "admin", kT0},
+                                  {"client-x", "member-x", "hash-x", kT0, {}});
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(*again);
   EXPECT_EQ(*stores[0]->CountOrganizations(), 1);
