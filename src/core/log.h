@@ -14,8 +14,8 @@ enum class Level { kDebug, kInfo, kWarn, kError };
 // Registers the "app" and "access" loggers on one shared stdout sink. Lines are appended to a
 // buffer that a thread of its own writes out in batches of 8 KiB, or after 200 ms (application
 // events at once): a write(2) per request is a measurable share of a small request's cost, and a
-// reader that stops draining stdout must never block a request. Beyond 8 MiB waiting, lines are dropped and
-// counted. Call once, before the server starts.
+// reader that stops draining stdout must never block a request. Beyond 8 MiB waiting, lines are
+// dropped and counted. Call once, before the server starts.
 void UseBufferedStdout();
 // Waits (up to 2 s) until every line logged so far is written: at exit.
 void Drain();

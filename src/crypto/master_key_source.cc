@@ -83,11 +83,9 @@ void WriteAndClose(int fd, const std::string& path, const std::string& contents)
   }
 }
 
-// Creates `path` holding `contents` unless it already exists, so that no reader ever sees it
-// half written: the contents go to a private temporary file first, which is then hard-linked
-// into place (link() fails when `path` exists). Returns false when another process created
-// `path` first; two nodes starting together on one empty store thus agree on one key.
-bool PublishNewPrivateFile(const std::string& path, const std::string& contents) {
+// Writes `contents` to a new private file beside `path` (same directory, so it can be linked or
+// renamed onto `path`) and returns its name.
+std::string WriteTempBeside(const std::string& path, const std::string& contents) {
   std::string tmp = path + ".XXXXXX";
   int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
   if (fd < 0) throw std::runtime_error("cannot create " + tmp + ": " + std::strerror(errno));
@@ -97,16 +95,30 @@ bool PublishNewPrivateFile(const std::string& path, const std::string& contents)
     ::unlink(tmp.c_str());
     throw;
   }
+  return tmp;
+}
+
+// Makes a new or replaced name in `path`'s directory survive a crash.
+void SyncDirectoryOf(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+// Creates `path` holding `contents` unless it already exists, so that no reader ever sees it
+// half written: the contents go to a private temporary file first, which is then hard-linked
+// into place (link() fails when `path` exists). Returns false when another process created
+// `path` first; two nodes starting together on one empty store thus agree on one key.
+bool PublishNewPrivateFile(const std::string& path, const std::string& contents) {
+  const std::string tmp = WriteTempBeside(path, contents);
   int rc = ::link(tmp.c_str(), path.c_str());
   int err = errno;
   ::unlink(tmp.c_str());
   if (rc == 0) {
-    std::string dir = std::filesystem::path(path).parent_path().string();
-    int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);  // the new name survives a crash
-      ::close(dfd);
-    }
+    SyncDirectoryOf(path);
     return true;
   }
   if (err == EEXIST) return false;
@@ -136,11 +148,14 @@ Keyring ReadKeyFile(const std::string& path) {
 void WriteKeyFile(const std::string& path, const Keyring& keys) {
   std::string text = keys.current->ExportBase64() + "\n";
   for (const auto& k : keys.previous) text += k->ExportBase64() + "\n";
-  const std::string tmp = path + ".tmp";
-  std::filesystem::remove(tmp);
-  WritePrivateFile(tmp, text, /*overwrite=*/false);
+  const std::string tmp = WriteTempBeside(path, text);
   sodium_memzero(text.data(), text.size());
-  std::filesystem::rename(tmp, path);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("cannot replace " + path + ": " + std::strerror(err));
+  }
+  SyncDirectoryOf(path);
 }
 
 LoadedKeys LoadMasterKeys(const MasterKeySettings& s) {

@@ -384,7 +384,7 @@ constexpr std::string_view kConnectionColumns =
 // The connection and its secrets in one statement (one snapshot, one round trip): a row per
 // secret, or one with NULL secret columns; the secret's field, sealed, key_id and updated_at
 // follow the connection's columns, from kSecretColumn.
-constexpr int kSecretColumn = 21;
+constexpr int kSecretColumn = static_cast<int>(std::ranges::count(kConnectionColumns, ',')) + 1;
 const std::string& GetConnectionSql() {
   static const std::string sql =
       "SELECT c.*, s.field, s.sealed, s.key_id, s.updated_at FROM (SELECT " +
@@ -1452,21 +1452,20 @@ Result<int> PostgresStore::TakeRateToken(const std::string& client_id, double pe
     std::int64_t tokens = 0;
     bool allowed = false;
     Status s = Transact("take rate token", false, [&](Connection& db) -> Status {
-      auto r =
-          Query(db,
-                "INSERT INTO rate_buckets (client_id, tokens_milli, refilled_at, allowed) "
-                "VALUES ($1, $2::bigint - 1000, $3::bigint, true) "
-                "ON CONFLICT (client_id) DO UPDATE SET "
-                // Every SET expression sees the row as it was (locked by the conflict), so
-                // concurrent requests on any node queue on the row and each sees the others' takes.
-                "tokens_milli = CASE WHEN " RATE_REFILLED " >= 1000 THEN " RATE_REFILLED
-                " - 1000 "
-                "ELSE " RATE_REFILLED
-                " END, "
-                "refilled_at = $3::bigint, allowed = " RATE_REFILLED
-                " >= 1000 "
-                "RETURNING tokens_milli, allowed",
-                client_id, capacity, now, rate_milli);
+      // clang-format off
+      auto r = Query(
+          db,
+          "INSERT INTO rate_buckets (client_id, tokens_milli, refilled_at, allowed) "
+          "VALUES ($1, $2::bigint - 1000, $3::bigint, true) "
+          "ON CONFLICT (client_id) DO UPDATE SET "
+          // Every SET expression sees the row as it was (locked by the conflict), so concurrent
+          // requests on any node queue on the row and each sees the others' takes.
+          "tokens_milli = CASE WHEN " RATE_REFILLED " >= 1000 THEN " RATE_REFILLED " - 1000 "
+          "ELSE " RATE_REFILLED " END, "
+          "refilled_at = $3::bigint, allowed = " RATE_REFILLED " >= 1000 "
+          "RETURNING tokens_milli, allowed",
+          client_id, capacity, now, rate_milli);
+      // clang-format on
       if (!r) return r.error();
       tokens = r->Int(0, 0);
       allowed = r->Text(0, 1) == "t";
