@@ -10,9 +10,9 @@
 #include <string>
 #include <string_view>
 
+#include <sodium.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-#include <sodium.h>
 
 #include "crypto/random.h"
 #include "crypto/sodium_sealer.h"
@@ -88,8 +88,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   boost::json::parse_options opts;
   opts.max_depth = 32;  // api::kMaxJsonDepth: deeper bodies never reach the domain
   boost::system::error_code ec;
-  boost::json::value v = boost::json::parse(
-      std::string_view(reinterpret_cast<const char*>(data), size), ec, {}, opts);
+  boost::json::value v =
+      boost::json::parse(std::string_view(reinterpret_cast<const char*>(data), size), ec, {}, opts);
   if (ec) return 0;
 
   ExpectBadRequestOr(domain::ParseDetails(v));

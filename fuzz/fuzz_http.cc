@@ -11,6 +11,7 @@
 // token "fuzzviewertoken0123456789", and one connection 0b0e2f7a-1111-4222-8333-444455556666;
 // the seed corpus uses them. Findings: any sanitizer report, an exception escaping Handle (the
 // server would answer 500), or a 500 answer (an input the API did not expect).
+#include <unistd.h>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -20,7 +21,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -84,11 +84,11 @@ Env& TheEnv() {
     Must(s.CreateOrganization({"org-fuzz", "Fuzz org", now}), "org");
     Must(s.CreateMember({"member-admin", "org-fuzz", "admin@fuzz", "admin", now}), "admin");
     Must(s.CreateMember({"member-viewer", "org-fuzz", "viewer@fuzz", "viewer", now}), "viewer");
-    Must(s.CreateApiClient({"client-admin", "member-admin", crypto::TokenHash("admin-secret"), now,
-                            {}}),
+    Must(s.CreateApiClient(
+             {"client-admin", "member-admin", crypto::TokenHash("admin-secret"), now, {}}),
          "admin client");
-    Must(s.CreateApiClient({"client-viewer", "member-viewer", crypto::TokenHash("viewer-secret"),
-                            now, {}}),
+    Must(s.CreateApiClient(
+             {"client-viewer", "member-viewer", crypto::TokenHash("viewer-secret"), now, {}}),
          "viewer client");
     Must(s.SaveAccessToken({crypto::TokenHash("fuzzadmintoken0123456789"), "client-admin",
                             "member-admin", "org-fuzz", far, "family-admin"}),
@@ -112,9 +112,9 @@ Env& TheEnv() {
     // No drivers: a connection test never leaves the process.
     e->engine = std::make_unique<probe::ProbeEngine>(
         probe_options, [](std::string_view) -> const probe::Driver* { return nullptr; });
-    e->api = std::make_unique<api::Api>(*e->store, *e->pool, *e->sealer, *e->engine,
-                                        api::ApiOptions{.rate_limit = 0,
-                                                        .cors_origins = {"https://app.example"}});
+    e->api = std::make_unique<api::Api>(
+        *e->store, *e->pool, *e->sealer, *e->engine,
+        api::ApiOptions{.rate_limit = 0, .cors_origins = {"https://app.example"}});
     return e;
   }();
   return *env;

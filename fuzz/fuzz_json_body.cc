@@ -13,9 +13,14 @@
 #include "api/json_body.h"
 
 namespace {
-constexpr std::string_view kTypes[] = {
-    "application/json", "application/json; charset=utf-8", "APPLICATION/JSON",
-    " application/json ;", "text/plain", "application/jsonx", "", "application/json;;;;"};
+constexpr std::string_view kTypes[] = {"application/json",
+                                       "application/json; charset=utf-8",
+                                       "APPLICATION/JSON",
+                                       " application/json ;",
+                                       "text/plain",
+                                       "application/jsonx",
+                                       "",
+                                       "application/json;;;;"};
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

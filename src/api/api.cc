@@ -8,8 +8,8 @@
 #include "api/docs.h"
 #include "auth/credentials.h"
 #include "core/log.h"
-#include "metrics/metrics.h"
 #include "crypto/hash.h"
+#include "metrics/metrics.h"
 
 namespace connreg::api {
 namespace http_ = boost::beast::http;
@@ -110,9 +110,8 @@ boost::asio::awaitable<probe::TestResult> Api::RunProbe(
         // Done must be copyable; the awaitable's handler is move-only.
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
         engine_.Submit(std::move(c), std::move(secrets), [shared, ex](probe::TestResult r) {
-          boost::asio::post(ex, [shared, r = std::move(r)]() mutable {
-            std::move (*shared)(std::move(r));
-          });
+          boost::asio::post(
+              ex, [shared, r = std::move(r)]() mutable { std::move (*shared)(std::move(r)); });
         });
       },
       boost::asio::use_awaitable);
@@ -161,9 +160,9 @@ Continuation Api::Dispatch(http::Exchange& ex, Router::Match& match) {
       retry_after = limiter_.Acquire(ctx.principal->client_id);
     }
     if (retry_after > 0) {
-      ReplyError(ex, Error{ErrorCode::kTooManyRequests,
-                           "rate limit exceeded: at most " + std::to_string(options_.rate_limit) +
-                               " requests per second per client"});
+      ReplyError(ex, Error{ErrorCode::kTooManyRequests, "rate limit exceeded: at most " +
+                                                            std::to_string(options_.rate_limit) +
+                                                            " requests per second per client"});
       ex.response.set(http_::field::retry_after, std::to_string(retry_after));
       return nullptr;
     }

@@ -41,7 +41,7 @@ struct Context {
   store::Store& store;
   const crypto::SecretSealer& sealer;
   const ApiOptions& options;
-  std::vector<std::string> params;          // the route's placeholders, in order
+  std::vector<std::string> params;            // the route's placeholders, in order
   std::optional<store::Principal> principal;  // set for routes that need auth
   Continuation then;                          // optional, see Continuation
 

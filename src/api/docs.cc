@@ -45,16 +45,22 @@ std::string PageHtml() {
   <head>
     <meta charset="UTF-8">
     <title>connreg API</title>
-    <link rel="stylesheet" type="text/css" href="/docs/swagger-ui.css?v=)" + v + R"(">
-    <link rel="icon" type="image/png" href="/docs/favicon-32x32.png?v=)" + v + R"(" sizes="32x32">
-    <link rel="icon" type="image/png" href="/docs/favicon-16x16.png?v=)" + v + R"(" sizes="16x16">
+    <link rel="stylesheet" type="text/css" href="/docs/swagger-ui.css?v=)" +
+         v + R"(">
+    <link rel="icon" type="image/png" href="/docs/favicon-32x32.png?v=)" +
+         v + R"(" sizes="32x32">
+    <link rel="icon" type="image/png" href="/docs/favicon-16x16.png?v=)" +
+         v + R"(" sizes="16x16">
     <style>html { box-sizing: border-box; overflow-y: scroll; } body { margin: 0; background: #fafafa; }</style>
   </head>
   <body>
     <div id="swagger-ui"></div>
-    <script src="/docs/swagger-ui-bundle.js?v=)" + v + R"(" charset="UTF-8"></script>
-    <script src="/docs/swagger-ui-standalone-preset.js?v=)" + v + R"(" charset="UTF-8"></script>
-    <script src="/docs/swagger-initializer.js?v=)" + v + R"(" charset="UTF-8"></script>
+    <script src="/docs/swagger-ui-bundle.js?v=)" +
+         v + R"(" charset="UTF-8"></script>
+    <script src="/docs/swagger-ui-standalone-preset.js?v=)" +
+         v + R"(" charset="UTF-8"></script>
+    <script src="/docs/swagger-initializer.js?v=)" +
+         v + R"(" charset="UTF-8"></script>
   </body>
 </html>
 )";
@@ -129,9 +135,8 @@ bool IfNoneMatchHits(const http::Request& req, std::string_view etag) {
 void ServeBytes(http::Exchange& ex, std::string_view bytes, std::string_view content_type,
                 const std::string& etag, Caching caching) {
   ex.response.set(http_::field::etag, etag);
-  ex.response.set(http_::field::cache_control, caching == Caching::kVersioned
-                                                   ? "public, max-age=86400"
-                                                   : "no-cache");
+  ex.response.set(http_::field::cache_control,
+                  caching == Caching::kVersioned ? "public, max-age=86400" : "no-cache");
   ex.response.set("X-Content-Type-Options", "nosniff");
   if (IfNoneMatchHits(ex.request, etag)) {
     ex.response.result(http_::status::not_modified);

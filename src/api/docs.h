@@ -12,9 +12,9 @@ namespace connreg::api {
 
 struct Context;
 
-void HandleOpenApi(Context& ctx);     // GET /openapi.json
-void HandleDocs(Context& ctx);        // GET /docs
-void HandleDocsAsset(Context& ctx);   // GET /docs/{asset}
+void HandleOpenApi(Context& ctx);    // GET /openapi.json
+void HandleDocs(Context& ctx);       // GET /docs
+void HandleDocsAsset(Context& ctx);  // GET /docs/{asset}
 
 // A file embedded at build time (cmake/embed.cmake generates the definitions).
 struct EmbeddedFile {

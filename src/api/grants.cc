@@ -39,8 +39,7 @@ const boost::json::string* StringField(const boost::json::object& o, std::string
   return it == o.end() ? nullptr : it->value().if_string();
 }
 
-Result<std::vector<store::Grant>> ParseGrants(const boost::json::value& body,
-                                              const Context& ctx,
+Result<std::vector<store::Grant>> ParseGrants(const boost::json::value& body, const Context& ctx,
                                               const domain::Connection& c) {
   const auto* root = body.if_object();
   if (root == nullptr) return Error::BadRequest("the body must be a JSON object");
@@ -64,8 +63,7 @@ Result<std::vector<store::Grant>> ParseGrants(const boost::json::value& body,
     if (g == nullptr) return Error::BadRequest(path + " must be an object");
     for (const auto& kv : *g) {
       if (kv.key() != "grantee" && kv.key() != "permission") {
-        return Error::BadRequest(path + "." + std::string(kv.key()) +
-                                 " is not a field of a grant");
+        return Error::BadRequest(path + "." + std::string(kv.key()) + " is not a field of a grant");
       }
     }
     const auto* permission = StringField(*g, "permission");
@@ -121,12 +119,13 @@ void HandleListGrants(Context& ctx) {
     auto token = DecodePageToken(*paging->token, *key);
     if (!token) return ReplyError(ctx.ex, token.error());
     if (token->organization_id != c->organization_id || token->filter != fingerprint) {
-      return ReplyError(ctx.ex, Error::BadRequest("page is not a valid page token for this listing"));
+      return ReplyError(ctx.ex,
+                        Error::BadRequest("page is not a valid page token for this listing"));
     }
     after = store::GrantCursor{token->cursor.created_at, token->cursor.connection_id};
   }
-  auto page = ctx.store.ListGrants(c->organization_id, c->connection_id, paging->limit, after,
-                                   offset);
+  auto page =
+      ctx.store.ListGrants(c->organization_id, c->connection_id, paging->limit, after, offset);
   if (!page) return ReplyError(ctx.ex, page.error());
   boost::json::array entries;
   for (const auto& g : page->entries) entries.push_back(RenderGrant(g));

@@ -63,9 +63,9 @@ Result<PageToken> DecodePageToken(std::string_view text, std::string_view key) {
   if (!org || !filter || !name || !id || created == o->end() || !created->value().is_int64()) {
     return Invalid();
   }
-  return PageToken{std::string(*org), std::string(*filter),
-                   store::ListCursor{std::string(*name), created->value().as_int64(),
-                                     std::string(*id)}};
+  return PageToken{
+      std::string(*org), std::string(*filter),
+      store::ListCursor{std::string(*name), created->value().as_int64(), std::string(*id)}};
 }
 
 }  // namespace connreg::api

@@ -21,7 +21,9 @@ std::vector<std::string_view> Split(std::string_view pattern) {
   return out;
 }
 
-bool IsPlaceholder(std::string_view s) { return s.size() > 2 && s.front() == '{' && s.back() == '}'; }
+bool IsPlaceholder(std::string_view s) {
+  return s.size() > 2 && s.front() == '{' && s.back() == '}';
+}
 
 }  // namespace
 

@@ -127,14 +127,14 @@ void HandleToken(Context& ctx) {
   const TimeMs now = NowMs();
   const std::string access = crypto::RandomToken(32);
   const std::string refresh = crypto::RandomToken(32);
-  store::AccessToken access_row{crypto::TokenHash(access), "", "", "",
-                                now + ctx.options.access_token_ttl_secs * 1000, ""};
-  store::RefreshToken refresh_row{crypto::TokenHash(refresh), "", "", "", "",
-                                  now + ctx.options.refresh_token_ttl_secs * 1000};
+  store::AccessToken access_row{
+      crypto::TokenHash(access), "", "", "", now + ctx.options.access_token_ttl_secs * 1000, ""};
+  store::RefreshToken refresh_row{
+      crypto::TokenHash(refresh), "", "", "", "", now + ctx.options.refresh_token_ttl_secs * 1000};
   if (refresh_grant) {
     auto principal = ctx.store.RotateRefreshToken(crypto::TokenHash(*presented_refresh),
-                                                  client ? client->client_id : std::string(),
-                                                  now, access_row, refresh_row);
+                                                  client ? client->client_id : std::string(), now,
+                                                  access_row, refresh_row);
     if (!principal) {
       switch (principal.error().code) {
         case ErrorCode::kNotFound:
@@ -144,8 +144,7 @@ void HandleToken(Context& ctx) {
           return ReplyOAuthError(ex, 400, "invalid_grant",
                                  "the refresh token was already used; every token issued from "
                                  "it has been revoked");
-        default:
-          return ReplyError(ex, principal.error());
+        default: return ReplyError(ex, principal.error());
       }
     }
     ex.member_id = principal->member_id;

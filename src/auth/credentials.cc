@@ -60,7 +60,8 @@ Result<std::map<std::string, std::string>> ParseForm(std::string_view body) {
     if (pair.empty()) continue;
     size_t eq = pair.find('=');
     auto name = FormDecode(pair.substr(0, eq));
-    auto value = FormDecode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1));
+    auto value =
+        FormDecode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1));
     if (!name || !value) return Error::BadRequest("the form body has a malformed %-escape");
     if (!out.emplace(std::move(*name), std::move(*value)).second) {
       return Error::BadRequest("a form parameter is repeated");

@@ -42,10 +42,8 @@ std::string StateDirectory(const std::string& url) {
   return parent.empty() ? std::string(".") : parent.string();
 }
 
-crypto::MasterKeySettings KeySettingsFor(const std::string& database,
-                                         const std::string& master_key,
-                                         const std::string& master_key_file,
-                                         bool store_is_empty) {
+crypto::MasterKeySettings KeySettingsFor(const std::string& database, const std::string& master_key,
+                                         const std::string& master_key_file, bool store_is_empty) {
   crypto::MasterKeySettings s{master_key, master_key_file, "", store_is_empty};
   if (!SqlitePath(database).empty()) {
     s.default_file = (std::filesystem::path(StateDirectory(database)) / "master.key").string();
@@ -73,36 +71,49 @@ int Run(int argc, char** argv) {
   serve_cmd->add_option("--threads", serve.threads, "I/O threads (0: one per core)")
       ->envname("CONNREG_THREADS");
   serve_cmd->add_option("--db-threads", serve.db_threads, "threads for blocking store work")
-      ->envname("CONNREG_DB_THREADS")->check(CLI::Range(1, 256));
+      ->envname("CONNREG_DB_THREADS")
+      ->check(CLI::Range(1, 256));
   serve_cmd->add_option("--token-ttl", serve.token_ttl, "access token lifetime, seconds")
-      ->envname("CONNREG_TOKEN_TTL")->check(CLI::Range(1LL, 86400LL * 365));
+      ->envname("CONNREG_TOKEN_TTL")
+      ->check(CLI::Range(1LL, 86400LL * 365));
   serve_cmd->add_option("--refresh-ttl", serve.refresh_ttl, "refresh token lifetime, seconds")
-      ->envname("CONNREG_REFRESH_TTL")->check(CLI::Range(1LL, 86400LL * 3650));
-  serve_cmd->add_option("--header-timeout", serve.header_timeout,
-                        "seconds a client has to send complete headers")
-      ->envname("CONNREG_HEADER_TIMEOUT")->check(CLI::Range(1, 3600));
-  serve_cmd->add_option("--drain-timeout", serve.drain_timeout,
-                        "seconds requests in flight may take to finish on SIGTERM")
-      ->envname("CONNREG_DRAIN_TIMEOUT")->check(CLI::Range(0, 3600));
+      ->envname("CONNREG_REFRESH_TTL")
+      ->check(CLI::Range(1LL, 86400LL * 3650));
+  serve_cmd
+      ->add_option("--header-timeout", serve.header_timeout,
+                   "seconds a client has to send complete headers")
+      ->envname("CONNREG_HEADER_TIMEOUT")
+      ->check(CLI::Range(1, 3600));
+  serve_cmd
+      ->add_option("--drain-timeout", serve.drain_timeout,
+                   "seconds requests in flight may take to finish on SIGTERM")
+      ->envname("CONNREG_DRAIN_TIMEOUT")
+      ->check(CLI::Range(0, 3600));
   serve_cmd->add_option("--log-level", serve.log_level, "debug, info, warn or error")
       ->envname("CONNREG_LOG_LEVEL");
-  serve_cmd->add_option("--rate-limit", serve.rate_limit,
-                        "requests per second per API client (0: off)")
-      ->envname("CONNREG_RATE_LIMIT")->check(CLI::Range(0.0, 1e9));
-  serve_cmd->add_option("--test-concurrency", serve.test_concurrency,
-                        "connection tests run at once (default 32); more wait in a queue")
+  serve_cmd
+      ->add_option("--rate-limit", serve.rate_limit, "requests per second per API client (0: off)")
+      ->envname("CONNREG_RATE_LIMIT")
+      ->check(CLI::Range(0.0, 1e9));
+  serve_cmd
+      ->add_option("--test-concurrency", serve.test_concurrency,
+                   "connection tests run at once (default 32); more wait in a queue")
       ->envname("CONNREG_TEST_CONCURRENCY");
-  serve_cmd->add_option("--test-timeout-max", serve.test_timeout_max,
-                        "cap on a connection test's deadline, seconds (default 60)")
+  serve_cmd
+      ->add_option("--test-timeout-max", serve.test_timeout_max,
+                   "cap on a connection test's deadline, seconds (default 60)")
       ->envname("CONNREG_TEST_TIMEOUT_MAX");
-  serve_cmd->add_option("--egress-deny", serve.egress_deny,
-                        "CIDR list tests may not connect to (replaces the default list)")
+  serve_cmd
+      ->add_option("--egress-deny", serve.egress_deny,
+                   "CIDR list tests may not connect to (replaces the default list)")
       ->envname("CONNREG_EGRESS_DENY");
-  serve_cmd->add_option("--egress-allow", serve.egress_allow,
-                        "CIDR list tests may only connect to (default: anything not denied)")
+  serve_cmd
+      ->add_option("--egress-allow", serve.egress_allow,
+                   "CIDR list tests may only connect to (default: anything not denied)")
       ->envname("CONNREG_EGRESS_ALLOW");
-  serve_cmd->add_option("--cors-origins", serve.cors_origins,
-                        "comma-separated origins allowed by CORS, or *")
+  serve_cmd
+      ->add_option("--cors-origins", serve.cors_origins,
+                   "comma-separated origins allowed by CORS, or *")
       ->envname("CONNREG_CORS_ORIGINS");
 
   auto* migrate_cmd = app.add_subcommand("migrate", "apply pending schema migrations and exit");
@@ -140,8 +151,9 @@ int Run(int argc, char** argv) {
   auto* key_rotate = key_cmd->add_subcommand(
       "rotate", "re-encrypt every secret under a new master key while servers keep serving");
   int settle_secs = 5;
-  key_rotate->add_option("--settle", settle_secs,
-                         "seconds to let running servers pick up a changed key file")
+  key_rotate
+      ->add_option("--settle", settle_secs,
+                   "seconds to let running servers pick up a changed key file")
       ->check(CLI::Range(0, 600));
 
   auto* sample_cmd = app.add_subcommand("sample", "sample connections")->require_subcommand(1);
@@ -166,9 +178,9 @@ int Run(int argc, char** argv) {
     }
     auto store = store::OpenStore(database);
     if (key_rotate->parsed()) {
-      return RotateMasterKey(*store, KeySettingsFor(database, serve.master_key,
-                                                    serve.master_key_file, false),
-                             std::chrono::seconds(settle_secs));
+      return RotateMasterKey(
+          *store, KeySettingsFor(database, serve.master_key, serve.master_key_file, false),
+          std::chrono::seconds(settle_secs));
     }
     if (migrate_cmd->parsed()) {
       Print({{"event", "migrated"}});

@@ -37,8 +37,8 @@ std::int64_t ResealAll(store::Store& store, const crypto::SodiumSealer& sealer) 
         throw std::runtime_error("cannot open the " + ref.field + " of connection " +
                                  ref.connection_id + ": " + plain.error().message);
       }
-      domain::StoredSecret next = sealer.Seal(ref.connection_id, ref.field, *plain,
-                                              ref.secret.updated_at);
+      domain::StoredSecret next =
+          sealer.Seal(ref.connection_id, ref.field, *plain, ref.secret.updated_at);
       sodium_memzero(plain->data(), plain->size());
       auto s = store.ResealSecret(ref.connection_id, ref.field, ref.secret.sealed, next);
       if (s) {
@@ -89,11 +89,10 @@ int RotateMasterKey(store::Store& store, const crypto::MasterKeySettings& settin
       throw std::runtime_error("secrets under key " + id + " remain; run key rotate again");
     }
   }
-  std::cout << boost::json::serialize(boost::json::object{
-                   {"event", "key_rotated"},
-                   {"keyId", sealer.current_key_id()},
-                   {"resealed", moved},
-                   {"keyFile", loaded.file}})
+  std::cout << boost::json::serialize(boost::json::object{{"event", "key_rotated"},
+                                                          {"keyId", sealer.current_key_id()},
+                                                          {"resealed", moved},
+                                                          {"keyFile", loaded.file}})
             << std::endl;
   return 0;
 }
@@ -105,8 +104,7 @@ void CheckKeysCoverStore(store::Store& store, const crypto::SodiumSealer& sealer
     if (!sealer.Knows(id)) {
       throw std::runtime_error(
           "the store holds secrets sealed under master key " + id +
-          ", which the configured key(s) do not include (current key " +
-          sealer.current_key_id() +
+          ", which the configured key(s) do not include (current key " + sealer.current_key_id() +
           "): this is the wrong master key; set CONNREG_MASTER_KEY or CONNREG_MASTER_KEY_FILE "
           "to the key the data was written with");
     }

@@ -51,8 +51,8 @@ std::vector<std::string> SplitList(const std::string& text) {
   size_t start = 0;
   while (start <= text.size()) {
     size_t comma = text.find(',', start);
-    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos
-                                                                       : comma - start);
+    std::string item =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     item.erase(0, item.find_first_not_of(" \t"));
     item.erase(item.find_last_not_of(" \t") + 1);
     if (!item.empty()) out.push_back(item);
@@ -70,8 +70,8 @@ void Bootstrap(store::Store& store, const std::string& state_dir) {
   store::Organization org{crypto::NewUuid4(), "Default organization", now};
   store::Member admin{crypto::NewOpaqueId(), org.organization_id, "admin@localhost", "admin", now};
   std::string secret = crypto::RandomToken(32);
-  store::ApiClient client{crypto::NewOpaqueId(), admin.member_id, crypto::TokenHash(secret), now,
-                          {}};
+  store::ApiClient client{
+      crypto::NewOpaqueId(), admin.member_id, crypto::TokenHash(secret), now, {}};
   auto created = store.BootstrapIfEmpty(org, admin, client);
   if (!created) throw std::runtime_error("bootstrap failed: " + created.error().message);
   if (!*created) return;  // another node starting at the same time bootstrapped the store
@@ -106,8 +106,9 @@ int Serve(const ServeOptions& o) {
   CheckKeysCoverStore(*store, sealer);
   if (empty) Bootstrap(*store, state_dir);
 
-  const int threads = o.threads > 0 ? o.threads
-                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = o.threads > 0
+                          ? o.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   boost::asio::io_context ioc(threads);
   BlockingPool pool(static_cast<std::size_t>(o.db_threads));
   api::ApiOptions api_options{.access_token_ttl_secs = o.token_ttl,
@@ -166,9 +167,9 @@ int Serve(const ServeOptions& o) {
           crypto::Keyring ring = crypto::ReadKeyFile(keys.file);
           key_mtime = mtime;
           sealer.SetKeys(ring);
-          log::Event(log::Level::kInfo, "master_key_reloaded",
-                     {{"currentKeyId", sealer.current_key_id()},
-                      {"keys", 1 + ring.previous.size()}});
+          log::Event(
+              log::Level::kInfo, "master_key_reloaded",
+              {{"currentKeyId", sealer.current_key_id()}, {"keys", 1 + ring.previous.size()}});
         } catch (const std::exception& e) {
           log::Event(log::Level::kError, "master_key_reload_failed", {{"detail", e.what()}});
         }
@@ -181,9 +182,9 @@ int Serve(const ServeOptions& o) {
   boost::asio::signal_set signals(ioc, SIGTERM, SIGINT);
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
-    log::Event(log::Level::kInfo, "shutting_down",
-               {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"},
-                {"inFlight", server.InFlight()}});
+    log::Event(
+        log::Level::kInfo, "shutting_down",
+        {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"}, {"inFlight", server.InFlight()}});
     purge_timer.cancel();
     key_timer.cancel();
     server.Stop([&ioc] { ioc.stop(); });

@@ -16,8 +16,8 @@
 #include <utility>
 #include <vector>
 
-#include <boost/asio/async_result.hpp>
 #include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -53,15 +53,14 @@ class BlockingPool {
     co_return co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(R)>(
         [this, fn = std::move(fn)](auto handler) mutable {
           auto ex = boost::asio::get_associated_executor(handler);
-          boost::asio::post(ctx_, [fn = std::move(fn), handler = std::move(handler),
-                                   ex]() mutable {
+          boost::asio::post(ctx_, [fn = std::move(fn), handler = std::move(handler), ex]() mutable {
             metrics::AddPoolInUse(metrics::Pool::kBlocking, 1);
             R result = fn();
             metrics::AddPoolInUse(metrics::Pool::kBlocking, -1);
-            boost::asio::post(ex, [handler = std::move(handler),
-                                   result = std::move(result)]() mutable {
-              std::move(handler)(std::move(result));
-            });
+            boost::asio::post(ex,
+                              [handler = std::move(handler), result = std::move(result)]() mutable {
+                                std::move(handler)(std::move(result));
+                              });
           });
         },
         boost::asio::use_awaitable);

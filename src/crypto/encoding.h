@@ -7,10 +7,10 @@
 
 namespace connreg::crypto {
 
-std::string Base64UrlEncode(std::string_view bytes);                   // unpadded
-std::optional<std::string> Base64UrlDecode(std::string_view text);     // unpadded only
-std::string Base64Encode(std::string_view bytes);                      // padded, standard
-std::optional<std::string> Base64Decode(std::string_view text);        // padded, standard
+std::string Base64UrlEncode(std::string_view bytes);                // unpadded
+std::optional<std::string> Base64UrlDecode(std::string_view text);  // unpadded only
+std::string Base64Encode(std::string_view bytes);                   // padded, standard
+std::optional<std::string> Base64Decode(std::string_view text);     // padded, standard
 std::string HexEncode(std::string_view bytes);
 
 }  // namespace connreg::crypto

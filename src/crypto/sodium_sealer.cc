@@ -107,8 +107,7 @@ Result<std::string> SodiumSealer::Open(std::string_view connection_id, std::stri
           reinterpret_cast<unsigned char*>(plain.data()), &plen, nullptr,
           nonce + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
           raw->size() - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
-          reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), nonce,
-          key->data()) != 0) {
+          reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), nonce, key->data()) != 0) {
     return Error::Internal("secret " + std::string(field) +
                            " failed authentication (wrong key, tampered or moved)");
   }

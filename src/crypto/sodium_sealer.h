@@ -7,8 +7,8 @@
 #include <map>
 #include <memory>
 #include <shared_mutex>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "crypto/sealer.h"
 

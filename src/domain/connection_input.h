@@ -38,7 +38,6 @@ Result<Connection> BuildReplacement(const Connection& stored, const boost::json:
 // PATCH /v2/connections/{id}: top-level fields replace, `details` merges field by field
 // (a secret set to null is cleared). No field is required. Version stored.version + 1.
 Result<Connection> BuildMerge(const Connection& stored, const boost::json::value& body,
-                              const Actor& actor, TimeMs now,
-                              const crypto::SecretSealer& sealer);
+                              const Actor& actor, TimeMs now, const crypto::SecretSealer& sealer);
 
 }  // namespace connreg::domain

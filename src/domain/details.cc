@@ -156,10 +156,8 @@ bool IsHostLike(std::string_view s) {
       case '#':
       case ';':
       case '"':
-      case '\'':
-        return false;
-      default:
-        break;
+      case '\'': return false;
+      default: break;
     }
   }
   return true;
@@ -292,8 +290,7 @@ class DetailsParser {
         }
         return OkStatus();
       }
-      default:
-        return Error::Internal("unexpected field kind");
+      default: return Error::Internal("unexpected field kind");
     }
   }
 

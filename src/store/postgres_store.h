@@ -110,8 +110,7 @@ class PostgresStore final : public Store {
 
   // Store
   bool SharesRateLimits() const override { return true; }
-  Result<int> TakeRateToken(const std::string& client_id, double per_second,
-                            TimeMs now) override;
+  Result<int> TakeRateToken(const std::string& client_id, double per_second, TimeMs now) override;
   Status Ping() override;
   Result<std::string> ServerKey(const std::string& purpose) override;
 

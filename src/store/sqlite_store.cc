@@ -50,8 +50,7 @@ Error ErrorFrom(int rc, sqlite3* db, std::string_view context) {
         return Error::Conflict("the object already exists");
       }
       return Error::Conflict("the object violates a constraint of the store");
-    default:
-      break;
+    default: break;
   }
   std::string message = "sqlite: ";
   message += sqlite3_errstr(rc);
@@ -70,10 +69,8 @@ Error ErrorFrom(int rc, sqlite3* db, std::string_view context) {
     case SQLITE_FULL:
     case SQLITE_IOERR:
     case SQLITE_CANTOPEN:
-    case SQLITE_PROTOCOL:
-      return Error::Unavailable(std::move(message));
-    default:
-      return Error::Internal(std::move(message));
+    case SQLITE_PROTOCOL: return Error::Unavailable(std::move(message));
+    default: return Error::Internal(std::move(message));
   }
 }
 

@@ -138,12 +138,12 @@ struct ListCursor {
 
 struct ListQuery {
   std::string organization_id;
-  int limit = 50;                     // 1..1000
+  int limit = 50;  // 1..1000
   bool include_archived = false;
   std::optional<std::string> search;  // already folded with domain::FoldName
   std::optional<std::string> type;
-  std::optional<ListCursor> after;    // keyset paging
-  std::int64_t offset = 0;            // numeric page form; used only when `after` is empty
+  std::optional<ListCursor> after;  // keyset paging
+  std::int64_t offset = 0;          // numeric page form; used only when `after` is empty
   // When set, only connections this member holds a grant on, directly or through a team
   // (a non-admin's view). `total` counts the same set.
   std::optional<std::string> visible_to_member;
@@ -227,8 +227,7 @@ class GrantStore {
   // updated_at change (its grant_id and created_* stay). kNotFound when the connection is not in
   // the organization; kBadRequest naming the first grantee that is not a member or team of the
   // organization ("member X is not a member of this organization").
-  virtual Status UpsertGrants(const std::string& organization_id,
-                              const std::string& connection_id,
+  virtual Status UpsertGrants(const std::string& organization_id, const std::string& connection_id,
                               const std::vector<Grant>& grants) = 0;
   virtual Result<GrantPage> ListGrants(const std::string& organization_id,
                                        const std::string& connection_id, int limit,
@@ -239,8 +238,7 @@ class GrantStore {
                              const std::string& grant_id) = 0;
   // True when the member holds a grant on the connection, directly or through a team.
   virtual Result<bool> HasGrant(const std::string& organization_id,
-                                const std::string& connection_id,
-                                const std::string& member_id) = 0;
+                                const std::string& connection_id, const std::string& member_id) = 0;
 };
 
 // ---- idempotency keys (POST /v2/connections) ---------------------------------------------

@@ -50,7 +50,8 @@ TEST(ApiPageToken, FingerprintDependsOnFilters) {
   EXPECT_NE(QueryFingerprint("connections", a), QueryFingerprint("connections", b));
   EXPECT_NE(QueryFingerprint("connections", a), QueryFingerprint("connections", c));
   EXPECT_NE(QueryFingerprint("connections", a), QueryFingerprint("grants", a));
-  EXPECT_EQ(QueryFingerprint("connections", a), QueryFingerprint("connections", store::ListQuery{}));
+  EXPECT_EQ(QueryFingerprint("connections", a),
+            QueryFingerprint("connections", store::ListQuery{}));
 }
 
 }  // namespace

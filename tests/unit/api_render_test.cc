@@ -24,9 +24,9 @@ domain::Connection Sample() {
 
 TEST(ApiRender, HasSigmaFieldsAndNoSecretValue) {
   auto o = RenderConnection(Sample());
-  for (const char* f : {"organizationId", "connectionId", "isSample", "isAuditLog", "lastActiveAt",
-                        "name", "type", "useOauth", "createdBy", "updatedBy", "createdAt",
-                        "updatedAt", "isArchived"}) {
+  for (const char* f :
+       {"organizationId", "connectionId", "isSample", "isAuditLog", "lastActiveAt", "name", "type",
+        "useOauth", "createdBy", "updatedBy", "createdAt", "updatedAt", "isArchived"}) {
     EXPECT_TRUE(o.contains(f)) << f;
   }
   EXPECT_EQ(std::string_view(o.at("createdAt").as_string()), "2022-06-22T20:47:07.899Z");

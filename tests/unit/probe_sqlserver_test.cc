@@ -347,8 +347,7 @@ class TdsFake {
         case 0x06:  // attention
           Send(fd, Done(kDoneAttention));
           break;
-        default:
-          return;
+        default: return;
       }
     }
   }

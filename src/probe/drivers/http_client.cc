@@ -42,10 +42,8 @@ bool IsTlsError(CURLcode rc) {
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_SSL_INVALIDCERTSTATUS:
     case CURLE_SSL_CLIENTCERT:
-    case CURLE_USE_SSL_FAILED:
-      return true;
-    default:
-      return false;
+    case CURLE_USE_SSL_FAILED: return true;
+    default: return false;
   }
 }
 
@@ -162,8 +160,7 @@ void HttpSession::Configure(CURL* c) {
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ms);
 }
 
-std::optional<HttpError> HttpSession::Pin(std::string_view url,
-                                          std::string& resolve_entry) {
+std::optional<HttpError> HttpSession::Pin(std::string_view url, std::string& resolve_entry) {
   auto parsed = boost::urls::parse_absolute_uri(url);
   if (!parsed) return HttpError{std::string(code::kProtocolError), "not a valid URL"};
   std::string scheme = Lower(parsed->scheme());
@@ -248,8 +245,7 @@ bool HttpSession::Open(bool tls) {
   return false;
 }
 
-std::optional<HttpError> HttpSession::Perform(const HttpRequest& request,
-                                              HttpResponse& response) {
+std::optional<HttpError> HttpSession::Perform(const HttpRequest& request, HttpResponse& response) {
   response = HttpResponse{};
   if (!curl_) return HttpError{std::string(code::kProtocolError), "libcurl is unavailable"};
   if (run_.deadline.expired()) {
@@ -294,9 +290,9 @@ std::optional<HttpError> HttpSession::Perform(const HttpRequest& request,
 
   if (rc != CURLE_OK) {
     if (body.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
-      return HttpError{std::string(code::kProtocolError),
-                       "the response is larger than " +
-                           std::to_string(kMaxResponseBytes >> 20) + " MiB"};
+      return HttpError{
+          std::string(code::kProtocolError),
+          "the response is larger than " + std::to_string(kMaxResponseBytes >> 20) + " MiB"};
     }
     std::string message = errbuf_[0] ? std::string(errbuf_) : curl_easy_strerror(rc);
     if (rc == CURLE_OPERATION_TIMEDOUT) {
@@ -407,8 +403,8 @@ std::string SignJwtRs256(const SigningKey& key, const boost::json::object& heade
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
   size_t len = 0;
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.pkey) != 1 ||
-      EVP_DigestSign(ctx.get(), nullptr, &len,
-                     reinterpret_cast<const unsigned char*>(input.data()), input.size()) != 1) {
+      EVP_DigestSign(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()),
+                     input.size()) != 1) {
     error = "could not sign the JWT: " + OpenSslError();
     return "";
   }
@@ -429,8 +425,8 @@ std::string PublicKeyFingerprint(const SigningKey& key) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(der, static_cast<size_t>(len), digest);
   OPENSSL_free(der);
-  return "SHA256:" + crypto::Base64Encode(std::string_view(reinterpret_cast<char*>(digest),
-                                                           sizeof digest));
+  return "SHA256:" +
+         crypto::Base64Encode(std::string_view(reinterpret_cast<char*>(digest), sizeof digest));
 }
 
 }  // namespace connreg::probe

@@ -28,10 +28,10 @@ typedef void CURL;
 namespace connreg::probe {
 
 struct HttpRequest {
-  std::string method = "GET";  // GET, POST, DELETE...
-  std::string url;             // absolute http(s) URL
+  std::string method = "GET";        // GET, POST, DELETE...
+  std::string url;                   // absolute http(s) URL
   std::vector<std::string> headers;  // "Name: value"
-  std::string body;            // sent when method is not GET
+  std::string body;                  // sent when method is not GET
 };
 
 struct HttpResponse {

@@ -86,8 +86,7 @@ Blame BlameConnectError(unsigned err, std::string_view message, const Deadline& 
       return {step::kAuthenticate, code::kPermissionDenied};
     case ER_HOST_NOT_PRIVILEGED:  // 1130: this client host may not connect at all
       return {step::kConnect, code::kPermissionDenied};
-    case kSslConnectionError:
-      return {step::kTls, code::kTlsFailure};
+    case kSslConnectionError: return {step::kTls, code::kTlsFailure};
     case kConnectionError:
     case kConnHostError:
     case kUnknownHost:
@@ -125,12 +124,10 @@ std::string_view CodeForStatementError(unsigned err, const Deadline& deadline) {
       return code::kNotFound;
     case kServerLost:
     case kServerGone:
-    case kServerLostExtended:
-      return deadline.expired() ? code::kTimeout : code::kProtocolError;
+    case kServerLostExtended: return deadline.expired() ? code::kTimeout : code::kProtocolError;
     case ER_STATEMENT_TIMEOUT:  // 1969: max_statement_time
       return code::kTimeout;
-    default:
-      return code::kProtocolError;
+    default: return code::kProtocolError;
   }
 }
 

@@ -88,14 +88,11 @@ std::string_view PhaseStep(int phase) {
 int PhaseOf(ConnStatusType st, bool tls_required) {
   switch (st) {
     case CONNECTION_STARTED:
-    case CONNECTION_NEEDED:
-      return kConnectPhase;
+    case CONNECTION_NEEDED: return kConnectPhase;
     case CONNECTION_MADE:
     case CONNECTION_SSL_STARTUP:
-    case CONNECTION_GSS_STARTUP:
-      return tls_required ? kTlsPhase : kAuthPhase;
-    default:
-      return kAuthPhase;
+    case CONNECTION_GSS_STARTUP: return tls_required ? kTlsPhase : kAuthPhase;
+    default: return kAuthPhase;
   }
 }
 

@@ -199,8 +199,7 @@ std::string_view CodeForServerMessage(int number) {
     case 1222:  // Lock request time out period exceeded
     case 7412:  // Query timeout
       return code::kTimeout;
-    default:
-      return code::kProtocolError;
+    default: return code::kProtocolError;
   }
 }
 
@@ -422,8 +421,8 @@ PreloginAnswer Prelogin(const IpAddress& address, int port, const Deadline& dead
     const auto* h = reinterpret_cast<const std::uint8_t*>(packet.data());
     std::size_t length = static_cast<std::size_t>(h[2]) << 8 | h[3];
     if (h[0] != kPacketReply || length < 8) {
-      return fail(code::kProtocolError, "the server at " + conn.where() +
-                                            " does not speak TDS (not a SQL Server port?)");
+      return fail(code::kProtocolError,
+                  "the server at " + conn.where() + " does not speak TDS (not a SQL Server port?)");
     }
     last = (h[1] & 0x01) != 0;
     if (!conn.Receive(reply, length - 8, kDuring)) return failed();
@@ -748,8 +747,7 @@ class SqlServerDriverImpl : public Driver {
     switch (login.kind) {
       case LoginResult::kServerRefused:
         return run.steps.Fail(step::kAuthenticate, login.code, login.message);
-      case LoginResult::kTimeout:
-        return run.steps.Fail(open_step, code::kTimeout, login.message);
+      case LoginResult::kTimeout: return run.steps.Fail(open_step, code::kTimeout, login.message);
       case LoginResult::kUnreachable:
         return run.steps.Fail(open_step, code::kConnectionRefused, login.message);
       case LoginResult::kSetup:

@@ -49,9 +49,8 @@ class TrinoSession : public SqlSession {
       break;
     }
     if (pending_.status == 401 || pending_.status == 403) {
-      return Fail(code::kAuthFailed,
-                  "the server rejected the user or password (HTTP " +
-                      std::to_string(pending_.status) + ")");
+      return Fail(code::kAuthFailed, "the server rejected the user or password (HTTP " +
+                                         std::to_string(pending_.status) + ")");
     }
     if (pending_.status != 200) return Fail(code::kProtocolError, DescribeHttp(pending_));
     has_pending_ = true;
