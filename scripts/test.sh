@@ -17,13 +17,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each stage prints the clock and the seconds since the start, so CI logs show which one grows.
+START=$SECONDS
+stage() { echo; echo "==== $* ($(date +%T), +$((SECONDS - START)) s)"; }
+
 bash scripts/install-deps.sh
+stage "format: clang-format --dry-run -Werror"
+git ls-files -z '*.cc' '*.h' | xargs -0 clang-format --dry-run -Werror
+stage "build: ${BUILD_TYPE:-Release}"
 BUILD_DIR=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-Release} >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
+stage "ctest"
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j"${CTEST_JOBS:-2}" "$@"
 
-stage() { echo; echo "==== $* ($(date +%T))"; }
 if [ "${SANITIZE:-all}" != none ]; then
   stage "sanitizers: ${SANITIZE:-all}"
   bash scripts/sanitize.sh "${SANITIZE:-all}"
