@@ -23,7 +23,11 @@ stage() { echo; echo "==== $* ($(date +%T), +$((SECONDS - START)) s)"; }
 
 bash scripts/install-deps.sh
 stage "format: clang-format --dry-run -Werror"
-git ls-files -z '*.cc' '*.h' | xargs -0 clang-format --dry-run -Werror
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git ls-files -z '*.cc' '*.h'
+else  # a source tarball: every C++ file outside the build trees
+  find . \( -name 'build*' -o -name node_modules \) -prune -o \( -name '*.cc' -o -name '*.h' \) -print0
+fi | xargs -0 -r clang-format --dry-run -Werror
 stage "build: ${BUILD_TYPE:-Release}"
 BUILD_DIR=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-Release} >/dev/null

@@ -59,10 +59,16 @@ def block_under(heading: str) -> str:
 
 
 def fresh_checkout(dest: Path) -> None:
-    """Copies the files git tracks (plus untracked, not ignored ones) into dest."""
+    """Copies the files git tracks (plus untracked, not ignored ones) into dest; outside a git
+    checkout (a source tarball), every file but the build trees, node_modules and data."""
     listing = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others",
-                              "--exclude-standard"], capture_output=True, check=True).stdout
-    for rel in filter(None, listing.decode().split("\0")):
+                              "--exclude-standard"], capture_output=True)
+    if listing.returncode != 0:
+        shutil.copytree(REPO, dest, dirs_exist_ok=True, symlinks=True,
+                        ignore=lambda d, names: [n for n in names if n.startswith("build")
+                                                 or n in ("node_modules", "data", ".git")])
+        return
+    for rel in filter(None, listing.stdout.decode().split("\0")):
         src = REPO / rel
         if not src.is_file():
             continue  # deleted in the work tree
