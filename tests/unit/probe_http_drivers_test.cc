@@ -747,7 +747,7 @@ TEST(ProbeHttpDatabricks, StatementThatNeverAnswersTimesOut) {
 TEST(ProbeHttpClient, EgressDeniedAddressIsNeverRequested) {
   // The engine's resolve step refuses a denied endpoint before the driver runs.
   ProbeEngine::Options options;
-  options.egress = EgressPolicy({*ParseCidr("127.0.0.0/8")}, {});
+  options.egress = EgressPolicy({*ParseCidr("127.0.0.0/8")}, {}, /*allow_loopback=*/true);
   ProbeEngine engine(options);
   TrinoFake fake;
   TestResult r = engine.RunTest(MakeConnection("starburst", TrinoDetails(fake.server.port())),

@@ -670,7 +670,7 @@ TEST(ProbeSqlServer, RedirectionToADeniedAddressFailsTheTest) {
   TdsFake fake(config);
 
   ProbeEngine::Options options;
-  options.egress = EgressPolicy({*ParseCidr("127.0.0.2/32")}, {});
+  options.egress = EgressPolicy({*ParseCidr("127.0.0.2/32")}, {}, /*allow_loopback=*/true);
   ProbeEngine engine(options);
   TestResult r =
       engine.RunTest(MakeConnection("sqlserver", Details(fake.port())), {{"password", kPassword}});

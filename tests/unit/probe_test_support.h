@@ -33,9 +33,17 @@ inline domain::Connection MakeConnection(std::string type, boost::json::object d
   return c;
 }
 
-// An engine with the default options (loopback allowed), shared by a test binary's tests.
+// The default options with loopback allowed (CONNREG_EGRESS_ALLOW_LOOPBACK=true): the servers and
+// fakes of these tests listen on 127.0.0.1.
+inline ProbeEngine::Options LoopbackOptions() {
+  ProbeEngine::Options o;
+  o.egress = EgressPolicy({}, {}, /*allow_loopback=*/true);
+  return o;
+}
+
+// An engine with LoopbackOptions(), shared by a test binary's tests.
 inline ProbeEngine& Engine() {
-  static ProbeEngine* engine = new ProbeEngine(ProbeEngine::Options{});
+  static ProbeEngine* engine = new ProbeEngine(LoopbackOptions());
   return *engine;
 }
 

@@ -320,10 +320,14 @@ std::optional<boost::json::value> ParseJson(std::string_view body) {
   return v;
 }
 
-std::string DescribeHttp(const HttpResponse& r) {
+std::string HttpSession::Describe(const HttpResponse& r) const {
   std::string out = "HTTP " + std::to_string(r.status);
-  if (!r.body.empty()) out += ": " + r.body.substr(0, 300);
+  if (!r.body.empty()) out += ": " + run_.steps.scrubber().Excerpt(r.body);
   return out;
+}
+
+std::string HttpSession::Quote(std::string_view server_text) const {
+  return run_.steps.scrubber().Excerpt(server_text, Scrubber::kMessageExcerptChars);
 }
 
 std::string UrlEncode(std::string_view s) {

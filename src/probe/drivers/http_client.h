@@ -67,6 +67,11 @@ class HttpSession {
   // The base URL of the run's endpoint: "https://host:port".
   std::string BaseUrl(bool tls) const;
 
+  // What a failed HTTP answer said, for a message: "HTTP 500: " and a short excerpt of its body.
+  std::string Describe(const HttpResponse& r) const;
+  // A short excerpt of a server's own error text (a JSON "message" field), for a message.
+  std::string Quote(std::string_view server_text) const;
+
  private:
   // Pins the host of `url` to a checked address; the error when it may not be requested.
   std::optional<HttpError> Pin(std::string_view url, std::string& resolve_entry);
@@ -89,8 +94,6 @@ std::string_view CodeForHttpStatus(long status);
 
 // `body` parsed as JSON, or nullopt.
 std::optional<boost::json::value> ParseJson(std::string_view body);
-// A short description of a failed HTTP answer: "HTTP 500: <first bytes of the body>".
-std::string DescribeHttp(const HttpResponse& r);
 
 // Percent-encodes `s` for a query string or a form body (RFC 3986 unreserved kept).
 std::string UrlEncode(std::string_view s);

@@ -270,7 +270,8 @@ class MysqlDriverImpl : public Driver {
         if (tls && blame.step == step::kAuthenticate) run.steps.Add(step::kTls, status::kSuccess);
       }
       if (blame.step == step::kTls && !tls) blame.step = step::kAuthenticate;
-      return run.steps.Fail(blame.step, blame.code, message);
+      return run.steps.Fail(blame.step, blame.code,
+                            run.steps.scrubber().Excerpt(message, Scrubber::kMessageExcerptChars));
     }
     // The one call above did connect, TLS and authentication; its time shows under connect.
     run.steps.Pass();

@@ -273,7 +273,8 @@ class PostgresDriverImpl : public Driver {
       if (ps == PGRES_POLLING_FAILED) {
         std::string message = PQerrorMessage(conn);
         std::string state = TakeSqlState(message);
-        return fail(ConnectFailureCode(phase, state, message), message);
+        return fail(ConnectFailureCode(phase, state, message),
+                    run.steps.scrubber().Excerpt(message, Scrubber::kMessageExcerptChars));
       }
       if (ps == PGRES_POLLING_OK) {
         advance(kAuthPhase);

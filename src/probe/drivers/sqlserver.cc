@@ -744,23 +744,23 @@ class SqlServerDriverImpl : public Driver {
  private:
   static void FailLogin(ProbeRun& run, const LoginResult& login, std::string_view open_step,
                         bool encrypted) {
+    const std::string said =
+        run.steps.scrubber().Excerpt(login.message, Scrubber::kMessageExcerptChars);
     switch (login.kind) {
       case LoginResult::kServerRefused:
-        return run.steps.Fail(step::kAuthenticate, login.code, login.message);
-      case LoginResult::kTimeout: return run.steps.Fail(open_step, code::kTimeout, login.message);
+        return run.steps.Fail(step::kAuthenticate, login.code, said);
+      case LoginResult::kTimeout: return run.steps.Fail(open_step, code::kTimeout, said);
       case LoginResult::kUnreachable:
-        return run.steps.Fail(open_step, code::kConnectionRefused, login.message);
-      case LoginResult::kSetup:
-        return run.steps.Fail(open_step, code::kDriverUnavailable, login.message);
+        return run.steps.Fail(open_step, code::kConnectionRefused, said);
+      case LoginResult::kSetup: return run.steps.Fail(open_step, code::kDriverUnavailable, said);
       default:
         // The server answered the pre-login but the login failed without a word from it: with
         // encryption in play that is the TLS handshake failing.
         if (encrypted) {
           return run.steps.Fail(open_step, code::kTlsFailure,
-                                "the TLS handshake or the login failed: " + login.message);
+                                "the TLS handshake or the login failed: " + said);
         }
-        return run.steps.Fail(open_step, code::kProtocolError,
-                              "the login failed: " + login.message);
+        return run.steps.Fail(open_step, code::kProtocolError, "the login failed: " + said);
     }
   }
 
@@ -808,7 +808,8 @@ class SqlServerDriverImpl : public Driver {
       out.code = login.kind == LoginResult::kServerRefused ? login.code
                  : login.kind == LoginResult::kTimeout     ? code::kTimeout
                                                            : code::kProtocolError;
-      out.message = "could not log in to database " + database + ": " + login.message;
+      out.message = "could not log in to database " + database + ": " +
+                    run.steps.scrubber().Excerpt(login.message, Scrubber::kMessageExcerptChars);
       return out;
     }
     write_login = std::make_unique<SqlServerSession>(std::move(login.dbproc), run.deadline, diag);
