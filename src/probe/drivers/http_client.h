@@ -8,8 +8,11 @@
 // connect. Redirects are never followed, proxies from the environment are ignored, responses are
 // capped, and every transfer ends by the run's deadline.
 //
-// TLS is always verified. CONNREG_TLS_CA_FILE names an extra PEM CA bundle trusted in addition to
-// the system's (the tests use it for their self-signed fakes; operators for a private CA).
+// TLS is verified in full (chain and host name) except where the run's own endpoint has a lower
+// tlsMode (starburst): `require` encrypts without verifying, `verify-ca` verifies the chain only.
+// The CAs trusted are tlsCaCert when given, else the system's; CONNREG_TLS_CA_FILE names an extra
+// PEM CA bundle trusted in addition either way (the tests use it for their self-signed fakes;
+// operators for a private CA).
 #pragma once
 
 #include <cstddef>
@@ -22,6 +25,7 @@
 #include <boost/json/value.hpp>
 
 #include "probe/drivers/driver.h"
+#include "probe/drivers/tls.h"
 
 typedef void CURL;
 
@@ -51,7 +55,9 @@ class HttpSession {
  public:
   static constexpr std::size_t kMaxResponseBytes = 4 << 20;
 
-  explicit HttpSession(ProbeRun& run);
+  // `own_tls`: how requests to the run's own endpoint verify it; every other host is verified in
+  // full.
+  explicit HttpSession(ProbeRun& run, TlsSettings own_tls = {});
   ~HttpSession();
   HttpSession(const HttpSession&) = delete;
   HttpSession& operator=(const HttpSession&) = delete;
@@ -73,11 +79,13 @@ class HttpSession {
   std::string Quote(std::string_view server_text) const;
 
  private:
-  // Pins the host of `url` to a checked address; the error when it may not be requested.
-  std::optional<HttpError> Pin(std::string_view url, std::string& resolve_entry);
-  void Configure(CURL* curl);
+  // Pins the host of `url` to a checked address; the error when it may not be requested. `own`:
+  // the URL is on the run's own endpoint.
+  std::optional<HttpError> Pin(std::string_view url, std::string& resolve_entry, bool& own);
+  void Configure(CURL* curl, bool own);
 
   ProbeRun& run_;
+  TlsSettings own_tls_;
   CURL* curl_ = nullptr;
   std::string extra_ca_file_;
   char errbuf_[256] = {};

@@ -31,6 +31,8 @@ class RawConnection {
   const std::string& message() const { return message_; }
   // "203.0.113.7 port 1433", for messages.
   const std::string& where() const { return where_; }
+  // The connected, non-blocking socket (-1 before Connect), for a TLS handshake over it.
+  int fd() const { return fd_; }
 
  private:
   bool Fail(std::string_view code, std::string message);

@@ -178,7 +178,7 @@ class TrinoDriver : public Driver {
     const bool tls = UsesTls(run.details);
     auto pw = run.secrets.find("password");
     const bool has_password = pw != run.secrets.end() && !pw->second.empty();
-    HttpSession http(run);
+    HttpSession http(run, TlsSettingsOf(run.details));
     if (!http.Open(tls)) return;
     run.steps.Begin(step::kAuthenticate);
     if (has_password && !tls) {
