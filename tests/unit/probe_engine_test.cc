@@ -23,6 +23,7 @@
 namespace connreg::probe {
 namespace {
 
+using test_support::BlackHole;
 using test_support::ClosedPort;
 using test_support::FindStep;
 using test_support::LoopbackOptions;
@@ -241,29 +242,6 @@ TEST(ProbeEngine, UnresolvableHostFailsResolveWithDnsFailure) {
   EXPECT_EQ(r.steps[0].name, "resolve");
   EXPECT_EQ(r.steps[0].code, "dns_failure");
 }
-
-// A listener on 127.0.0.1 whose connections complete (the kernel accepts them into the backlog)
-// but never receive a byte: a server that hangs.
-class BlackHole {
- public:
-  BlackHole() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    listen(fd_, 64);
-    socklen_t len = sizeof a;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-  }
-  ~BlackHole() { close(fd_); }
-  int port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
 
 TEST(ProbeEngine, ClosedPortIsConnectionRefused) {
   ProbeEngine engine(LoopbackOptions());

@@ -24,6 +24,7 @@
 namespace connreg::probe {
 namespace {
 
+using test_support::BlackHole;
 using test_support::ClosedPort;
 using test_support::FindStep;
 using test_support::LoopbackOptions;
@@ -170,29 +171,6 @@ TEST(ProbeRegression18, EgressDeniesLoopbackUnlessAllowedAndNamesTheVariable) {
 }
 
 // --- Finding 6: one organization can starve every other's tests --------------------------------
-
-// A listener whose connections complete (the kernel accepts them into the backlog) but never get a
-// byte: a warehouse that hangs.
-class BlackHole {
- public:
-  BlackHole() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::listen(fd_, 128);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-  }
-  ~BlackHole() { ::close(fd_); }
-  int port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
 
 domain::Connection OfOrganization(std::string org, int port, int timeout_secs) {
   domain::Connection c = MakeConnection(

@@ -75,6 +75,31 @@ inline int ClosedPort() {
   return ntohs(a.sin_port);
 }
 
+// A listener on 127.0.0.1 whose connections complete (the kernel accepts them into the backlog)
+// but never receive a byte: a warehouse that hangs.
+class BlackHole {
+ public:
+  BlackHole() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(fd_, 128);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+  ~BlackHole() { ::close(fd_); }
+  BlackHole(const BlackHole&) = delete;
+  BlackHole& operator=(const BlackHole&) = delete;
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
 inline const Step* FindStep(const TestResult& r, std::string_view name) {
   for (const Step& s : r.steps) {
     if (s.name == name) return &s;

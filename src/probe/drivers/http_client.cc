@@ -89,15 +89,6 @@ std::string StripBrackets(std::string_view host) {
   return std::string(host);
 }
 
-std::string OpenSslError() {
-  unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  if (!e) return "unknown OpenSSL error";
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof buf);
-  return buf;
-}
-
 }  // namespace
 
 // libcurl callbacks, with access to the session's private state.
@@ -393,7 +384,7 @@ SigningKeyPtr LoadRsaPrivateKey(std::string_view pem, std::string_view passphras
   Passphrase p{passphrase};
   EVP_PKEY* pkey = PEM_read_bio_PrivateKey(bio.get(), nullptr, &PassphraseCallback, &p);
   if (!pkey) {
-    std::string why = OpenSslError();
+    std::string why = OpenSslError("unknown OpenSSL error");
     error = passphrase.empty() && pem.find("ENCRYPTED") != std::string_view::npos
                 ? "the private key is encrypted and no passphrase was given"
                 : "the private key could not be read (not a PEM private key, or a wrong "
@@ -420,13 +411,13 @@ std::string SignJwtRs256(const SigningKey& key, const boost::json::object& heade
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.pkey) != 1 ||
       EVP_DigestSign(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()),
                      input.size()) != 1) {
-    error = "could not sign the JWT: " + OpenSslError();
+    error = "could not sign the JWT: " + OpenSslError("unknown OpenSSL error");
     return "";
   }
   std::string sig(len, '\0');
   if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
                      reinterpret_cast<const unsigned char*>(input.data()), input.size()) != 1) {
-    error = "could not sign the JWT: " + OpenSslError();
+    error = "could not sign the JWT: " + OpenSslError("unknown OpenSSL error");
     return "";
   }
   sig.resize(len);

@@ -23,6 +23,7 @@
 #include <list>
 #include <memory>
 
+#include "probe/drivers/raw_connection.h"
 #include "probe/drivers/sql_probe.h"
 #include "probe/drivers/tls.h"
 
@@ -35,20 +36,6 @@ constexpr const char* kNoFile = "/nonexistent/connreg-probe";
 
 bool Contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
-}
-
-// Waits until `fd` is readable (or writable) or the deadline passes: 1 ready, 0 deadline,
-// -1 error. POLLERR/POLLHUP count as ready: libpq then reports what went wrong.
-int WaitFd(int fd, bool for_write, const Deadline& deadline) {
-  if (fd < 0) return -1;
-  for (;;) {
-    long long ms = deadline.remaining().count();
-    if (ms <= 0) return 0;
-    pollfd p{fd, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
-    int rc = poll(&p, 1, static_cast<int>(std::min<long long>(ms, INT_MAX)));
-    if (rc < 0 && errno == EINTR) continue;
-    return rc < 0 ? -1 : rc;
-  }
 }
 
 // The contract code for a SQLSTATE.

@@ -5,12 +5,10 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -19,6 +17,7 @@
 #include <vector>
 
 #include "probe/drivers/driver.h"
+#include "probe/drivers/raw_connection.h"
 #include "probe/egress.h"
 #include "probe/test_result.h"
 
@@ -33,27 +32,6 @@ std::optional<std::string> ReadFile(const std::string& path) {
   return out.str();
 }
 
-std::string OpenSslError() {
-  unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  if (!e) return "the TLS handshake failed";
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof buf);
-  return buf;
-}
-
-// Waits until `fd` is readable or writable, by `deadline`: 1 ready, 0 deadline, -1 error.
-int WaitFd(int fd, bool for_write, const Deadline& deadline) {
-  for (;;) {
-    long long ms = deadline.remaining().count();
-    if (ms <= 0) return 0;
-    pollfd p{fd, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
-    int rc = ::poll(&p, 1, static_cast<int>(std::min<long long>(ms, INT_MAX)));
-    if (rc < 0 && errno == EINTR) continue;
-    return rc < 0 ? -1 : (rc > 0 ? 1 : 0);
-  }
-}
-
 std::string Unbracketed(std::string_view host) {
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
     return std::string(host.substr(1, host.size() - 2));
@@ -62,6 +40,15 @@ std::string Unbracketed(std::string_view host) {
 }
 
 }  // namespace
+
+std::string OpenSslError(std::string_view fallback) {
+  unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (!e) return std::string(fallback);
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  return buf;
+}
 
 TlsSettings TlsSettingsOf(const boost::json::object& details) {
   TlsSettings s;
@@ -143,7 +130,7 @@ ServerCertificate VerifyServer(int fd, std::string_view host, const TlsSettings&
   };
   std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
                                                         &SSL_CTX_free);
-  if (!ctx) return fail(code::kTlsFailure, OpenSslError());
+  if (!ctx) return fail(code::kTlsFailure, OpenSslError("out of memory"));
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   if (tls.mode != TlsMode::kRequire) {
     std::string why;
@@ -164,7 +151,7 @@ ServerCertificate VerifyServer(int fd, std::string_view host, const TlsSettings&
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
   }
   std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), &SSL_free);
-  if (!ssl) return fail(code::kTlsFailure, OpenSslError());
+  if (!ssl) return fail(code::kTlsFailure, OpenSslError("out of memory"));
   const std::string name = Unbracketed(host);
   const bool literal = IpAddress::Parse(name).ok();
   if (!literal) SSL_set_tlsext_host_name(ssl.get(), name.c_str());
@@ -196,7 +183,7 @@ ServerCertificate VerifyServer(int fd, std::string_view host, const TlsSettings&
                                          std::string(TlsModeName(tls.mode)) +
                                          " verification: " + X509_verify_cert_error_string(verify));
     }
-    return fail(code::kTlsFailure, "the TLS handshake failed: " + OpenSslError());
+    return fail(code::kTlsFailure, "the TLS handshake failed: " + OpenSslError("no detail"));
   }
   std::unique_ptr<X509, decltype(&X509_free)> cert(SSL_get1_peer_certificate(ssl.get()),
                                                    &X509_free);

@@ -52,6 +52,9 @@ class PrivateFile {
   std::string path_;
 };
 
+// The oldest error in OpenSSL's queue as text (clearing the queue), or `fallback` when it is empty.
+std::string OpenSslError(std::string_view fallback);
+
 // The outcome of VerifyServer.
 struct ServerCertificate {
   bool ok = false;
