@@ -728,8 +728,9 @@ TEST(ProbeSqlServer, TlsModeTurnsTlsOnAndVerifyFullIsRefusedBeforeAnyCredential)
   EXPECT_EQ(Steps(full),
             "resolve:SUCCESS connect:SUCCESS tls:FAILED/tls_failure authenticate:SKIPPED "
             "query:SKIPPED");
-  EXPECT_NE(FindStep(full, "tls")->message.find("verify-ca"), std::string::npos)
-      << FindStep(full, "tls")->message;
+  const Step* refused = FindStep(full, "tls");
+  ASSERT_NE(refused, nullptr) << Describe(full);
+  EXPECT_NE(refused->message.find("verify-ca"), std::string::npos) << refused->message;
   details["tlsMode"] = "verify-ca";
   TestResult ca = Engine().RunTest(MakeConnection("sqlserver", details), {{"password", kPassword}});
   EXPECT_EQ(Steps(ca),
