@@ -488,7 +488,8 @@ TEST_P(ProbeServerTls, VerifyFullAgainstAServerWithoutTlsFailsBeforeCredentials)
                   "authenticate:SKIPPED", "query:SKIPPED"});
 }
 
-INSTANTIATE_TEST_SUITE_P(PostgresAndMysql, ProbeServerTls,
+// The prefix keeps the names under ProbeServer*, the tests the CTest fixture runs with its servers.
+INSTANTIATE_TEST_SUITE_P(ProbeServer, ProbeServerTls,
                          ::testing::Values(std::string("postgres"), std::string("mysql")));
 
 // A PostgreSQL impostor: it accepts TLS with the test servers' certificate (made for localhost,
