@@ -35,9 +35,11 @@ struct ServeOptions {
   std::string cors_origins;  // comma-separated
   // Connection tests (contract section 7); empty strings keep the defaults.
   std::string test_concurrency;
+  std::string test_concurrency_per_org;
   std::string test_timeout_max;
   std::string egress_deny;
   std::string egress_allow;
+  std::string egress_allow_loopback;
 };
 
 int Serve(const ServeOptions& options);

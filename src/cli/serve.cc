@@ -117,10 +117,13 @@ int Serve(const ServeOptions& o) {
                               .cors_origins = SplitList(o.cors_origins)};
   // The probe engine reads its settings from the environment; flags given on the command line
   // are copied there first so both spellings mean the same.
-  for (auto [name, value] : {std::pair{"CONNREG_TEST_CONCURRENCY", &o.test_concurrency},
-                             std::pair{"CONNREG_TEST_TIMEOUT_MAX", &o.test_timeout_max},
-                             std::pair{"CONNREG_EGRESS_DENY", &o.egress_deny},
-                             std::pair{"CONNREG_EGRESS_ALLOW", &o.egress_allow}}) {
+  for (auto [name, value] :
+       {std::pair{"CONNREG_TEST_CONCURRENCY", &o.test_concurrency},
+        std::pair{"CONNREG_TEST_CONCURRENCY_PER_ORG", &o.test_concurrency_per_org},
+        std::pair{"CONNREG_TEST_TIMEOUT_MAX", &o.test_timeout_max},
+        std::pair{"CONNREG_EGRESS_DENY", &o.egress_deny},
+        std::pair{"CONNREG_EGRESS_ALLOW", &o.egress_allow},
+        std::pair{"CONNREG_EGRESS_ALLOW_LOOPBACK", &o.egress_allow_loopback}}) {
     if (!value->empty()) ::setenv(name, value->c_str(), 1);
   }
   auto probe_options = probe::ProbeEngine::OptionsFromEnv();

@@ -150,27 +150,97 @@ Result<std::vector<Cidr>> ParseCidrList(std::string_view text) {
   return out;
 }
 
-const std::vector<Cidr>& DefaultDenyList() {
-  static const std::vector<Cidr>* const list = [] {
-    auto* v = new std::vector<Cidr>;
-    for (const char* s : {"0.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "fe80::/10", "ff00::/8",
-                          "fd00:ec2::254/128"}) {
-      v->push_back(*ParseCidr(s));
+std::optional<IpAddress::Embedded> IpAddress::EmbeddedV4() const {
+  if (family != 6) return std::nullopt;
+  const std::uint8_t* b = bytes.data();
+  auto zero = [&](int from, int to) {
+    for (int i = from; i < to; ++i) {
+      if (b[i] != 0) return false;
     }
-    return v;
-  }();
+    return true;
+  };
+  auto v4_at = [&](int at, std::uint8_t flip) {
+    IpAddress v4;
+    v4.family = 4;
+    for (int i = 0; i < 4; ++i) v4.bytes[i] = b[at + i] ^ flip;
+    return v4;
+  };
+  if (zero(0, 12)) {
+    // :: and ::1 are themselves (unspecified, loopback), not 0.0.0.0 and 0.0.0.1.
+    if (zero(12, 15) && b[15] <= 1) return std::nullopt;
+    return Embedded{v4_at(12, 0), "IPv4-compatible"};
+  }
+  if (zero(0, 8) && b[8] == 0xff && b[9] == 0xff && b[10] == 0 && b[11] == 0) {
+    return Embedded{v4_at(12, 0), "IPv4-translated"};
+  }
+  if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && zero(4, 12)) {
+    return Embedded{v4_at(12, 0), "NAT64"};
+  }
+  if (b[0] == 0x20 && b[1] == 0x02) return Embedded{v4_at(2, 0), "6to4"};
+  if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0 && b[3] == 0) {
+    return Embedded{v4_at(12, 0xff), "Teredo"};
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+const std::vector<Cidr>* ParsedList(std::initializer_list<const char*> blocks) {
+  auto* v = new std::vector<Cidr>;
+  for (const char* s : blocks) v->push_back(*ParseCidr(s));
+  return v;
+}
+
+}  // namespace
+
+const std::vector<Cidr>& BuiltInDenyList() {
+  static const std::vector<Cidr>* const list =
+      ParsedList({"0.0.0.0/8", "::/128", "169.254.0.0/16", "fe80::/10", "224.0.0.0/4", "ff00::/8",
+                  "fd00:ec2::254/128", "100.100.100.200/32", "168.63.129.16/32"});
   return *list;
 }
 
-std::string EgressPolicy::Check(const IpAddress& a) const {
-  for (const Cidr& c : deny_) {
+const std::vector<Cidr>& LoopbackList() {
+  static const std::vector<Cidr>* const list = ParsedList({"127.0.0.0/8", "::1/128"});
+  return *list;
+}
+
+std::string EgressPolicy::Denied(const IpAddress& a) const {
+  for (const Cidr& c : BuiltInDenyList()) {
     if (c.Contains(a)) return a.ToString() + " is in the denied range " + c.ToString();
   }
-  if (allow_.empty()) return "";
-  for (const Cidr& c : allow_) {
-    if (c.Contains(a)) return "";
+  for (const Cidr& c : deny_) {
+    if (c.Contains(a)) {
+      return a.ToString() + " is in the denied range " + c.ToString() + " (CONNREG_EGRESS_DENY)";
+    }
   }
-  return a.ToString() + " is not in any allowed range";
+  if (!allow_loopback_) {
+    for (const Cidr& c : LoopbackList()) {
+      if (c.Contains(a)) {
+        return a.ToString() + " is a loopback address, denied unless " +
+               std::string(kAllowLoopbackVariable) + "=true";
+      }
+    }
+  }
+  return "";
+}
+
+std::string EgressPolicy::Check(const IpAddress& a) const {
+  if (std::string why = Denied(a); !why.empty()) return why;
+  std::optional<IpAddress::Embedded> inner = a.EmbeddedV4();
+  if (inner) {
+    if (std::string why = Denied(inner->v4); !why.empty()) {
+      return a.ToString() + " carries the IPv4 address " + inner->v4.ToString() + " (" +
+             std::string(inner->scheme) + "), and " + why;
+    }
+  }
+  if (allow_.empty()) return "";
+  // Packets to an address that carries an IPv4 address end up there: that is what must be allowed.
+  const IpAddress& destination = inner ? inner->v4 : a;
+  for (const Cidr& c : allow_) {
+    if (c.Contains(destination)) return "";
+  }
+  return destination.ToString() + " is not in any allowed range (CONNREG_EGRESS_ALLOW)";
 }
 
 Resolution ResolveAndCheck(std::string_view host, const EgressPolicy& policy) {

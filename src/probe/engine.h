@@ -1,25 +1,21 @@
-// ProbeEngine: runs connection tests off the request threads (contract section 7). At most
-// `concurrency` tests run at once on the engine's own threads, the rest wait in FIFO order; each
-// test's result is delivered by its deadline (timeoutSecs, default 30, capped by
-// timeout_max_secs) even when a driver call blocks: a watchdog completes the test with a
-// `timeout` step and the stuck worker's late result is discarded.
+// ProbeEngine: runs connection tests off the request threads (contract section 7), as jobs of
+// the organization they belong to on a FairPool (fair_pool.h): at most `concurrency` tests run at
+// once, at most `concurrency_per_org` of them for one organization, and the queue is served
+// round-robin between organizations. Each test's result is delivered by its deadline (timeoutSecs,
+// default 30, capped by timeout_max_secs; time queued counts) even when a driver call blocks: the
+// pool's watchdog completes the test with a `timeout` step and the stuck worker's late result is
+// discarded.
 #pragma once
 
-#include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <map>
-#include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "core/result.h"
 #include "domain/connection.h"
 #include "probe/drivers/driver.h"
 #include "probe/egress.h"
+#include "probe/fair_pool.h"
 #include "probe/test_result.h"
 
 namespace connreg::probe {
@@ -29,24 +25,27 @@ class ProbeEngine {
  public:
   struct Options {
     int concurrency = 32;           // CONNREG_TEST_CONCURRENCY
+    int concurrency_per_org = 0;    // CONNREG_TEST_CONCURRENCY_PER_ORG; 0: half, at least 1
     int timeout_max_secs = 60;      // CONNREG_TEST_TIMEOUT_MAX
     int default_timeout_secs = 30;  // for connections without timeoutSecs
-    EgressPolicy egress;            // CONNREG_EGRESS_DENY / CONNREG_EGRESS_ALLOW
+    // CONNREG_EGRESS_DENY / CONNREG_EGRESS_ALLOW / CONNREG_EGRESS_ALLOW_LOOPBACK
+    EgressPolicy egress;
   };
   // Finds the driver for a details.type (FindDriver; tests substitute their own).
   using DriverLookup = std::function<const Driver*(std::string_view type)>;
   using Done = std::function<void(TestResult)>;
 
-  // Options from the environment: CONNREG_TEST_CONCURRENCY (1..4096), CONNREG_TEST_TIMEOUT_MAX
-  // (1..86400), CONNREG_EGRESS_DENY (replaces the default deny list when set, even to "") and
-  // CONNREG_EGRESS_ALLOW (CIDR lists, comma or space separated). A bad value is a kBadRequest
-  // error naming the variable; meant for start-up.
+  // Options from the environment: CONNREG_TEST_CONCURRENCY (1..4096),
+  // CONNREG_TEST_CONCURRENCY_PER_ORG (1..4096, at most the pool), CONNREG_TEST_TIMEOUT_MAX
+  // (1..86400), CONNREG_EGRESS_DENY (added to the built-in deny list) and CONNREG_EGRESS_ALLOW
+  // (CIDR lists, comma or space separated), CONNREG_EGRESS_ALLOW_LOOPBACK (true or false). A bad
+  // value is a kBadRequest error naming the variable; meant for start-up.
   static Result<Options> OptionsFromEnv();
 
   explicit ProbeEngine(Options options, DriverLookup drivers = FindDriver);
   // Completes every queued test with a failed result, then waits for running drivers to return
   // (they end by their own timeouts, at the latest shortly after their deadlines).
-  ~ProbeEngine();
+  ~ProbeEngine() = default;
   ProbeEngine(const ProbeEngine&) = delete;
   ProbeEngine& operator=(const ProbeEngine&) = delete;
 
@@ -62,36 +61,21 @@ class ProbeEngine {
   // The deadline a test of `c` gets, in seconds.
   int DeadlineSecs(const domain::Connection& c) const;
 
-  struct Stats {
-    int running = 0;  // driver calls in progress (including ones already timed out)
-    int queued = 0;   // submitted, not started, not yet timed out
-  };
-  Stats stats() const;
+  // Driver calls in progress (including ones already timed out) and tests queued.
+  using Stats = FairPool::Stats;
+  Stats stats() const { return pool_.stats(); }
 
   const Options& options() const { return options_; }
+  // The workers and their fairness rule, for other work that talks to warehouses for an
+  // organization (the catalog sync): it shares the slots of the tests.
+  FairPool& pool() { return pool_; }
 
  private:
-  struct Job;
-
-  void WorkerLoop();
-  void WatchdogLoop();
-  void Execute(const std::shared_ptr<Job>& job);
-  // Delivers `job`'s result unless it was delivered already. `timeout_message` set: the
-  // watchdog's verdict (the open step, or the queue wait, timed out).
-  void Finish(const std::shared_ptr<Job>& job, const std::string* timeout_message);
+  class TestJob;
 
   Options options_;
   DriverLookup drivers_;
-
-  mutable std::mutex mu_;
-  std::condition_variable work_cv_;
-  std::condition_variable watchdog_cv_;
-  std::deque<std::shared_ptr<Job>> queue_;
-  std::multimap<std::chrono::steady_clock::time_point, std::weak_ptr<Job>> deadlines_;
-  int running_ = 0;
-  bool stopping_ = false;
-  std::vector<std::thread> workers_;
-  std::thread watchdog_;
+  FairPool pool_;  // last: destroyed first, while the jobs may still use the members above
 };
 
 }  // namespace connreg::probe

@@ -32,6 +32,9 @@ class StepLog {
   void Add(std::string_view name, std::string_view status, std::string_view code = {},
            std::string_view message = {});
 
+  // The scrubber messages pass through; drivers cut server text with its Excerpt.
+  const Scrubber& scrubber() const { return scrubber_; }
+
   // True when some step failed.
   bool failed() const;
   // The name of the open step, or empty.

@@ -116,6 +116,10 @@ class Server:
         for k in list(self.env):
             if k.startswith("CONNREG_") and k not in ("CONNREG_BIN", "CONNREG_SHARED"):
                 del self.env[k]
+        # The warehouses of these tests (fakes, the throwaway databases) listen on 127.0.0.1, and
+        # loopback is denied by default (contract section 7): every server of the suite allows
+        # it, unless a test passes env={"CONNREG_EGRESS_ALLOW_LOOPBACK": "false"} (or "").
+        self.env["CONNREG_EGRESS_ALLOW_LOOPBACK"] = "true"
         if BACKEND == "postgres":
             # One fresh database per server directory (kept across restarts on the same
             # directory), and a master key from the environment, as PostgreSQL deployments do.

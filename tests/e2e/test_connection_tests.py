@@ -6,6 +6,7 @@ No warehouse runs here, so a read never succeeds; the tests assert what must hol
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 
@@ -395,3 +396,145 @@ def test_put_secret_semantics_reach_the_warehouse(api, pg_accept):
     assert put_and_test(dict(details, password=None)) in ([], [""]), "password: null must clear it"
     got = api.get_conn(cid)
     assert "password" not in got.get("secrets", {})
+
+
+# --------------------------------------------------------------------------------------------
+# Regressions of issue 18 (findings of an outside attack), probe side.
+
+
+def test_loopback_is_denied_by_default_and_the_step_names_the_variable(tmp_path, pg_accept):
+    """Finding 5: loopback is denied unless CONNREG_EGRESS_ALLOW_LOOPBACK=true (the suite's
+    servers set it, see conftest.Server); the failed step names the variable."""
+    from conftest import start_server, stop_and_check
+    srv = start_server(tmpdir=tmp_path, env={"CONNREG_EGRESS_ALLOW_LOOPBACK": ""})
+    try:
+        api = srv.api()
+        for host in ("127.0.0.1", "localhost", "::1"):
+            body = pg_body(pg_accept.port, "pw-loopback-1")
+            body["details"]["host"] = host
+            res = check_result(api.post(f"{C}/test", body, timeout=70))
+            resolve = [s for s in res.get("steps", []) if s["name"] == "resolve"]
+            assert resolve and resolve[0].get("code") == "egress_denied", (host, res.get("steps"))
+            assert "CONNREG_EGRESS_ALLOW_LOOPBACK" in resolve[0].get("message", ""), resolve
+        time.sleep(0.2)
+        assert pg_accept.passwords == [], "the server connected to loopback"
+    finally:
+        stop_and_check(srv)
+    # The flag of the same meaning allows it.
+    (tmp_path / "flag").mkdir()
+    srv = start_server("--egress-allow-loopback", "true", tmpdir=tmp_path / "flag",
+                       env={"CONNREG_EGRESS_ALLOW_LOOPBACK": ""})
+    try:
+        res = check_result(srv.api().post(f"{C}/test", pg_body(pg_accept.port, "pw-loopback-2"),
+                                          timeout=70))
+        assert res["read"] == "SUCCESS", res
+        assert pg_accept.passwords == ["pw-loopback-2"]
+    finally:
+        stop_and_check(srv)
+
+
+def _ipv6_loopback_listener():
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.bind(("::1", 0))
+    except OSError:
+        return None
+    s.listen(8)
+    s.settimeout(0.2)
+    return s
+
+
+def test_unspecified_ipv6_does_not_reach_loopback(tmp_path):
+    """Finding 5: with loopback denied by the operator, "::", "[::]" and "0:0:0:0:0:0:0:0"
+    connected to a listener on ::1."""
+    listener = _ipv6_loopback_listener()
+    if listener is None:
+        pytest.fail("this machine has no IPv6 loopback to run the reproduction on")
+    from conftest import start_server, stop_and_check
+    srv = start_server(tmpdir=tmp_path, env={"CONNREG_EGRESS_DENY": "127.0.0.0/8,::1"})
+    port = listener.getsockname()[1]
+    try:
+        api = srv.api()
+        for host in ("::", "[::]", "0:0:0:0:0:0:0:0"):
+            body = pg_body(port, "pw-unspecified-1")
+            body["details"]["host"] = host
+            res = check_result(api.post(f"{C}/test", body, timeout=70))
+            resolve = [s for s in res.get("steps", []) if s["name"] == "resolve"]
+            assert resolve and resolve[0].get("code") == "egress_denied", (host, res.get("steps"))
+        with pytest.raises(OSError):
+            listener.accept()  # nothing connected
+    finally:
+        listener.close()
+        stop_and_check(srv)
+
+
+class EchoingHttps:
+    """An HTTPS server (certificate for localhost, made here with the openssl CLI) that answers
+    every request with 500 and a body quoting the request's headers first, then an 'internal
+    page' of 300 bytes: what a test pointed at an internal service would read back."""
+
+    MARKER = "INTERNAL-PAGE-MARKER"
+
+    def __init__(self, tmp_path):
+        import http.server
+        import ssl
+        import subprocess
+        self.cert, key = tmp_path / "echo.pem", tmp_path / "echo.key"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", str(key), "-out", str(self.cert), "-days", "1",
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                       check=True, capture_output=True)
+        marker = self.MARKER
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                echoed = " ".join(f"{k}={v}" for k, v in self.headers.items())
+                body = (echoed + " " + "." * 120 + marker + "." * 160).encode()
+                self.send_response(500)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(self.cert), str(key))
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_server_reply_is_quoted_only_as_a_short_redacted_excerpt(tmp_path):
+    """Finding 3: a starburst test against an HTTPS server that echoes its request headers
+    returned `Authorization=Basic <base64 of user:password>`, and 300 bytes of the reply."""
+    from conftest import start_server, stop_and_check
+    echo = EchoingHttps(tmp_path)
+    (tmp_path / "srv").mkdir()
+    srv = start_server(tmpdir=tmp_path / "srv", env={"CONNREG_TLS_CA_FILE": str(echo.cert)})
+    password = "PWMARK_trino_77"
+    try:
+        api = srv.api()
+        api.secret_values.add(password)
+        body = {"name": "echo", "timeoutSecs": 5,
+                "details": {"type": "starburst", "host": "localhost", "port": echo.port, "user": "u",
+                            "password": password}}
+        r = api.post(f"{C}/test", body, timeout=70)
+        res = check_result(r, [password])
+        basic = base64.b64encode(f"u:{password}".encode()).decode()
+        assert basic not in r.text and basic.rstrip("=") not in r.text, "the Basic header was reflected"
+        assert "dTpQV01BUktf" not in r.text, "a part of the Basic header was reflected"
+        assert EchoingHttps.MARKER not in r.text, "more than a short excerpt of the reply was reflected"
+        failed = [s for s in res["steps"] if s["status"] == "FAILED"]
+        assert failed and "HTTP 500" in failed[0].get("message", ""), res["steps"]
+        assert len(failed[0]["message"]) <= 120, failed[0]["message"]
+    finally:
+        stop_and_check(srv)
+        echo.close()

@@ -90,15 +90,15 @@ TEST(ProbeEgressCidr, MatchesAtEveryPrefixEdge) {
   EXPECT_TRUE(Block("10.0.0.0/8").Contains(Ip("::ffff:10.1.2.3"))) << "v4-mapped is v4";
 }
 
-TEST(ProbeEgressPolicy, DefaultDeniesMetadataLinkLocalMulticastAndZero) {
+TEST(ProbeEgressPolicy, DefaultDeniesMetadataLinkLocalMulticastZeroAndLoopback) {
   EgressPolicy policy;
   for (const char* denied :
        {"169.254.169.254", "::ffff:169.254.169.254", "0.0.0.0", "0.1.2.3", "224.0.0.1",
-        "239.255.255.250", "ff02::1", "fe80::1", "fd00:ec2::254"}) {
+        "239.255.255.250", "ff02::1", "fe80::1", "fd00:ec2::254", "127.0.0.1", "::1"}) {
     EXPECT_FALSE(policy.Check(Ip(denied)).empty()) << denied;
   }
   for (const char* allowed :
-       {"127.0.0.1", "::1", "10.1.2.3", "192.168.1.1", "8.8.8.8", "2001:db8::1", "fd00:ec2::253"}) {
+       {"10.1.2.3", "192.168.1.1", "8.8.8.8", "2001:db8::1", "fd00:ec2::253", "100.64.0.1"}) {
     EXPECT_EQ(policy.Check(Ip(allowed)), "") << allowed;
   }
   EXPECT_NE(policy.Check(Ip("169.254.169.254")).find("169.254.0.0/16"), std::string::npos);
@@ -129,7 +129,7 @@ TEST(ProbeEgressPolicy, ParsesListsAndRejectsAnyBadEntry) {
 }
 
 TEST(ProbeEgressResolve, ChecksEveryResolvedAddress) {
-  EgressPolicy policy;
+  EgressPolicy policy({}, {}, /*allow_loopback=*/true);
   Resolution ok = ResolveAndCheck("127.0.0.1", policy);
   EXPECT_EQ(ok.code, "");
   ASSERT_EQ(ok.addresses.size(), 1u);
@@ -148,9 +148,26 @@ TEST(ProbeEgressResolve, ChecksEveryResolvedAddress) {
   Resolution none = ResolveAndCheck("no-such-host.invalid", policy);
   EXPECT_EQ(none.code, "dns_failure");
 
-  EgressPolicy deny_loopback({*ParseCidr("127.0.0.0/8"), *ParseCidr("::1")}, {});
+  EgressPolicy deny_loopback({*ParseCidr("127.0.0.0/8"), *ParseCidr("::1")}, {}, true);
   EXPECT_EQ(ResolveAndCheck("localhost", deny_loopback).code, "egress_denied")
       << "a name is denied when any of its addresses is";
+}
+
+TEST(ProbeEgressAddress, DecodesTheIpv4AddressEveryTranslationSchemeCarries) {
+  auto carried = [](std::string_view v6) {
+    auto inner = Ip(v6).EmbeddedV4();
+    return inner ? inner->v4.ToString() + " " + std::string(inner->scheme) : "none";
+  };
+  EXPECT_EQ(carried("::127.0.0.1"), "127.0.0.1 IPv4-compatible");
+  EXPECT_EQ(carried("::ffff:0:10.1.2.3"), "10.1.2.3 IPv4-translated");
+  EXPECT_EQ(carried("64:ff9b::169.254.169.254"), "169.254.169.254 NAT64");
+  EXPECT_EQ(carried("2002:a9fe:a9fe::1"), "169.254.169.254 6to4");
+  // RFC 4380's example: the client 192.0.2.45 is stored inverted as 3fff:fdd2.
+  EXPECT_EQ(carried("2001:0:4136:e378:8000:63bf:3fff:fdd2"), "192.0.2.45 Teredo");
+  EXPECT_EQ(carried("::"), "none") << ":: is unspecified, not 0.0.0.0";
+  EXPECT_EQ(carried("::1"), "none") << "::1 is loopback, not 0.0.0.1";
+  EXPECT_EQ(carried("2001:db8::1"), "none");
+  EXPECT_EQ(carried("10.0.0.1"), "none");
 }
 
 }  // namespace

@@ -23,8 +23,10 @@
 namespace connreg::probe {
 namespace {
 
+using test_support::BlackHole;
 using test_support::ClosedPort;
 using test_support::FindStep;
+using test_support::LoopbackOptions;
 using test_support::MakeConnection;
 
 using Clock = std::chrono::steady_clock;
@@ -96,8 +98,9 @@ class StuckDriver : public Driver {
 
 TEST(ProbeEngine, RunsAtMostConcurrencyAtOnceAndQueuesTheRestInOrder) {
   CountingDriver driver(150ms);
-  ProbeEngine::Options options;
+  ProbeEngine::Options options = LoopbackOptions();
   options.concurrency = 3;
+  options.concurrency_per_org = 3;  // one organization may use the whole pool here
   ProbeEngine engine(options, [&](std::string_view) { return &driver; });
 
   constexpr int kTests = 10;
@@ -131,7 +134,7 @@ TEST(ProbeEngine, RunsAtMostConcurrencyAtOnceAndQueuesTheRestInOrder) {
 
 TEST(ProbeEngine, WatchdogDeliversATimeoutWhenADriverBlocks) {
   StuckDriver driver;
-  ProbeEngine::Options options;
+  ProbeEngine::Options options = LoopbackOptions();
   options.concurrency = 1;
   ProbeEngine engine(options, [&](std::string_view) { return &driver; });
 
@@ -182,7 +185,7 @@ TEST(ProbeEngine, WatchdogDeliversATimeoutWhenADriverBlocks) {
 }
 
 TEST(ProbeEngine, DeadlineIsTimeoutSecsCappedByTheMaximum) {
-  ProbeEngine::Options options;
+  ProbeEngine::Options options = LoopbackOptions();
   options.concurrency = 1;
   options.timeout_max_secs = 60;
   ProbeEngine engine(options);
@@ -192,7 +195,7 @@ TEST(ProbeEngine, DeadlineIsTimeoutSecsCappedByTheMaximum) {
 }
 
 TEST(ProbeEngine, OAuthAndMissingDriversFailWithoutConnecting) {
-  ProbeEngine engine(ProbeEngine::Options{});
+  ProbeEngine engine(LoopbackOptions());
   domain::Connection oauth = MakeConnection("snowflake", {{"account", "a"}, {"useOauth", true}});
   oauth.use_oauth = true;
   TestResult r = engine.RunTest(oauth, {});
@@ -215,7 +218,7 @@ TEST(ProbeEngine, OAuthAndMissingDriversFailWithoutConnecting) {
 }
 
 TEST(ProbeEngine, DeniedAddressFailsResolveWithEgressDenied) {
-  ProbeEngine engine(ProbeEngine::Options{});
+  ProbeEngine engine(LoopbackOptions());
   for (const char* type : {"postgres", "mysql"}) {
     TestResult r = engine.RunTest(
         MakeConnection(type, {{"host", "169.254.169.254"}, {"port", 5432}, {"user", "u"}}), {});
@@ -227,44 +230,21 @@ TEST(ProbeEngine, DeniedAddressFailsResolveWithEgressDenied) {
     EXPECT_EQ(r.read, "FAILED");
   }
   ProbeEngine::Options allow_only_ten;
-  allow_only_ten.egress = EgressPolicy(DefaultDenyList(), {*ParseCidr("10.0.0.0/8")});
+  allow_only_ten.egress = EgressPolicy({}, {*ParseCidr("10.0.0.0/8")});
   ProbeEngine strict(allow_only_ten);
   TestResult r = strict.RunTest(MakeConnection("postgres", {{"host", "127.0.0.1"}}), {});
   EXPECT_EQ(r.steps[0].code, "egress_denied");
 }
 
 TEST(ProbeEngine, UnresolvableHostFailsResolveWithDnsFailure) {
-  ProbeEngine engine(ProbeEngine::Options{});
+  ProbeEngine engine(LoopbackOptions());
   TestResult r = engine.RunTest(MakeConnection("postgres", {{"host", "no-such-host.invalid"}}), {});
   EXPECT_EQ(r.steps[0].name, "resolve");
   EXPECT_EQ(r.steps[0].code, "dns_failure");
 }
 
-// A listener on 127.0.0.1 whose connections complete (the kernel accepts them into the backlog)
-// but never receive a byte: a server that hangs.
-class BlackHole {
- public:
-  BlackHole() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    listen(fd_, 64);
-    socklen_t len = sizeof a;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-  }
-  ~BlackHole() { close(fd_); }
-  int port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
-
 TEST(ProbeEngine, ClosedPortIsConnectionRefused) {
-  ProbeEngine engine(ProbeEngine::Options{});
+  ProbeEngine engine(LoopbackOptions());
   int port = ClosedPort();
   for (const char* type : {"postgres", "mysql"}) {
     TestResult r = engine.RunTest(
@@ -282,7 +262,7 @@ TEST(ProbeEngine, ClosedPortIsConnectionRefused) {
 
 TEST(ProbeEngine, ServerThatNeverAnswersTimesOutWithinTheDeadline) {
   BlackHole hole;
-  ProbeEngine engine(ProbeEngine::Options{});
+  ProbeEngine engine(LoopbackOptions());
   for (const char* type : {"postgres", "mysql"}) {
     for (bool tls : {false, true}) {
       auto start = Clock::now();
@@ -348,17 +328,38 @@ TEST(ProbeEngine, OptionsFromEnvRejectsBadValues) {
   ::setenv("CONNREG_TEST_CONCURRENCY", "0", 1);
   EXPECT_FALSE(ProbeEngine::OptionsFromEnv().ok());
   ::setenv("CONNREG_TEST_CONCURRENCY", "4", 1);
+  ::setenv("CONNREG_TEST_CONCURRENCY_PER_ORG", "5", 1);
+  auto above_pool = ProbeEngine::OptionsFromEnv();
+  ASSERT_FALSE(above_pool.ok());
+  EXPECT_NE(above_pool.error().message.find("CONNREG_TEST_CONCURRENCY_PER_ORG"), std::string::npos);
+  ::setenv("CONNREG_TEST_CONCURRENCY_PER_ORG", "3", 1);
+  ::setenv("CONNREG_EGRESS_ALLOW_LOOPBACK", "yes", 1);
+  auto not_bool = ProbeEngine::OptionsFromEnv();
+  ASSERT_FALSE(not_bool.ok());
+  EXPECT_NE(not_bool.error().message.find("CONNREG_EGRESS_ALLOW_LOOPBACK must be true or false"),
+            std::string::npos);
+  ::setenv("CONNREG_EGRESS_ALLOW_LOOPBACK", "true", 1);
   ::setenv("CONNREG_TEST_TIMEOUT_MAX", "7", 1);
   ::setenv("CONNREG_EGRESS_ALLOW", "10.0.0.0/8", 1);
   auto ok = ProbeEngine::OptionsFromEnv();
-  ::unsetenv("CONNREG_TEST_CONCURRENCY");
-  ::unsetenv("CONNREG_TEST_TIMEOUT_MAX");
-  ::unsetenv("CONNREG_EGRESS_ALLOW");
+  for (const char* v :
+       {"CONNREG_TEST_CONCURRENCY", "CONNREG_TEST_CONCURRENCY_PER_ORG",
+        "CONNREG_EGRESS_ALLOW_LOOPBACK", "CONNREG_TEST_TIMEOUT_MAX", "CONNREG_EGRESS_ALLOW"}) {
+    ::unsetenv(v);
+  }
   ASSERT_TRUE(ok.ok()) << ok.error().message;
   EXPECT_EQ(ok->concurrency, 4);
+  EXPECT_EQ(ok->concurrency_per_org, 3);
   EXPECT_EQ(ok->timeout_max_secs, 7);
+  EXPECT_TRUE(ok->egress.allow_loopback());
   EXPECT_EQ(ok->egress.allow().size(), 1u);
-  EXPECT_EQ(ok->egress.deny().size(), DefaultDenyList().size());
+  EXPECT_TRUE(ok->egress.deny().empty()) << "the built-in denials are not the operator's list";
+
+  auto defaults = ProbeEngine::OptionsFromEnv();
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_FALSE(defaults->egress.allow_loopback());
+  ProbeEngine engine(*defaults, [](std::string_view) { return nullptr; });
+  EXPECT_EQ(engine.options().concurrency_per_org, 16) << "half of the default pool of 32";
 }
 
 TEST(ProbeEngine, RedshiftDefaultsToPort5439AndMysqlNeedsAPort) {

@@ -574,6 +574,33 @@ TEST(ProbeHttpTrino, ReadSucceedsFollowingNextUri) {
   EXPECT_EQ(reqs[0].headers["x-trino-catalog"], "tpch");
 }
 
+TEST(ProbeHttpTrino, TlsModeDecidesWhatIsVerified) {
+  // The fake's certificate is not trusted here (no CONNREG_TLS_CA_FILE): `require` encrypts
+  // without verifying, the verifying modes need it as tlsCaCert.
+  TrinoFake fake;
+  const char* saved = std::getenv("CONNREG_TLS_CA_FILE");
+  std::string keep = saved ? saved : "";
+  unsetenv("CONNREG_TLS_CA_FILE");
+  auto run = [&](const char* mode, const std::string* ca) {
+    auto details = TrinoDetails(fake.server.port());
+    details["tlsMode"] = mode;
+    if (ca) details["tlsCaCert"] = *ca;
+    return RunProbe(MakeConnection("starburst", details), {{"password", kTrinoPassword}});
+  };
+  TestResult require = run("require", nullptr);
+  TestResult untrusted = run("verify-ca", nullptr);
+  TestResult trusted_ca = run("verify-ca", &Tls().cert_pem);
+  TestResult trusted_full = run("verify-full", &Tls().cert_pem);
+  setenv("CONNREG_TLS_CA_FILE", keep.c_str(), 1);
+  EXPECT_EQ(require.read, "SUCCESS") << Describe(require);
+  EXPECT_EQ(Steps(untrusted),
+            "resolve:SUCCESS connect:SUCCESS tls:FAILED/tls_failure authenticate:SKIPPED "
+            "query:SKIPPED")
+      << Describe(untrusted);
+  EXPECT_EQ(trusted_ca.read, "SUCCESS") << Describe(trusted_ca);
+  EXPECT_EQ(trusted_full.read, "SUCCESS") << Describe(trusted_full);
+}
+
 TEST(ProbeHttpTrino, BadPasswordIsAuthFailed) {
   TrinoFake fake;
   std::map<std::string, std::string> secrets{{"password", "bad-Trino-Secret"}};
@@ -747,7 +774,7 @@ TEST(ProbeHttpDatabricks, StatementThatNeverAnswersTimesOut) {
 TEST(ProbeHttpClient, EgressDeniedAddressIsNeverRequested) {
   // The engine's resolve step refuses a denied endpoint before the driver runs.
   ProbeEngine::Options options;
-  options.egress = EgressPolicy({*ParseCidr("127.0.0.0/8")}, {});
+  options.egress = EgressPolicy({*ParseCidr("127.0.0.0/8")}, {}, /*allow_loopback=*/true);
   ProbeEngine engine(options);
   TrinoFake fake;
   TestResult r = engine.RunTest(MakeConnection("starburst", TrinoDetails(fake.server.port())),

@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 #include <mysql.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,6 +15,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
+#include <sstream>
 #include <thread>
 
 #include <boost/json/serialize.hpp>
@@ -371,6 +374,286 @@ TEST(ProbeMysqlGreeting, NoTlsInTheGreetingFailsBeforeAnyCredentialIsSent) {
                   "authenticate:SKIPPED", "query:SKIPPED"});
   EXPECT_EQ(connections.load(), 1) << "Connector/C must not have been let loose on the server";
   EXPECT_EQ(bytes_received.load(), 0) << "nothing, least of all a handshake response, was sent";
+}
+
+// --- TLS modes, against the TLS servers (certificate for `localhost`, made at start) -----------
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+struct TlsServer {
+  std::string type;  // "postgres" or "mysql"
+  int port = 0;
+  std::string password;
+  std::string ca;        // PEM of the CA that signed the server's certificate
+  std::string wrong_ca;  // PEM of another CA
+};
+
+// The TLS server of `type`, with the writer's password; fails the test without the fixture.
+std::optional<TlsServer> TlsServerOf(const std::string& type) {
+  const bool pg = type == "postgres";
+  TlsServer s{type, 0,
+              Env(pg ? "CONNREG_TEST_PG_WRITER_PASSWORD" : "CONNREG_TEST_MYSQL_WRITER_PASSWORD"),
+              "", ""};
+  std::string port = Env(pg ? "CONNREG_TEST_PG_TLS_PORT" : "CONNREG_TEST_MYSQL_TLS_PORT");
+  std::string dir = Env("CONNREG_TEST_TLS_DIR");
+  EXPECT_FALSE(port.empty() || dir.empty() || s.password.empty())
+      << "the TLS servers are not running: run through ctest (scripts/test-databases.sh)";
+  if (port.empty() || dir.empty()) return std::nullopt;
+  s.port = std::stoi(port);
+  s.ca = ReadAll(dir + "/ca.pem");
+  s.wrong_ca = ReadAll(dir + "/wrong-ca.pem");
+  return s;
+}
+
+// A test of the TLS server as `host`, with `mode` (none: absent) and `ca` (none: absent).
+TestResult TestTls(const TlsServer& s, const std::string& host, const char* mode,
+                   const std::string* ca) {
+  boost::json::object details{{"host", host},
+                              {"port", s.port},
+                              {"database", kDatabase},
+                              {"user", kWriter},
+                              {"useTls", true}};
+  if (mode) details["tlsMode"] = mode;
+  if (ca) details["tlsCaCert"] = *ca;
+  return Engine().RunTest(MakeConnection(s.type, details), {{"password", s.password}});
+}
+
+class ProbeServerTls : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ProbeServerTls, VerifyFullWithTheRightCaAndNamePasses) {
+  auto s = TlsServerOf(GetParam());
+  ASSERT_TRUE(s);
+  TestResult r = TestTls(*s, "localhost", "verify-full", &s->ca);
+  ExpectSteps(r, {"resolve:SUCCESS", "connect:SUCCESS", "tls:SUCCESS", "authenticate:SUCCESS",
+                  "query:SUCCESS"});
+}
+
+TEST_P(ProbeServerTls, VerifyFullWithAWrongCaFailsTheTlsStep) {
+  auto s = TlsServerOf(GetParam());
+  ASSERT_TRUE(s);
+  TestResult r = TestTls(*s, "localhost", "verify-full", &s->wrong_ca);
+  ExpectSteps(r, {"resolve:SUCCESS", "connect:SUCCESS", "tls:FAILED/tls_failure",
+                  "authenticate:SKIPPED", "query:SKIPPED"});
+}
+
+TEST_P(ProbeServerTls, VerifyFullWithAWrongNameFailsTheTlsStep) {
+  auto s = TlsServerOf(GetParam());
+  ASSERT_TRUE(s);
+  // The certificate names localhost, not 127.0.0.1.
+  TestResult r = TestTls(*s, "127.0.0.1", "verify-full", &s->ca);
+  ExpectSteps(r, {"resolve:SUCCESS", "connect:SUCCESS", "tls:FAILED/tls_failure",
+                  "authenticate:SKIPPED", "query:SKIPPED"});
+}
+
+TEST_P(ProbeServerTls, VerifyCaChecksTheChainAndNotTheName) {
+  auto s = TlsServerOf(GetParam());
+  ASSERT_TRUE(s);
+  EXPECT_EQ(TestTls(*s, "127.0.0.1", "verify-ca", &s->ca).read, "SUCCESS");
+  TestResult wrong = TestTls(*s, "127.0.0.1", "verify-ca", &s->wrong_ca);
+  EXPECT_EQ(FindStep(wrong, "tls")->code, "tls_failure") << Describe(wrong);
+}
+
+TEST_P(ProbeServerTls, VerifyFullWithoutACaTrustsOnlyTheSystemCas) {
+  auto s = TlsServerOf(GetParam());
+  ASSERT_TRUE(s);
+  TestResult r = TestTls(*s, "localhost", "verify-full", nullptr);
+  EXPECT_EQ(FindStep(r, "tls")->code, "tls_failure") << Describe(r);
+}
+
+TEST_P(ProbeServerTls, RequireAndConnectionsStoredBeforeTlsModeEncryptWithoutACa) {
+  auto s = TlsServerOf(GetParam());
+  ASSERT_TRUE(s);
+  for (const char* mode : {"require", static_cast<const char*>(nullptr)}) {
+    TestResult r = TestTls(*s, "127.0.0.1", mode, nullptr);
+    ExpectSteps(r, {"resolve:SUCCESS", "connect:SUCCESS", "tls:SUCCESS", "authenticate:SUCCESS",
+                    "query:SUCCESS"});
+  }
+}
+
+TEST_P(ProbeServerTls, VerifyFullAgainstAServerWithoutTlsFailsBeforeCredentials) {
+  const char* plain_port =
+      GetParam() == "postgres" ? "CONNREG_TEST_PG_PORT" : "CONNREG_TEST_MYSQL_PORT";
+  REQUIRE_ENV(port, plain_port);
+  auto s = TlsServerOf(GetParam());
+  ASSERT_TRUE(s);
+  TlsServer plain = *s;
+  plain.port = std::stoi(port);  // the servers without TLS
+  TestResult r = TestTls(plain, "localhost", "verify-full", &s->ca);
+  ExpectSteps(r, {"resolve:SUCCESS", "connect:SUCCESS", "tls:FAILED/tls_failure",
+                  "authenticate:SKIPPED", "query:SKIPPED"});
+}
+
+// The prefix keeps the names under ProbeServer*, the tests the CTest fixture runs with its servers.
+INSTANTIATE_TEST_SUITE_P(ProbeServer, ProbeServerTls,
+                         ::testing::Values(std::string("postgres"), std::string("mysql")));
+
+// A PostgreSQL impostor: it accepts TLS with the test servers' certificate (made for localhost,
+// signed by the test CA), or plain text, then asks for the password in clear
+// (AuthenticationCleartextPassword) and keeps what it is sent. Speaks the v3 protocol as far as
+// that.
+class CleartextAskingPostgres {
+ public:
+  CleartextAskingPostgres() {
+    std::string dir = Env("CONNREG_TEST_TLS_DIR");
+    ctx_ = SSL_CTX_new(TLS_server_method());
+    ok_ = !dir.empty() && ctx_ &&
+          SSL_CTX_use_certificate_chain_file(ctx_, (dir + "/server.pem").c_str()) == 1 &&
+          SSL_CTX_use_PrivateKey_file(ctx_, (dir + "/server.key").c_str(), SSL_FILETYPE_PEM) == 1;
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(listener_, 8);
+    socklen_t len = sizeof a;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~CleartextAskingPostgres() {
+    stop_ = true;
+    ::shutdown(listener_, SHUT_RDWR);
+    thread_.join();
+    ::close(listener_);
+    SSL_CTX_free(ctx_);
+  }
+  bool ok() const { return ok_; }
+  int port() const { return port_; }
+  std::vector<std::string> passwords() {
+    std::lock_guard lock(mu_);
+    return passwords_;
+  }
+  int tls_handshakes() const { return tls_handshakes_; }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      pollfd p{listener_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      int fd = ::accept(listener_, nullptr, nullptr);
+      if (fd < 0) continue;
+      timeval tv{3, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      Session(fd);
+      ::close(fd);
+    }
+  }
+
+  void Session(int fd) {
+    SSL* ssl = nullptr;
+    auto read = [&](void* buf, int n) {
+      int got = 0;
+      while (got < n) {
+        int r = ssl ? SSL_read(ssl, static_cast<char*>(buf) + got, n - got)
+                    : static_cast<int>(::recv(fd, static_cast<char*>(buf) + got, n - got, 0));
+        if (r <= 0) return false;
+        got += r;
+      }
+      return true;
+    };
+    auto write = [&](const std::string& bytes) {
+      if (ssl) return SSL_write(ssl, bytes.data(), static_cast<int>(bytes.size())) > 0;
+      return ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) > 0;
+    };
+    auto be32 = [](const unsigned char* b) {
+      return static_cast<std::uint32_t>(b[0]) << 24 | b[1] << 16 | b[2] << 8 | b[3];
+    };
+    for (;;) {  // SSLRequest / GSSENCRequest, then the StartupMessage
+      unsigned char head[8];
+      if (!read(head, 8)) break;
+      std::uint32_t length = be32(head), code = be32(head + 4);
+      if (code == 80877103 && !ssl) {  // SSLRequest
+        if (!write("S")) break;
+        ssl = SSL_new(ctx_);
+        SSL_set_fd(ssl, fd);
+        if (SSL_accept(ssl) != 1) break;  // the client refused the certificate
+        ++tls_handshakes_;
+        continue;
+      }
+      if (code == 80877104) {  // GSSENCRequest
+        if (!write("N")) break;
+        continue;
+      }
+      std::string rest(length - 8, '\0');
+      if (length < 8 || length > 10000 || !read(rest.data(), static_cast<int>(rest.size()))) break;
+      if (!write(std::string("R\0\0\0\x08\0\0\0\x03", 9))) break;  // cleartext password, please
+      unsigned char kind[5];
+      if (!read(kind, 5) || kind[0] != 'p') break;
+      std::string password(be32(kind + 1) - 4, '\0');
+      if (!read(password.data(), static_cast<int>(password.size()))) break;
+      while (!password.empty() && password.back() == '\0') password.pop_back();
+      {
+        std::lock_guard lock(mu_);
+        passwords_.push_back(password);
+      }
+      write(std::string("E\0\0\0\x17SFATAL\0C28P01\0Mno\0\0", 24));
+      break;
+    }
+    if (ssl) SSL_free(ssl);
+  }
+
+  SSL_CTX* ctx_ = nullptr;
+  bool ok_ = false;
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> tls_handshakes_{0};
+  std::mutex mu_;
+  std::vector<std::string> passwords_;
+  std::thread thread_;
+};
+
+// Finding 2 of issue 18: a test sent the stored password to a listener that asked for it in clear.
+// With TLS on, the password is sent only after the server was verified as tlsMode says.
+TEST(ProbeServerTlsRegression, TlsOnNeverSendsThePasswordToACleartextAskingImpostor) {
+  CleartextAskingPostgres impostor;
+  ASSERT_TRUE(impostor.ok()) << "the impostor has no certificate (CONNREG_TEST_TLS_DIR)";
+  auto s = TlsServerOf("postgres");
+  ASSERT_TRUE(s);
+  const std::string password = "Impostor-Bait-" + std::to_string(impostor.port());
+  auto test = [&](const std::string& host, const std::string& mode, const std::string& ca) {
+    return Engine().RunTest(MakeConnection("postgres", {{"host", host},
+                                                        {"port", impostor.port()},
+                                                        {"database", kDatabase},
+                                                        {"user", kWriter},
+                                                        {"useTls", true},
+                                                        {"tlsMode", mode},
+                                                        {"tlsCaCert", ca}}),
+                            {{"password", password}});
+  };
+  // Its certificate is not signed by the CA the connection trusts, or does not name the host.
+  TestResult wrong_ca = test("localhost", "verify-full", s->wrong_ca);
+  TestResult wrong_name = test("127.0.0.1", "verify-full", s->ca);
+  TestResult wrong_chain = test("127.0.0.1", "verify-ca", s->wrong_ca);
+  for (const TestResult* r : {&wrong_ca, &wrong_name, &wrong_chain}) {
+    ExpectSteps(*r, {"resolve:SUCCESS", "connect:SUCCESS", "tls:FAILED/tls_failure",
+                     "authenticate:SKIPPED", "query:SKIPPED"});
+  }
+  EXPECT_TRUE(impostor.passwords().empty()) << "the impostor received the password";
+
+  // The control: `require` encrypts without verifying, so the impostor gets the password (over
+  // TLS). That is what require means; the domain keeps it bound to the stored endpoint.
+  TestResult require = test("127.0.0.1", "require", "");
+  EXPECT_EQ(impostor.passwords(), std::vector<std::string>{password}) << Describe(require);
+}
+
+// What TLS off means: plain text to the stored endpoint (sslmode disable), the operator's choice.
+// The endpoint itself is bound to the secret by the domain (a changed host needs the password
+// again), so this is where the password was configured to go.
+TEST(ProbeServerTlsRegression, TlsOffSendsThePasswordInClearToTheConfiguredEndpointOnly) {
+  CleartextAskingPostgres endpoint;
+  TestResult r = Engine().RunTest(MakeConnection("postgres", {{"host", "127.0.0.1"},
+                                                              {"port", endpoint.port()},
+                                                              {"database", kDatabase},
+                                                              {"user", kWriter}}),
+                                  {{"password", "plain-by-choice"}});
+  EXPECT_EQ(endpoint.passwords(), std::vector<std::string>{"plain-by-choice"}) << Describe(r);
+  EXPECT_EQ(endpoint.tls_handshakes(), 0) << "no TLS was attempted (sslmode disable)";
 }
 
 }  // namespace

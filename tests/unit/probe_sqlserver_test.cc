@@ -33,6 +33,7 @@ using test_support::ClosedPort;
 using test_support::Describe;
 using test_support::Engine;
 using test_support::FindStep;
+using test_support::LoopbackOptions;
 using test_support::MakeConnection;
 using test_support::Steps;
 
@@ -660,7 +661,9 @@ TEST(ProbeSqlServer, PortThatDoesNotSpeakTdsIsProtocolError) {
             "query:SKIPPED");
 }
 
-TEST(ProbeSqlServer, RedirectionToADeniedAddressFailsTheTest) {
+// The known gap of issue 18: FreeTDS followed a redirection before the driver could check where
+// it led, so the login (with the password) reached a denied address.
+TEST(ProbeSqlServer, FreeTdsRedirectionToADeniedAddressIsNeverConnected) {
   TdsFake::Config target_config;
   target_config.address = "127.0.0.2";
   TdsFake target(target_config);
@@ -669,18 +672,72 @@ TEST(ProbeSqlServer, RedirectionToADeniedAddressFailsTheTest) {
   config.redirect_port = target.port();
   TdsFake fake(config);
 
-  ProbeEngine::Options options;
-  options.egress = EgressPolicy({*ParseCidr("127.0.0.2/32")}, {});
+  ProbeEngine::Options options = LoopbackOptions();
+  options.egress = EgressPolicy({*ParseCidr("127.0.0.2/32")}, {}, /*allow_loopback=*/true);
   ProbeEngine engine(options);
   TestResult r =
       engine.RunTest(MakeConnection("sqlserver", Details(fake.port())), {{"password", kPassword}});
   EXPECT_EQ(Steps(r),
             "resolve:SUCCESS connect:SUCCESS authenticate:FAILED/egress_denied query:SKIPPED")
       << Describe(r);
-  // FreeTDS follows the routing on its own, so it has logged in there already; the driver can only
-  // notice afterwards and refuse to go on.
-  EXPECT_EQ(target.logins().size(), 1u);
-  EXPECT_TRUE(target.statements().empty()) << "nothing ran on the redirected connection";
+  EXPECT_NE(FindStep(r, "authenticate")->message.find("127.0.0.2"), std::string::npos);
+  EXPECT_EQ(target.prelogins(), 0) << "FreeTDS connected to the redirection's target";
+  EXPECT_TRUE(target.logins().empty()) << "the password reached a denied address";
+}
+
+TEST(ProbeSqlServer, SqlServerRefusesEveryRedirection) {
+  // Only Azure SQL redirects; a SQL Server login goes to the checked address alone, even when the
+  // redirection's target is allowed.
+  TdsFake target;
+  TdsFake::Config config;
+  config.redirect_host = "127.0.0.1";
+  config.redirect_port = target.port();
+  TdsFake fake(config);
+  TestResult r = Engine().RunTest(MakeConnection("sqlserver", Details(fake.port())),
+                                  {{"password", kPassword}});
+  EXPECT_NE(Steps(r).find("authenticate:FAILED/egress_denied"), std::string::npos) << Describe(r);
+  EXPECT_EQ(target.prelogins(), 0);
+}
+
+TEST(ProbeSqlServer, FreeTdsEnvironmentThatOverridesThePinningIsRefused) {
+  TdsFake fake;
+  for (const char* variable : {"TDSHOST", "TDSPORT", "TDSVER", "TDSDUMP"}) {
+    ::setenv(variable, "1", 1);
+    TestResult r = Engine().RunTest(MakeConnection("sqlserver", Details(fake.port())),
+                                    {{"password", kPassword}});
+    ::unsetenv(variable);
+    const Step* connect = FindStep(r, "connect");
+    ASSERT_NE(connect, nullptr) << Describe(r);
+    EXPECT_EQ(connect->code, "driver_unavailable") << variable;
+    EXPECT_NE(connect->message.find(variable), std::string::npos) << connect->message;
+  }
+  EXPECT_EQ(fake.prelogins(), 0) << "nothing was sent while FreeTDS could be misdirected";
+  EXPECT_EQ(
+      Engine()
+          .RunTest(MakeConnection("sqlserver", Details(fake.port())), {{"password", kPassword}})
+          .read,
+      "SUCCESS");
+}
+
+TEST(ProbeSqlServer, TlsModeTurnsTlsOnAndVerifyFullIsRefusedBeforeAnyCredential) {
+  TdsFake fake;  // answers ENCRYPT_NOT_SUP
+  boost::json::object details = Details(fake.port());
+  details["tlsMode"] = "verify-full";
+  TestResult full =
+      Engine().RunTest(MakeConnection("sqlserver", details), {{"password", kPassword}});
+  EXPECT_EQ(Steps(full),
+            "resolve:SUCCESS connect:SUCCESS tls:FAILED/tls_failure authenticate:SKIPPED "
+            "query:SKIPPED");
+  const Step* refused = FindStep(full, "tls");
+  ASSERT_NE(refused, nullptr) << Describe(full);
+  EXPECT_NE(refused->message.find("verify-ca"), std::string::npos) << refused->message;
+  details["tlsMode"] = "verify-ca";
+  TestResult ca = Engine().RunTest(MakeConnection("sqlserver", details), {{"password", kPassword}});
+  EXPECT_EQ(Steps(ca),
+            "resolve:SUCCESS connect:SUCCESS tls:FAILED/tls_failure authenticate:SKIPPED "
+            "query:SKIPPED")
+      << "a server without encryption fails a connection with a tlsMode";
+  EXPECT_TRUE(fake.logins().empty()) << "no LOGIN7 (and so no password) was sent";
 }
 
 TEST(ProbeSqlServer, AzureSqlWithoutEncryptionIsTlsFailureBeforeAnyCredential) {

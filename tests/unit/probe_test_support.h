@@ -33,9 +33,17 @@ inline domain::Connection MakeConnection(std::string type, boost::json::object d
   return c;
 }
 
-// An engine with the default options (loopback allowed), shared by a test binary's tests.
+// The default options with loopback allowed (CONNREG_EGRESS_ALLOW_LOOPBACK=true): the servers and
+// fakes of these tests listen on 127.0.0.1.
+inline ProbeEngine::Options LoopbackOptions() {
+  ProbeEngine::Options o;
+  o.egress = EgressPolicy({}, {}, /*allow_loopback=*/true);
+  return o;
+}
+
+// An engine with LoopbackOptions(), shared by a test binary's tests.
 inline ProbeEngine& Engine() {
-  static ProbeEngine* engine = new ProbeEngine(ProbeEngine::Options{});
+  static ProbeEngine* engine = new ProbeEngine(LoopbackOptions());
   return *engine;
 }
 
@@ -66,6 +74,31 @@ inline int ClosedPort() {
   ::close(fd);
   return ntohs(a.sin_port);
 }
+
+// A listener on 127.0.0.1 whose connections complete (the kernel accepts them into the backlog)
+// but never receive a byte: a warehouse that hangs.
+class BlackHole {
+ public:
+  BlackHole() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(fd_, 128);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+  ~BlackHole() { ::close(fd_); }
+  BlackHole(const BlackHole&) = delete;
+  BlackHole& operator=(const BlackHole&) = delete;
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
 
 inline const Step* FindStep(const TestResult& r, std::string_view name) {
   for (const Step& s : r.steps) {

@@ -241,10 +241,16 @@ class BigQuerySession : public SqlSession {
         }
       }
     }
+    // Derived credentials are redacted before the cut to an excerpt, which could otherwise leave
+    // the start of one behind.
+    HttpResponse clean = r;
+    clean.body = scrubber_.Scrub(r.body);
     return Failure(CodeForGoogleError(r.status, reason),
-                   message.empty() ? DescribeHttp(r)
-                                   : "HTTP " + std::to_string(r.status) +
-                                         (reason.empty() ? "" : " " + reason) + ": " + message);
+                   message.empty()
+                       ? http_.Describe(clean)
+                       : "HTTP " + std::to_string(r.status) +
+                             http_.Quote(scrubber_.Scrub((reason.empty() ? "" : " " + reason) +
+                                                         ": " + message)));
   }
 
   // A finished query's first column of its first row: rows[0].f[0].v.
@@ -342,11 +348,15 @@ class BigQueryDriver : public Driver {
       std::string error = o ? DetailString(*o, "error") : "";
       std::string description = o ? DetailString(*o, "error_description") : "";
       std::string_view c = r.status == 400 ? code::kAuthFailed : CodeForHttpStatus(r.status);
-      std::string message = error.empty()
-                                ? "the token endpoint answered " + DescribeHttp(r)
-                                : "the token endpoint refused the service account (HTTP " +
-                                      std::to_string(r.status) + "): " + error;
-      if (!error.empty() && !description.empty()) message += ": " + description;
+      // The assertion is redacted before the cut to an excerpt (see GoogleFailure).
+      HttpResponse clean = r;
+      clean.body = scrubber.Scrub(r.body);
+      std::string message =
+          error.empty() ? "the token endpoint answered " + http.Describe(clean)
+                        : "the token endpoint refused the service account (HTTP " +
+                              std::to_string(r.status) + "): " +
+                              http.Quote(scrubber.Scrub(
+                                  description.empty() ? error : error + ": " + description));
       return fail(c, scrubber.Scrub(message));
     }
     grant.access_token = o ? DetailString(*o, "access_token") : "";

@@ -143,9 +143,10 @@ class DatabricksSession : public SqlSession {
         ec = DetailString(e->get_object(), "error_code");
         message = DetailString(e->get_object(), "message");
       }
+      std::string said = ec.empty() ? message : message.empty() ? ec : ec + ": " + message;
       return *Failure(CodeForDatabricksError(ec),
-                      "statement " + (state.empty() ? std::string("failed") : state) +
-                          (ec.empty() ? "" : ": " + ec) + (message.empty() ? "" : ": " + message));
+                      "statement " + http_.Quote(state.empty() ? std::string("failed") : state) +
+                          (said.empty() ? "" : ": " + http_.Quote(said)));
     }
   }
 
@@ -167,7 +168,7 @@ class DatabricksSession : public SqlSession {
             "Accept: application/json"};
   }
 
-  static std::optional<SqlOutcome> HttpFailure(const HttpResponse& r) {
+  std::optional<SqlOutcome> HttpFailure(const HttpResponse& r) const {
     std::string ec, message;
     if (auto json = ParseJson(r.body); json && json->is_object()) {
       ec = DetailString(json->get_object(), "error_code");
@@ -179,9 +180,9 @@ class DatabricksSession : public SqlSession {
     if (r.status == 403 && c == code::kAuthFailed && ec == "PERMISSION_DENIED") {
       c = code::kPermissionDenied;
     }
-    return Failure(c, message.empty() ? DescribeHttp(r)
+    return Failure(c, message.empty() ? http_.Describe(r)
                                       : "HTTP " + std::to_string(r.status) + ": " +
-                                            (ec.empty() ? "" : ec + ": ") + message);
+                                            http_.Quote((ec.empty() ? "" : ec + ": ") + message));
   }
 
   ProbeRun& run_;

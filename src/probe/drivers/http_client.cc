@@ -89,15 +89,6 @@ std::string StripBrackets(std::string_view host) {
   return std::string(host);
 }
 
-std::string OpenSslError() {
-  unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  if (!e) return "unknown OpenSSL error";
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof buf);
-  return buf;
-}
-
 }  // namespace
 
 // libcurl callbacks, with access to the session's private state.
@@ -121,7 +112,8 @@ struct HttpSessionCallbacks {
   }
 };
 
-HttpSession::HttpSession(ProbeRun& run) : run_(run) {
+HttpSession::HttpSession(ProbeRun& run, TlsSettings own_tls)
+    : run_(run), own_tls_(std::move(own_tls)) {
   GlobalInit();
   if (const char* ca = std::getenv("CONNREG_TLS_CA_FILE"); ca && *ca) extra_ca_file_ = ca;
   curl_ = curl_easy_init();
@@ -138,14 +130,20 @@ std::string HttpSession::BaseUrl(bool tls) const {
          std::to_string(run_.endpoint.port);
 }
 
-void HttpSession::Configure(CURL* c) {
+void HttpSession::Configure(CURL* c, bool own) {
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_PROXY, "");  // never a proxy from the environment
   curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+  const TlsMode mode = own ? own_tls_.mode : TlsMode::kVerifyFull;
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, mode == TlsMode::kRequire ? 0L : 1L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, mode == TlsMode::kVerifyFull ? 2L : 0L);
+  if (own && !own_tls_.ca_pem.empty()) {
+    // In place of the system's CAs; the extra CA file is still added (SslCtx).
+    curl_blob blob{own_tls_.ca_pem.data(), own_tls_.ca_pem.size(), CURL_BLOB_COPY};
+    curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
+  }
   curl_easy_setopt(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
   curl_easy_setopt(c, CURLOPT_CA_CACHE_TIMEOUT, 0L);
   curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, &HttpSessionCallbacks::SslCtx);
@@ -160,7 +158,8 @@ void HttpSession::Configure(CURL* c) {
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ms);
 }
 
-std::optional<HttpError> HttpSession::Pin(std::string_view url, std::string& resolve_entry) {
+std::optional<HttpError> HttpSession::Pin(std::string_view url, std::string& resolve_entry,
+                                          bool& own_endpoint) {
   auto parsed = boost::urls::parse_absolute_uri(url);
   if (!parsed) return HttpError{std::string(code::kProtocolError), "not a valid URL"};
   std::string scheme = Lower(parsed->scheme());
@@ -176,6 +175,7 @@ std::optional<HttpError> HttpSession::Pin(std::string_view url, std::string& res
   if (port <= 0) return HttpError{std::string(code::kProtocolError), "the URL has a bad port"};
 
   const bool own = host == Lower(StripBrackets(run_.endpoint.host)) && port == run_.endpoint.port;
+  own_endpoint = own;
   if (scheme == "http" && !own) {
     return HttpError{std::string(code::kProtocolError),
                      "refusing a plain-http URL outside the tested endpoint: " + host};
@@ -211,13 +211,14 @@ bool HttpSession::Open(bool tls) {
   }
   std::string url = BaseUrl(tls) + "/";
   std::string entry;
-  if (auto err = Pin(url, entry)) {
+  bool own = true;
+  if (auto err = Pin(url, entry, own)) {
     curl_easy_cleanup(c);
     run_.steps.Fail(step::kConnect, err->code, err->message);
     return false;
   }
   curl_slist* resolve = entry.empty() ? nullptr : curl_slist_append(nullptr, entry.c_str());
-  Configure(c);
+  Configure(c, own);
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_RESOLVE, resolve);
   curl_easy_setopt(c, CURLOPT_CONNECT_ONLY, 1L);
@@ -253,14 +254,15 @@ std::optional<HttpError> HttpSession::Perform(const HttpRequest& request, HttpRe
                      "no answer from the server before the test's deadline"};
   }
   std::string entry;
-  if (auto err = Pin(request.url, entry)) return err;
+  bool own = false;
+  if (auto err = Pin(request.url, entry, own)) return err;
   curl_slist* resolve = entry.empty() ? nullptr : curl_slist_append(nullptr, entry.c_str());
   curl_slist* headers = nullptr;
   for (const std::string& h : request.headers) headers = curl_slist_append(headers, h.c_str());
   headers = curl_slist_append(headers, "Expect:");
 
   curl_easy_reset(curl_);  // keeps the connection cache: a second request reuses the connection
-  Configure(curl_);
+  Configure(curl_, own);
   Body body{&response.body};
   curl_easy_setopt(curl_, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(curl_, CURLOPT_RESOLVE, resolve);
@@ -320,10 +322,14 @@ std::optional<boost::json::value> ParseJson(std::string_view body) {
   return v;
 }
 
-std::string DescribeHttp(const HttpResponse& r) {
+std::string HttpSession::Describe(const HttpResponse& r) const {
   std::string out = "HTTP " + std::to_string(r.status);
-  if (!r.body.empty()) out += ": " + r.body.substr(0, 300);
+  if (!r.body.empty()) out += ": " + run_.steps.scrubber().Excerpt(r.body);
   return out;
+}
+
+std::string HttpSession::Quote(std::string_view server_text) const {
+  return run_.steps.scrubber().Excerpt(server_text, Scrubber::kMessageExcerptChars);
 }
 
 std::string UrlEncode(std::string_view s) {
@@ -378,7 +384,7 @@ SigningKeyPtr LoadRsaPrivateKey(std::string_view pem, std::string_view passphras
   Passphrase p{passphrase};
   EVP_PKEY* pkey = PEM_read_bio_PrivateKey(bio.get(), nullptr, &PassphraseCallback, &p);
   if (!pkey) {
-    std::string why = OpenSslError();
+    std::string why = OpenSslError("unknown OpenSSL error");
     error = passphrase.empty() && pem.find("ENCRYPTED") != std::string_view::npos
                 ? "the private key is encrypted and no passphrase was given"
                 : "the private key could not be read (not a PEM private key, or a wrong "
@@ -405,13 +411,13 @@ std::string SignJwtRs256(const SigningKey& key, const boost::json::object& heade
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.pkey) != 1 ||
       EVP_DigestSign(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()),
                      input.size()) != 1) {
-    error = "could not sign the JWT: " + OpenSslError();
+    error = "could not sign the JWT: " + OpenSslError("unknown OpenSSL error");
     return "";
   }
   std::string sig(len, '\0');
   if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
                      reinterpret_cast<const unsigned char*>(input.data()), input.size()) != 1) {
-    error = "could not sign the JWT: " + OpenSslError();
+    error = "could not sign the JWT: " + OpenSslError("unknown OpenSSL error");
     return "";
   }
   sig.resize(len);

@@ -8,8 +8,11 @@
 // connect. Redirects are never followed, proxies from the environment are ignored, responses are
 // capped, and every transfer ends by the run's deadline.
 //
-// TLS is always verified. CONNREG_TLS_CA_FILE names an extra PEM CA bundle trusted in addition to
-// the system's (the tests use it for their self-signed fakes; operators for a private CA).
+// TLS is verified in full (chain and host name) except where the run's own endpoint has a lower
+// tlsMode (starburst): `require` encrypts without verifying, `verify-ca` verifies the chain only.
+// The CAs trusted are tlsCaCert when given, else the system's; CONNREG_TLS_CA_FILE names an extra
+// PEM CA bundle trusted in addition either way (the tests use it for their self-signed fakes;
+// operators for a private CA).
 #pragma once
 
 #include <cstddef>
@@ -22,6 +25,7 @@
 #include <boost/json/value.hpp>
 
 #include "probe/drivers/driver.h"
+#include "probe/drivers/tls.h"
 
 typedef void CURL;
 
@@ -51,7 +55,9 @@ class HttpSession {
  public:
   static constexpr std::size_t kMaxResponseBytes = 4 << 20;
 
-  explicit HttpSession(ProbeRun& run);
+  // `own_tls`: how requests to the run's own endpoint verify it; every other host is verified in
+  // full.
+  explicit HttpSession(ProbeRun& run, TlsSettings own_tls = {});
   ~HttpSession();
   HttpSession(const HttpSession&) = delete;
   HttpSession& operator=(const HttpSession&) = delete;
@@ -67,12 +73,19 @@ class HttpSession {
   // The base URL of the run's endpoint: "https://host:port".
   std::string BaseUrl(bool tls) const;
 
+  // What a failed HTTP answer said, for a message: "HTTP 500: " and a short excerpt of its body.
+  std::string Describe(const HttpResponse& r) const;
+  // A short excerpt of a server's own error text (a JSON "message" field), for a message.
+  std::string Quote(std::string_view server_text) const;
+
  private:
-  // Pins the host of `url` to a checked address; the error when it may not be requested.
-  std::optional<HttpError> Pin(std::string_view url, std::string& resolve_entry);
-  void Configure(CURL* curl);
+  // Pins the host of `url` to a checked address; the error when it may not be requested. `own`:
+  // the URL is on the run's own endpoint.
+  std::optional<HttpError> Pin(std::string_view url, std::string& resolve_entry, bool& own);
+  void Configure(CURL* curl, bool own);
 
   ProbeRun& run_;
+  TlsSettings own_tls_;
   CURL* curl_ = nullptr;
   std::string extra_ca_file_;
   char errbuf_[256] = {};
@@ -89,8 +102,6 @@ std::string_view CodeForHttpStatus(long status);
 
 // `body` parsed as JSON, or nullopt.
 std::optional<boost::json::value> ParseJson(std::string_view body);
-// A short description of a failed HTTP answer: "HTTP 500: <first bytes of the body>".
-std::string DescribeHttp(const HttpResponse& r);
 
 // Percent-encodes `s` for a query string or a form body (RFC 3986 unreserved kept).
 std::string UrlEncode(std::string_view s);

@@ -7,6 +7,15 @@
 // certificate verification Connector/C goes on in clear when the server offers no TLS, and would
 // answer the authentication challenge (or ask a stripping man-in-the-middle for an RSA key to
 // encrypt the password with) before the driver could see that TLS is missing.
+//
+// tlsMode. `require` encrypts without verifying. For verify-ca and verify-full the driver verifies
+// the server itself, on that same connection of its own: it asks for TLS (an SSLRequest packet,
+// which carries no user name and no credential), makes the handshake with OpenSSL against the
+// trusted CAs and, for verify-full, the configured host name, and notes the SHA-1 fingerprint of
+// the certificate. Connector/C 3.3 would check the name against the IP literal it is pinned to,
+// so it is then pinned to that certificate instead (MARIADB_OPT_TLS_PEER_FP, which also makes it
+// refuse a connection without TLS): a server that shows any other certificate to the second
+// connection is refused before the authentication packet is sent.
 #include "probe/drivers/mysql.h"
 
 #include <errmsg.h>
@@ -18,6 +27,7 @@
 
 #include "probe/drivers/raw_connection.h"
 #include "probe/drivers/sql_probe.h"
+#include "probe/drivers/tls.h"
 
 namespace connreg::probe {
 namespace {
@@ -37,6 +47,18 @@ constexpr unsigned kServerLostExtended = 2055;  // CR_SERVER_LOST_EXTENDED
 
 constexpr unsigned kClientSsl = 0x0800;  // CLIENT_SSL in the greeting's capability flags
 constexpr std::size_t kMaxGreeting = 64 * 1024;
+
+// The SSLRequest packet (sequence 1, after the greeting): capabilities CLIENT_PROTOCOL_41,
+// CLIENT_SSL and CLIENT_SECURE_CONNECTION, a 16 MiB maximum packet, utf8mb4, 23 zero bytes.
+std::string SslRequestPacket() {
+  constexpr unsigned kCaps = 0x0200 | kClientSsl | 0x8000;
+  std::string p = {32, 0, 0, 1};
+  for (int i = 0; i < 4; ++i) p.push_back(static_cast<char>((kCaps >> (8 * i)) & 0xff));
+  p += std::string("\x00\x00\x00\x01", 4);  // 16 MiB, little-endian
+  p.push_back(45);                          // utf8mb4_general_ci
+  p += std::string(23, '\0');
+  return p;
+}
 
 // Whether the server at `conn` (connected) offers TLS, from its greeting (protocol 10:
 // version byte, server version NUL-terminated, thread id 4, scramble 8, filler 1, capabilities
@@ -244,6 +266,7 @@ class MysqlDriverImpl : public Driver {
     auto pw = run.secrets.find("password");
 
     run.steps.Begin(step::kConnect);
+    std::string fingerprint;  // of the certificate verified, to pin Connector/C to
     if (tls) {
       RawConnection conn(run.addresses.front(), run.endpoint.port, run.deadline);
       if (!conn.Connect()) return run.steps.Fail(step::kConnect, conn.code(), conn.message());
@@ -255,6 +278,19 @@ class MysqlDriverImpl : public Driver {
                               "the server does not offer TLS, which useTls requires; no "
                               "credentials were sent");
       }
+      const TlsSettings settings = TlsSettingsOf(run.details);
+      if (settings.mode != TlsMode::kRequire) {
+        run.steps.Begin(step::kTls);  // passes connect
+        if (!conn.Send(SslRequestPacket(), "the TLS request")) {
+          return run.steps.Fail(step::kTls, conn.code(), conn.message());
+        }
+        ServerCertificate cert = VerifyServer(conn.fd(), run.endpoint.host, settings, run.deadline);
+        if (!cert.ok) {
+          return run.steps.Fail(step::kTls, cert.code, cert.message + "; no credentials were sent");
+        }
+        fingerprint = cert.sha1_hex;
+        mysql_options(m, MARIADB_OPT_TLS_PEER_FP, fingerprint.c_str());
+      }
     }
     MYSQL* ok = mysql_real_connect(m, address.c_str(), user.c_str(),
                                    pw == run.secrets.end() ? nullptr : pw->second.c_str(),
@@ -262,8 +298,17 @@ class MysqlDriverImpl : public Driver {
                                    static_cast<unsigned>(run.endpoint.port), nullptr, 0);
     if (!ok) {
       unsigned err = mysql_errno(m);
-      std::string message = mysql_error(m);
+      std::string message =
+          run.steps.scrubber().Excerpt(mysql_error(m), Scrubber::kMessageExcerptChars);
       Blame blame = BlameConnectError(err, message, run.deadline);
+      if (!fingerprint.empty()) {
+        // The tls step is open: the server was verified, and the library's own connection to it
+        // is part of that step until the authentication.
+        if (blame.step != step::kAuthenticate)
+          return run.steps.Fail(step::kTls, blame.code, message);
+        run.steps.Pass();
+        return run.steps.Fail(step::kAuthenticate, blame.code, message);
+      }
       // Steps before the blamed one passed: the library got that far.
       if (blame.step != step::kConnect) {
         run.steps.Pass();
@@ -272,14 +317,14 @@ class MysqlDriverImpl : public Driver {
       if (blame.step == step::kTls && !tls) blame.step = step::kAuthenticate;
       return run.steps.Fail(blame.step, blame.code, message);
     }
-    // The one call above did connect, TLS and authentication; its time shows under connect.
-    run.steps.Pass();
-    if (tls) {
-      if (!mysql_get_ssl_cipher(m)) {
-        return run.steps.Fail(step::kTls, code::kTlsFailure, "the server did not negotiate TLS");
-      }
-      run.steps.Add(step::kTls, status::kSuccess);
+    // The one call above did connect, TLS and authentication; its time shows under connect (or
+    // under tls, when the driver verified the server first).
+    if (tls && !mysql_get_ssl_cipher(m)) {
+      if (fingerprint.empty()) run.steps.Pass();  // connect
+      return run.steps.Fail(step::kTls, code::kTlsFailure, "the server did not negotiate TLS");
     }
+    run.steps.Pass();
+    if (tls && fingerprint.empty()) run.steps.Add(step::kTls, status::kSuccess);
     run.steps.Add(step::kAuthenticate, status::kSuccess);
 
     MysqlSession session(m, run.deadline);

@@ -1,6 +1,17 @@
 // libpq is driven asynchronously (PQconnectStartParams / PQconnectPoll, PQsendQuery) with our own
 // poll(2) on its socket, so every wait ends at the test's deadline and each phase of the
 // connection (TCP connect, TLS, authentication) is timed and blamed as its own step.
+//
+// TLS. With useTls the sslmode is the connection's tlsMode (require, verify-ca, verify-full; never
+// prefer or allow): libpq verifies the server before it answers any authentication request, and
+// never falls back to a plain connection. verify-full checks the certificate against `host`, the
+// configured name, while `hostaddr` pins the connection to the checked address. The trusted CAs
+// (TrustedCasPem) reach libpq 15, which takes only a path, as a private temporary file. Without
+// useTls the sslmode is disable: the operator chose plain text to the stored endpoint.
+// channel_binding stays at libpq's default (prefer: used whenever the server offers
+// SCRAM-SHA-256-PLUS). Requiring it would refuse every server that authenticates by md5 or
+// password (Redshift supports no SCRAM at all) and every connection stored before this release,
+// and the verified sslmode is what keeps a password from an impostor.
 #include "probe/drivers/postgres.h"
 
 #include <libpq-fe.h>
@@ -12,7 +23,9 @@
 #include <list>
 #include <memory>
 
+#include "probe/drivers/raw_connection.h"
 #include "probe/drivers/sql_probe.h"
+#include "probe/drivers/tls.h"
 
 namespace connreg::probe {
 namespace {
@@ -23,20 +36,6 @@ constexpr const char* kNoFile = "/nonexistent/connreg-probe";
 
 bool Contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
-}
-
-// Waits until `fd` is readable (or writable) or the deadline passes: 1 ready, 0 deadline,
-// -1 error. POLLERR/POLLHUP count as ready: libpq then reports what went wrong.
-int WaitFd(int fd, bool for_write, const Deadline& deadline) {
-  if (fd < 0) return -1;
-  for (;;) {
-    long long ms = deadline.remaining().count();
-    if (ms <= 0) return 0;
-    pollfd p{fd, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
-    int rc = poll(&p, 1, static_cast<int>(std::min<long long>(ms, INT_MAX)));
-    if (rc < 0 && errno == EINTR) continue;
-    return rc < 0 ? -1 : rc;
-  }
 }
 
 // The contract code for a SQLSTATE.
@@ -83,8 +82,8 @@ std::string_view PhaseStep(int phase) {
                                 : step::kAuthenticate;
 }
 
-// Which phase libpq is in. With TLS required, negotiation is the tls step; with TLS merely
-// preferred (useTls false) it counts as part of authentication.
+// Which phase libpq is in. With TLS on, negotiation is the tls step; without it (sslmode disable)
+// the startup exchange counts as part of authentication.
 int PhaseOf(ConnStatusType st, bool tls_required) {
   switch (st) {
     case CONNECTION_STARTED:
@@ -223,12 +222,25 @@ class PostgresDriverImpl : public Driver {
     if (std::string user = DetailString(run.details, "user"); !user.empty()) set("user", user);
     if (auto pw = run.secrets.find("password"); pw != run.secrets.end())
       set("password", pw->second);
-    set("sslmode", tls ? "require" : "prefer");
+    // A root certificate file turns libpq's `require` into verify-ca: it is given only to modes
+    // that verify.
+    const TlsSettings settings = TlsSettingsOf(run.details);
+    std::optional<PrivateFile> trusted;
+    if (tls && settings.mode != TlsMode::kRequire) {
+      std::string why;
+      std::string pem = TrustedCasPem(settings, why);
+      if (!pem.empty()) trusted.emplace("root.crt", pem, why);
+      if (!trusted || trusted->path().empty()) {
+        return run.steps.Add(step::kConnect, status::kFailed, code::kTlsFailure,
+                             "cannot verify the server's certificate: " + why);
+      }
+    }
+    set("sslmode", tls ? std::string(TlsModeName(settings.mode)) : "disable");
     set("gssencmode", "disable");
     set("passfile", kNoFile);
     set("sslcert", kNoFile);
     set("sslkey", kNoFile);
-    set("sslrootcert", kNoFile);
+    set("sslrootcert", trusted ? trusted->path() : kNoFile);
     set("sslcrl", kNoFile);
     set("application_name", "connreg-probe");
     set("client_encoding", "UTF8");
@@ -273,7 +285,8 @@ class PostgresDriverImpl : public Driver {
       if (ps == PGRES_POLLING_FAILED) {
         std::string message = PQerrorMessage(conn);
         std::string state = TakeSqlState(message);
-        return fail(ConnectFailureCode(phase, state, message), message);
+        return fail(ConnectFailureCode(phase, state, message),
+                    run.steps.scrubber().Excerpt(message, Scrubber::kMessageExcerptChars));
       }
       if (ps == PGRES_POLLING_OK) {
         advance(kAuthPhase);

@@ -40,11 +40,12 @@ bool RawConnection::Fail(std::string_view code, std::string message) {
   return false;
 }
 
-int RawConnection::Wait(bool for_write) const {
+int WaitFd(int fd, bool for_write, const Deadline& deadline) {
+  if (fd < 0) return -1;
   for (;;) {
-    long long ms = deadline_.remaining().count();
+    long long ms = deadline.remaining().count();
     if (ms <= 0) return 0;
-    pollfd p{fd_, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
+    pollfd p{fd, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
     int rc = ::poll(&p, 1, static_cast<int>(std::min<long long>(ms, INT_MAX)));
     if (rc < 0 && errno == EINTR) continue;
     return rc < 0 ? -1 : (rc > 0 ? 1 : 0);

@@ -12,6 +12,11 @@
 
 namespace connreg::probe {
 
+// Waits until `fd` is readable (or writable) or `deadline` passes: 1 ready, 0 deadline, -1 error
+// (also for fd < 0). POLLERR and POLLHUP count as ready: the next read or write says what is
+// wrong.
+int WaitFd(int fd, bool for_write, const Deadline& deadline);
+
 // Not thread-safe; used by one driver run.
 class RawConnection {
  public:
@@ -31,11 +36,12 @@ class RawConnection {
   const std::string& message() const { return message_; }
   // "203.0.113.7 port 1433", for messages.
   const std::string& where() const { return where_; }
+  // The connected, non-blocking socket (-1 before Connect), for a TLS handshake over it.
+  int fd() const { return fd_; }
 
  private:
   bool Fail(std::string_view code, std::string message);
-  // 1 when fd_ is ready, 0 at the deadline, -1 on error.
-  int Wait(bool for_write) const;
+  int Wait(bool for_write) const { return WaitFd(fd_, for_write, deadline_); }
 
   IpAddress address_;
   int port_;

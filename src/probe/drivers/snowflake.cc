@@ -126,7 +126,7 @@ class SnowflakeSession : public SqlSession {
         if (err->code == code::kTimeout) usable_ = false;
         return *Failure(err->code, err->message);
       }
-      if (r.status != 200) return *Failure(CodeForHttpStatus(r.status), DescribeHttp(r));
+      if (r.status != 200) return *Failure(CodeForHttpStatus(r.status), http_.Describe(r));
       auto json = ParseJson(r.body);
       if (!json || !json->is_object()) {
         return *Failure(code::kProtocolError, "the answer is not a Snowflake query response");
@@ -154,7 +154,9 @@ class SnowflakeSession : public SqlSession {
       if (!success || !success->is_bool() || !success->get_bool()) {
         std::string message = DetailString(o, "message");
         return *Failure(CodeForSnowflakeQueryError(c),
-                        (c.empty() ? "" : c + ": ") + (message.empty() ? "query failed" : message));
+                        message.empty() && c.empty()
+                            ? "query failed"
+                            : http_.Quote((c.empty() ? "" : c + ": ") + message));
       }
       SqlOutcome out;
       out.ok = true;
@@ -276,7 +278,7 @@ class SnowflakeDriver : public Driver {
       return false;
     }
     if (r.status != 200) {
-      run.steps.Fail(step::kAuthenticate, CodeForHttpStatus(r.status), DescribeHttp(r));
+      run.steps.Fail(step::kAuthenticate, CodeForHttpStatus(r.status), http.Describe(r));
       return false;
     }
     auto json = ParseJson(r.body);
@@ -291,7 +293,9 @@ class SnowflakeDriver : public Driver {
       std::string c = DetailString(o, "code");
       std::string message = DetailString(o, "message");
       run.steps.Fail(step::kAuthenticate, CodeForSnowflakeLoginError(c),
-                     (c.empty() ? "" : c + ": ") + (message.empty() ? "login failed" : message));
+                     message.empty() && c.empty()
+                         ? "login failed"
+                         : http.Quote((c.empty() ? "" : c + ": ") + message));
       return false;
     }
     const auto* d = o.if_contains("data");

@@ -13,9 +13,13 @@ std::string RandomHex() { return crypto::HexEncode(crypto::RandomToken(8)).subst
 }  // namespace
 
 void RunSqlSteps(ProbeRun& run, SqlSession& session, std::string_view write_schema) {
+  // The warehouse's words are quoted as a short excerpt only.
+  auto quote = [&](std::string_view said) {
+    return run.steps.scrubber().Excerpt(said, Scrubber::kMessageExcerptChars);
+  };
   run.steps.Begin(step::kQuery);
   SqlOutcome q = session.Execute("SELECT 1");
-  if (!q.ok) return run.steps.Fail(step::kQuery, q.code, q.message);
+  if (!q.ok) return run.steps.Fail(step::kQuery, q.code, quote(q.message));
   if (q.value != "1") {
     return run.steps.Fail(step::kQuery, code::kProtocolError,
                           "SELECT 1 answered something other than 1");
@@ -33,7 +37,7 @@ void RunSqlSteps(ProbeRun& run, SqlSession& session, std::string_view write_sche
     SqlOutcome o = session.Execute(sql);
     if (!o.ok && failure_code.empty()) {
       failure_code = o.code;
-      failure = std::string(what) + ": " + o.message;
+      failure = std::string(what) + ": " + quote(o.message);
     }
     return o;
   };

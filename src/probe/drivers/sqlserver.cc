@@ -5,10 +5,19 @@
 // address, every login holds a section in a private configuration file that FreeTDS reads before
 // any other (dbsetifile): the section gives the address literal, the port, the encryption level and
 // the login timeout (see FreeTdsConfig for its name). FreeTDS reads the file at the start of
-// dbopen; the section is let go when dbopen returns. After the login the driver checks which
-// address the connection ended up at (FreeTDS follows a server's redirection on its own). This
-// build of FreeTDS sends no TLS SNI and verifies no certificate unless given a CA file, which the
-// driver does not give it: encryption without verification, as the other SQL drivers do.
+// dbopen; the section is let go when dbopen returns. Two more ways around the pinning are closed:
+// FreeTDS lets TDSHOST, TDSPORT, TDSVER and TDSDUMP in the environment override the file (and
+// TDSDUMP would log the login), so the driver refuses to run while any of them is set; and it
+// follows a server's redirection (ENVCHANGE routing, Azure's "redirect" policy) inside dbopen to
+// a host it resolves itself, so while a login runs the thread's connect(2) is checked (see
+// ConnectGuard): only the pinned address, or for azuresql an address the egress policy allows.
+//
+// TLS. It is on for azuresql, and for sqlserver when tlsMode is set. `require` encrypts without
+// verifying (this build of FreeTDS verifies no certificate unless given a CA file); `verify-ca`
+// gives FreeTDS the trusted CAs as a private file, with its host name check off. FreeTDS 1.3
+// checks a certificate's name only against the host it connects to, which is the pinned IP
+// literal, and has no option to check another name or to pin a certificate: `verify-full` is
+// therefore refused, with a message saying so, before any credential is sent.
 //
 // Steps. db-lib reports most failed logins as one opaque "connection failed". The driver therefore
 // first makes its own TCP connection and TDS PRELOGIN exchange (the `connect` step): it tells
@@ -25,6 +34,7 @@
 // by FreeTDS about once a second, cancels a statement once the deadline has passed.
 #include "probe/drivers/sqlserver.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -50,6 +60,7 @@
 
 #include "probe/drivers/raw_connection.h"
 #include "probe/drivers/sql_probe.h"
+#include "probe/drivers/tls.h"
 
 // After every other header: db-lib's headers define macros such as TRUE, FAIL and STATUS.
 #include <sybdb.h>
@@ -60,6 +71,20 @@ namespace {
 
 bool IsAzure(const boost::json::object& details) {
   return DetailString(details, "type") == "azuresql";
+}
+
+// TLS is on for Azure SQL always, and for SQL Server when the connection has a tlsMode.
+bool TlsOn(const boost::json::object& details) {
+  return IsAzure(details) || details.contains("tlsMode");
+}
+
+// FreeTDS's environment variables that override the configuration file (or log the login); the
+// first one set, or nullptr.
+const char* OverridingEnvironment() {
+  for (const char* name : {"TDSHOST", "TDSPORT", "TDSVER", "TDSDUMP", "TDSDUMPCONFIG"}) {
+    if (const char* v = std::getenv(name); v && *v) return name;
+  }
+  return nullptr;
 }
 
 bool SameName(std::string_view a, std::string_view b) {
@@ -213,6 +238,53 @@ std::optional<std::pair<std::string_view, std::string>> ExplainServerMessages(
   }
   return std::pair{code::kProtocolError, d.server.front().text};
 }
+
+// --- where a login may connect -----------------------------------------------------------------
+
+// While a login runs on a thread, the connect(2) calls FreeTDS makes there are checked against
+// this: the first connection must go to the pinned address and port; a later one (a redirection)
+// only where `redirect_policy` allows, or nowhere when it is null.
+struct ConnectGuard {
+  IpAddress pinned;
+  int port = 0;
+  const EgressPolicy* redirect_policy = nullptr;
+  std::string refused;  // why the last connection was refused, for the message
+
+  bool Allows(const sockaddr* sa) {
+    auto a = IpAddress::FromSockaddr(sa);
+    if (!a) return true;  // not an IP socket (FreeTDS opens none other)
+    int to_port = sa->sa_family == AF_INET
+                      ? ntohs(reinterpret_cast<const sockaddr_in*>(sa)->sin_port)
+                      : ntohs(reinterpret_cast<const sockaddr_in6*>(sa)->sin6_port);
+    if (*a == pinned && to_port == port) return true;
+    std::string where = a->ToString() + " port " + std::to_string(to_port);
+    if (!redirect_policy) {
+      refused = "the server redirected the login to " + where +
+                "; a SQL Server login is only made to the address that was checked";
+      return false;
+    }
+    std::string why = redirect_policy->Check(*a);
+    if (why.empty()) return true;
+    refused = "the server redirected the login to " + where + ", and " + why;
+    return false;
+  }
+};
+
+thread_local ConnectGuard* current_connect_guard = nullptr;
+
+// Checks this thread's connections against `guard` while it lives.
+class ConnectGuardScope {
+ public:
+  explicit ConnectGuardScope(ConnectGuard* guard) : previous_(current_connect_guard) {
+    current_connect_guard = guard;
+  }
+  ~ConnectGuardScope() { current_connect_guard = previous_; }
+  ConnectGuardScope(const ConnectGuardScope&) = delete;
+  ConnectGuardScope& operator=(const ConnectGuardScope&) = delete;
+
+ private:
+  ConnectGuard* previous_;
+};
 
 // --- the process-wide FreeTDS state --------------------------------------------------------------
 
@@ -459,6 +531,9 @@ struct LoginParams {
   std::string password;
   std::string database;  // or empty: the login's default database
   bool require_encryption = false;
+  std::string ca_file;  // verify-ca: the trusted CAs, for FreeTDS to verify the chain with
+  // Where a redirection may take the login (azuresql: the egress policy), or null: nowhere.
+  const EgressPolicy* redirect_policy = nullptr;
 };
 
 using DbProcess = std::unique_ptr<DBPROCESS, decltype(&dbclose)>;
@@ -469,7 +544,7 @@ using DbProcess = std::unique_ptr<DBPROCESS, decltype(&dbclose)>;
 constexpr int kLoginWaitSecs = 2;
 
 struct LoginResult {
-  enum Kind { kOk, kServerRefused, kTimeout, kUnreachable, kUnexplained, kSetup };
+  enum Kind { kOk, kServerRefused, kTimeout, kUnreachable, kUnexplained, kSetup, kRedirected };
   Kind kind = kUnexplained;
   DbProcess dbproc{nullptr, &dbclose};
   std::string_view code;  // kServerRefused: from the server's message
@@ -486,6 +561,8 @@ LoginResult Login(const LoginParams& p, const Deadline& deadline, Diagnostics& d
   std::string body = "\thost = " + p.address.ToString() + "\n\tport = " + std::to_string(p.port) +
                      "\n\tencryption = " + (p.require_encryption ? "require" : "request") +
                      "\n\tconnect timeout = " + std::to_string(kLoginWaitSecs) + "\n";
+  if (!p.ca_file.empty())
+    body += "\tca file = " + p.ca_file + "\n\tcheck certificate hostname = no\n";
   std::string preferred = p.host;
   if (preferred.size() > 2 && preferred.front() == '[' && preferred.back() == ']') {
     preferred = preferred.substr(1, preferred.size() - 2);
@@ -511,7 +588,17 @@ LoginResult Login(const LoginParams& p, const Deadline& deadline, Diagnostics& d
   dbsetlversion(login.get(), DBVERSION_74);
 
   diag.Clear();
-  out.dbproc.reset(dbopen(login.get(), section.name()->c_str()));
+  ConnectGuard guard{p.address, p.port, p.redirect_policy, ""};
+  {
+    ConnectGuardScope checked(&guard);
+    out.dbproc.reset(dbopen(login.get(), section.name()->c_str()));
+  }
+  if (!guard.refused.empty()) {
+    out.dbproc.reset();
+    out.kind = LoginResult::kRedirected;
+    out.message = guard.refused;
+    return out;
+  }
   if (out.dbproc) {
     out.kind = LoginResult::kOk;
     return out;
@@ -684,14 +771,22 @@ class SqlServerDriverImpl : public Driver {
     return e;
   }
 
-  bool UsesTls(const boost::json::object& details) const override { return IsAzure(details); }
+  bool UsesTls(const boost::json::object& details) const override { return TlsOn(details); }
 
   void Run(ProbeRun& run) const override {
     FreeTds& lib = Library();
     if (!lib.ok) {
       return run.steps.Add(step::kConnect, status::kFailed, code::kDriverUnavailable, lib.why);
     }
-    const bool azure = IsAzure(run.details);
+    if (const char* variable = OverridingEnvironment()) {
+      return run.steps.Add(step::kConnect, status::kFailed, code::kDriverUnavailable,
+                           std::string(variable) +
+                               " is set in this server's environment: FreeTDS would let it "
+                               "override the checked address and port (or log the login). "
+                               "Unset it to test SQL Server connections");
+    }
+    const bool tls = TlsOn(run.details);
+    const TlsSettings settings = TlsSettingsOf(run.details);
     Diagnostics diag(run.deadline);
     DiagnosticsScope scope(&diag);
 
@@ -704,28 +799,52 @@ class SqlServerDriverImpl : public Driver {
       params.password = pw->second;
     }
     params.database = DetailString(run.details, "database");
-    params.require_encryption = azure;
+    params.require_encryption = tls;
+    if (IsAzure(run.details)) params.redirect_policy = &run.egress;
 
     run.steps.Begin(step::kConnect);
     PreloginAnswer pre = Prelogin(params.address, params.port, run.deadline);
     if (!pre.code.empty()) return run.steps.Fail(step::kConnect, pre.code, pre.message);
     run.steps.Pass();
-    if (azure && !pre.offers_encryption) {
-      return run.steps.Fail(step::kTls, code::kTlsFailure,
-                            "the server does not offer encryption, which Azure SQL requires; no "
-                            "credentials were sent");
+    if (tls && settings.mode == TlsMode::kVerifyFull) {
+      return run.steps.Fail(
+          step::kTls, code::kTlsFailure,
+          "tlsMode verify-full cannot be enforced for SQL Server: FreeTDS 1.3 checks a "
+          "certificate's name only against the IP address it connects to. Use tlsMode verify-ca "
+          "(with tlsCaCert for a private CA); no credentials were sent");
+    }
+    if (tls && !pre.offers_encryption) {
+      return run.steps.Fail(
+          step::kTls, code::kTlsFailure,
+          "the server does not offer encryption, which " +
+              std::string(IsAzure(run.details) ? "Azure SQL requires" : "tlsMode requires") +
+              "; no credentials were sent");
+    }
+    std::optional<PrivateFile> trusted;
+    if (tls && settings.mode == TlsMode::kVerifyCa) {
+      std::string why;
+      std::string pem = TrustedCasPem(settings, why);
+      if (!pem.empty()) trusted.emplace("ca.pem", pem, why);
+      const std::string path = trusted ? trusted->path() : "";
+      // The path goes into freetds.conf, where these would end the value or the line.
+      if (path.empty() || path.find_first_of(";#[]\n\r") != std::string::npos) {
+        return run.steps.Fail(
+            step::kTls, code::kTlsFailure,
+            "cannot give FreeTDS the trusted CAs" +
+                (why.empty() ? std::string(" (TMPDIR holds ; # [ or ])") : ": " + why));
+      }
+      params.ca_file = path;
     }
 
     // dbopen negotiates TLS and logs in in one call: with TLS required its time shows under `tls`.
-    const std::string_view open_step = azure ? step::kTls : step::kAuthenticate;
+    const std::string_view open_step = tls ? step::kTls : step::kAuthenticate;
     run.steps.Begin(open_step);
     LoginResult login = Login(params, run.deadline, diag);
     if (login.kind != LoginResult::kOk) {
-      return FailLogin(run, login, open_step, azure || pre.offers_encryption);
+      return FailLogin(run, login, open_step, tls || pre.offers_encryption);
     }
-    if (!CheckPeer(run, login.dbproc.get(), params.address)) return;
     run.steps.Pass();
-    if (azure) run.steps.Add(step::kAuthenticate, status::kSuccess);
+    if (tls) run.steps.Add(step::kAuthenticate, status::kSuccess);
 
     SqlServerSession session(std::move(login.dbproc), run.deadline, diag);
     if (DetailBool(run.details, "useReadUncommittedIsolation", false)) {
@@ -744,41 +863,26 @@ class SqlServerDriverImpl : public Driver {
  private:
   static void FailLogin(ProbeRun& run, const LoginResult& login, std::string_view open_step,
                         bool encrypted) {
+    const std::string said =
+        run.steps.scrubber().Excerpt(login.message, Scrubber::kMessageExcerptChars);
     switch (login.kind) {
       case LoginResult::kServerRefused:
-        return run.steps.Fail(step::kAuthenticate, login.code, login.message);
-      case LoginResult::kTimeout: return run.steps.Fail(open_step, code::kTimeout, login.message);
+        return run.steps.Fail(step::kAuthenticate, login.code, said);
+      case LoginResult::kTimeout: return run.steps.Fail(open_step, code::kTimeout, said);
       case LoginResult::kUnreachable:
-        return run.steps.Fail(open_step, code::kConnectionRefused, login.message);
-      case LoginResult::kSetup:
-        return run.steps.Fail(open_step, code::kDriverUnavailable, login.message);
+        return run.steps.Fail(open_step, code::kConnectionRefused, said);
+      case LoginResult::kSetup: return run.steps.Fail(open_step, code::kDriverUnavailable, said);
+      case LoginResult::kRedirected:
+        return run.steps.Fail(step::kAuthenticate, code::kEgressDenied, said);
       default:
         // The server answered the pre-login but the login failed without a word from it: with
         // encryption in play that is the TLS handshake failing.
         if (encrypted) {
           return run.steps.Fail(open_step, code::kTlsFailure,
-                                "the TLS handshake or the login failed: " + login.message);
+                                "the TLS handshake or the login failed: " + said);
         }
-        return run.steps.Fail(open_step, code::kProtocolError,
-                              "the login failed: " + login.message);
+        return run.steps.Fail(open_step, code::kProtocolError, "the login failed: " + said);
     }
-  }
-
-  // FreeTDS follows a server's redirection (ENVCHANGE routing, used by Azure) to a host it
-  // resolves itself. The driver cannot stop that, but it checks where the login ended up: an
-  // address the egress policy denies fails the test.
-  static bool CheckPeer(ProbeRun& run, DBPROCESS* dbproc, const IpAddress& pinned) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    int fd = dbiordesc(dbproc);
-    if (fd < 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return true;
-    auto peer = IpAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss));
-    if (!peer || *peer == pinned) return true;
-    std::string why = run.egress.Check(*peer);
-    if (why.empty()) return true;
-    run.steps.Fail(step::kAuthenticate, code::kEgressDenied,
-                   "the server redirected the login to " + peer->ToString() + ", and " + why);
-    return false;
   }
 
   static SqlOutcome EnterWriteDatabase(ProbeRun& run, const LoginParams& params,
@@ -808,7 +912,8 @@ class SqlServerDriverImpl : public Driver {
       out.code = login.kind == LoginResult::kServerRefused ? login.code
                  : login.kind == LoginResult::kTimeout     ? code::kTimeout
                                                            : code::kProtocolError;
-      out.message = "could not log in to database " + database + ": " + login.message;
+      out.message = "could not log in to database " + database + ": " +
+                    run.steps.scrubber().Excerpt(login.message, Scrubber::kMessageExcerptChars);
       return out;
     }
     write_login = std::make_unique<SqlServerSession>(std::move(login.dbproc), run.deadline, diag);
@@ -826,3 +931,16 @@ const Driver* SqlServerProbeDriver() {
 }
 
 }  // namespace connreg::probe
+
+// connect(2) as every library of the process sees it: a definition in the executable comes before
+// the C library's. On a thread where a SQL Server login runs it is checked (ConnectGuard); anywhere
+// else it is the next definition's (the C library's, or a sanitizer's) unchanged.
+extern "C" int connect(int fd, const sockaddr* addr, socklen_t len) {
+  using Connect = int (*)(int, const sockaddr*, socklen_t);
+  static const Connect next = reinterpret_cast<Connect>(dlsym(RTLD_NEXT, "connect"));
+  if (auto* guard = connreg::probe::current_connect_guard; guard && !guard->Allows(addr)) {
+    errno = EACCES;
+    return -1;
+  }
+  return next(fd, addr, len);
+}

@@ -52,7 +52,7 @@ class TrinoSession : public SqlSession {
       return Fail(code::kAuthFailed, "the server rejected the user or password (HTTP " +
                                          std::to_string(pending_.status) + ")");
     }
-    if (pending_.status != 200) return Fail(code::kProtocolError, DescribeHttp(pending_));
+    if (pending_.status != 200) return Fail(code::kProtocolError, http_.Describe(pending_));
     has_pending_ = true;
     return std::nullopt;
   }
@@ -77,8 +77,8 @@ class TrinoSession : public SqlSession {
         std::string name = DetailString(eo, "errorName");
         SqlOutcome f;
         f.code = CodeForTrinoError(name, DetailString(eo, "errorType"));
-        f.message = DetailString(eo, "message");
-        if (!name.empty()) f.message = name + ": " + f.message;
+        std::string message = DetailString(eo, "message");
+        f.message = http_.Quote(name.empty() ? message : name + ": " + message);
         return f;
       }
       if (const auto* d = o.if_contains("data"); d && d->is_array() && !have_value) {
@@ -105,7 +105,7 @@ class TrinoSession : public SqlSession {
         }
         break;
       }
-      if (r.status != 200) return *Fail(CodeForHttpStatus(r.status), DescribeHttp(r));
+      if (r.status != 200) return *Fail(CodeForHttpStatus(r.status), http_.Describe(r));
     }
     out.ok = true;
     return out;
@@ -178,7 +178,7 @@ class TrinoDriver : public Driver {
     const bool tls = UsesTls(run.details);
     auto pw = run.secrets.find("password");
     const bool has_password = pw != run.secrets.end() && !pw->second.empty();
-    HttpSession http(run);
+    HttpSession http(run, TlsSettingsOf(run.details));
     if (!http.Open(tls)) return;
     run.steps.Begin(step::kAuthenticate);
     if (has_password && !tls) {
