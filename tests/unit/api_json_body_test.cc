@@ -63,5 +63,32 @@ TEST(ApiJsonBody, RefusesANulCharacterAnywhereNamingItsPath) {
       << "other control characters are the validators' business";
 }
 
+// Issue 18, finding 1: a number too large for a double (read as infinity) was accepted, stored
+// as Infinity, and made the connection and every list page holding it answer 500.
+TEST(ApiJsonBody, Finding1NonFiniteNumbersAre400NamingThePath) {
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"description":{"a":1e999}})", "description.a must be a finite number"},
+      {R"({"description":{"a":-1e400}})", "description.a must be a finite number"},
+      {R"({"name":"n","details":{"type":"postgres","port":1e999}})",
+       "details.port must be a finite number"},
+      {R"({"description":{"list":[1,{"x":[2e308]}]}})",
+       "description.list[1].x[0] must be a finite number"},
+      {R"(1e999)", "the body must be a finite number"},
+  };
+  for (const auto& [body, message] : cases) {
+    auto v = ParseJsonBody(Make(body));
+    ASSERT_FALSE(v.ok()) << body;
+    EXPECT_EQ(v.error().code, ErrorCode::kBadRequest);
+    EXPECT_EQ(v.error().message, message);
+  }
+  // The largest doubles, underflow to zero, and integers beyond 64 bits (read as doubles) are
+  // finite: accepted.
+  for (const char* body :
+       {R"({"a":1.7976931348623157e308,"b":-1.7976931348623157e308})",
+        R"({"a":1e-400,"b":4.9e-324})", R"({"a":123456789012345678901234567890})"}) {
+    EXPECT_TRUE(ParseJsonBody(Make(body)).ok()) << body;
+  }
+}
+
 }  // namespace
 }  // namespace connreg::api
