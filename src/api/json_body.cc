@@ -2,12 +2,13 @@
 
 #include <boost/beast/http/field.hpp>
 #include <boost/json/error.hpp>
-#include <boost/json/stream_parser.hpp>
 
 #include <cctype>
 #include <cmath>
 #include <optional>
 #include <string>
+
+#include "domain/json_text.h"
 
 namespace connreg::api {
 
@@ -81,10 +82,9 @@ Result<boost::json::value> ParseJsonBody(const http::Request& req, bool allow_em
   if (body.empty()) return Error::BadRequest("request body must be a JSON document");
   boost::json::parse_options opts;
   opts.max_depth = kMaxJsonDepth;
-  boost::json::stream_parser parser({}, opts);
   boost::system::error_code ec;
-  std::size_t consumed = parser.write(body.data(), body.size(), ec);
-  if (!ec) parser.finish(ec);
+  std::size_t consumed = 0;
+  boost::json::value value = domain::ParseJsonText(body, ec, opts, &consumed);
   if (ec) {
     if (ec == boost::json::error::too_deep) {
       return Error::BadRequest("malformed JSON at byte offset " + std::to_string(consumed) +
@@ -93,7 +93,6 @@ Result<boost::json::value> ParseJsonBody(const http::Request& req, bool allow_em
     return Error::BadRequest("malformed JSON at byte offset " + std::to_string(consumed) + ": " +
                              ec.message());
   }
-  boost::json::value value = parser.release();
   if (auto bad = FindUnstorable(value, "")) {
     return Error::BadRequest((bad->path.empty() ? std::string("the body") : bad->path) +
                              std::string(bad->why));

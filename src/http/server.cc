@@ -9,7 +9,6 @@
 #include <optional>
 #include <sstream>
 #include <string_view>
-#include <tuple>
 #include <typeinfo>
 #include <unordered_set>
 #include <utility>
@@ -173,14 +172,14 @@ std::optional<std::string_view> FramingError(const bhttp::request_header<>& head
 }
 
 // RFC 9112 section 5.2: obsolete line folding (a header line that starts with a space or a tab)
-// is a 400. Beast unfolds such lines silently, so the raw bytes of the header are checked first.
-bool HasObsFold(std::string_view header_bytes) {
-  for (std::size_t at = header_bytes.find("\r\n"); at != std::string_view::npos;
-       at = header_bytes.find("\r\n", at + 2)) {
-    if (at + 2 < header_bytes.size() &&
-        (header_bytes[at + 2] == ' ' || header_bytes[at + 2] == '\t')) {
-      return true;
-    }
+// is a 400. `piece` is a run of header bytes; `after_crlf` says whether the run before it ended a
+// line.
+bool HasObsFold(std::string_view piece, bool after_crlf) {
+  if (piece.empty()) return false;
+  if (after_crlf && (piece.front() == ' ' || piece.front() == '\t')) return true;
+  for (std::size_t at = piece.find("\r\n"); at != std::string_view::npos;
+       at = piece.find("\r\n", at + 2)) {
+    if (at + 2 < piece.size() && (piece[at + 2] == ' ' || piece[at + 2] == '\t')) return true;
   }
   return false;
 }
@@ -270,9 +269,9 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   asio::awaitable<void> AcceptLoop(std::shared_ptr<State> keep_alive);
   asio::awaitable<void> RunSession(std::shared_ptr<Session> s, std::shared_ptr<State> keep_alive);
   asio::awaitable<void> Serve(Session& s);
-  // Reads until the buffer holds the request's whole header (through its empty line), returning
-  // the header's length, or more than the header limit (length 0).
-  asio::awaitable<std::tuple<beast::error_code, std::size_t>> ReadHeaderBytes(Session& s);
+  // Reads the request's header into s.parser, as beast::http::async_read_header does, and sets
+  // `*folded` when the raw bytes hold obsolete line folding (which Beast would unfold silently).
+  asio::awaitable<beast::error_code> ReadHeader(Session& s, bool* folded);
   asio::awaitable<void> CallHandler(Exchange& ex);
   // Answers (or just logs) a request that failed before the handler; `has_request_id` says
   // whether ex.request_id already belongs to this request.
@@ -397,28 +396,18 @@ asio::awaitable<void> Server::State::Serve(Session& s) {
     parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
     parser.body_limit(limits.max_body_bytes);
     {
-      auto [ec, header_bytes] = co_await ReadHeaderBytes(s);
+      bool folded = false;
+      auto ec = co_await ReadHeader(s, &folded);
       if (ec) {
         co_await RejectBeforeHandler(s, ec, /*has_request_id=*/false, start);
         co_return;
       }
-      if (HasObsFold(
-              std::string_view(static_cast<const char*>(buffer.data().data()), header_bytes))) {
+      if (folded) {
         AssignRequestId(parser.get(), ex.request_id);
         co_await Reject(s, ErrorCode::kBadRequest,
                         "obsolete line folding (a header line that starts with a space or a tab) "
                         "is not allowed",
                         start);
-        co_return;
-      }
-    }
-    {
-      auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kNoThrow);
-      // Beast enforces header_limit only while the header is incomplete: a header that arrives
-      // whole in one read passes whatever its size. Check what the parser consumed.
-      if (!ec && n > limits.max_header_bytes) ec = bhttp::error::header_limit;
-      if (ec) {
-        co_await RejectBeforeHandler(s, ec, /*has_request_id=*/false, start);
         co_return;
       }
     }
@@ -481,20 +470,34 @@ asio::awaitable<void> Server::State::Serve(Session& s) {
   }
 }
 
-asio::awaitable<std::tuple<beast::error_code, std::size_t>> Server::State::ReadHeaderBytes(
-    Session& s) {
-  static constexpr std::string_view kEnd = "\r\n\r\n";
-  std::size_t searched = 0;
+asio::awaitable<beast::error_code> Server::State::ReadHeader(Session& s, bool* folded) {
+  auto& parser = *s.parser;
+  std::size_t taken = 0;
+  bool after_crlf = false;  // the last piece the parser took ended with CRLF
   for (;;) {
-    const std::string_view bytes(static_cast<const char*>(s.buffer.data().data()), s.buffer.size());
-    if (auto end = bytes.find(kEnd, searched); end != std::string_view::npos) {
-      co_return std::tuple{beast::error_code{}, end + kEnd.size()};
+    if (s.buffer.size() != 0) {
+      beast::error_code ec;
+      const auto data = s.buffer.data();
+      const std::size_t used = parser.put(data, ec);
+      const std::string_view piece(static_cast<const char*>(data.data()), used);
+      if (HasObsFold(piece, after_crlf)) {
+        *folded = true;
+        co_return beast::error_code{};
+      }
+      if (used != 0) after_crlf = piece.ends_with("\r\n");
+      s.buffer.consume(used);
+      taken += used;
+      // Beast enforces header_limit only while the header is incomplete: a header that arrives
+      // whole in one read passes whatever its size. Check what the parser took.
+      if (taken > limits.max_header_bytes) co_return bhttp::error::header_limit;
+      if (parser.is_header_done()) co_return beast::error_code{};
+      if (ec && ec != bhttp::error::need_more) co_return ec;
     }
-    // Over the limit: Beast's parser reports it (431) without reading more.
-    if (bytes.size() > limits.max_header_bytes) co_return std::tuple{beast::error_code{}, 0};
-    searched = bytes.size() < kEnd.size() ? 0 : bytes.size() - kEnd.size() + 1;
     auto [ec, n] = co_await s.stream.async_read_some(s.buffer.prepare(kReadSize), kNoThrow);
-    if (ec) co_return std::tuple{ec, 0};
+    if (ec == asio::error::eof) {
+      co_return parser.got_some() ? bhttp::error::partial_message : bhttp::error::end_of_stream;
+    }
+    if (ec) co_return ec;
     s.buffer.commit(n);
   }
 }
