@@ -31,8 +31,8 @@
 #include "api/json_body.h"
 #include "api/render.h"
 #include "crypto/random.h"
-#include "crypto/sodium_sealer.h"
 #include "domain/connection_input.h"
+#include "fuzz_support.h"
 #include "store/store.h"
 
 namespace {
@@ -43,15 +43,7 @@ constexpr TimeMs kNow = 1655928427899;
 // growing database.
 constexpr int kInputsPerStore = 2000;
 
-crypto::SodiumSealer& Sealer() {
-  static crypto::SodiumSealer* sealer = [] {
-    crypto::EnsureSodium();
-    std::string raw(crypto::MasterKey::kBytes, '\x42');
-    return new crypto::SodiumSealer(
-        crypto::Keyring{std::make_shared<const crypto::MasterKey>(raw), {}});
-  }();
-  return *sealer;
-}
+using fuzz::Sealer;
 
 [[noreturn]] void Fail(const char* what, std::string_view detail = {}) {
   std::fprintf(stderr, "fuzz_stored_render: %s %.*s\n", what, static_cast<int>(detail.size()),

@@ -341,11 +341,13 @@ class DetailsParser {
       }
       case Kind::kCaBundle: {
         const auto* s = v.if_string();
+        if (s != nullptr && s->size() > kMaxKeyBytes) {
+          return Error::BadRequest(path + " must be at most 64 KiB");
+        }
         if (s == nullptr || !IsPemCertificates(*s)) {
           return Error::BadRequest(path +
                                    " must be PEM certificates (-----BEGIN CERTIFICATE-----)");
         }
-        if (s->size() > kMaxKeyBytes) return Error::BadRequest(path + " must be at most 64 KiB");
         return OkStatus();
       }
       case Kind::kPort: {
@@ -669,10 +671,6 @@ Result<ParsedDetails> ParseDetails(const boost::json::value& details,
   DetailsParser parser(*spec, kept_secrets);
   return parser.Run(*obj);
 }
-
-}  // namespace connreg::domain
-
-namespace connreg::domain {
 
 void KeepOnReplace(std::string_view type, const boost::json::object& stored,
                    boost::json::object* body_details) {
