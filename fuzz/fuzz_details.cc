@@ -15,9 +15,9 @@
 #include <boost/json/serialize.hpp>
 
 #include "crypto/random.h"
-#include "crypto/sodium_sealer.h"
 #include "domain/connection_input.h"
 #include "domain/details.h"
+#include "fuzz_support.h"
 
 namespace {
 using namespace connreg;
@@ -25,15 +25,7 @@ using namespace connreg;
 constexpr TimeMs kNow = 1655928427899;
 const char kId[] = "0b0e2f7a-1111-4222-8333-444455556666";
 
-crypto::SodiumSealer& Sealer() {
-  static crypto::SodiumSealer* sealer = [] {
-    crypto::EnsureSodium();
-    std::string raw(crypto::MasterKey::kBytes, '\x42');
-    return new crypto::SodiumSealer(
-        crypto::Keyring{std::make_shared<const crypto::MasterKey>(raw), {}});
-  }();
-  return *sealer;
-}
+using fuzz::Sealer;
 
 const domain::Actor kActor{"org-1", "member-1"};
 const domain::Actor kEditor{"org-1", "member-2"};

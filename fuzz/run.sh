@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECONDS_PER_TARGET=${1:-10}
 shift || true
-ALL_TARGETS=(fuzz_http fuzz_details fuzz_page_token fuzz_credentials fuzz_egress fuzz_json_body)
+ALL_TARGETS=(fuzz_http fuzz_details fuzz_page_token fuzz_credentials fuzz_egress fuzz_json_body
+  fuzz_stored_render)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${ALL_TARGETS[@]}")
 BUILD=${FUZZ_BUILD_DIR:-$ROOT/build-fuzz}

@@ -34,7 +34,9 @@ std::vector<Route> AllRoutes() {
       {verb::put, "/v2/connections/{connectionId}", true, HandleReplaceConnection},
       {verb::patch, "/v2/connections/{connectionId}", true, HandlePatchConnection},
       {verb::delete_, "/v2/connections/{connectionId}", true, HandleArchiveConnection},
-      {verb::get, "/v2/connections/{connectionId}/test", true, HandleTestSavedConnection},
+      // Runs a real test (and records it), so HEAD is not served: a 405.
+      {verb::get, "/v2/connections/{connectionId}/test", true, HandleTestSavedConnection,
+       Exec::kPool, /*serves_head=*/false},
       {verb::post, "/v2/connections/{connectionId}/test", true, HandleTestProposedChange},
       {verb::get, "/v2/connections/{connectionId}/grants", true, HandleListGrants},
       {verb::post, "/v2/connections/{connectionId}/grants", true, HandleAddGrants},

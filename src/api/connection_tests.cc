@@ -61,10 +61,11 @@ void HandleTestSavedConnection(Context& ctx) {
 }
 
 void HandleTestProposedChange(Context& ctx) {
-  auto body = ParseJsonBody(ctx.ex.request, /*allow_empty=*/true);
-  if (!body) return ReplyError(ctx.ex, body.error());
+  // Permission first: a caller who may not test learns nothing from how its body is read.
   auto c = LoadForTest(ctx);
   if (!c) return ReplyError(ctx.ex, c.error());
+  auto body = ParseJsonBody(ctx.ex.request, /*allow_empty=*/true);
+  if (!body) return ReplyError(ctx.ex, body.error());
   if (body->is_null()) return RunAndReply(ctx, *c, /*record=*/false);
   auto proposed = domain::BuildMerge(*c, *body, ctx.actor(), NowMs(), ctx.sealer);
   if (!proposed) return ReplyError(ctx.ex, proposed.error());

@@ -10,11 +10,11 @@
 #include <thread>
 
 #include "api/api.h"
+#include "api/idempotency.h"
 #include "api/json_body.h"
 #include "api/page_token.h"
 #include "api/render.h"
 #include "core/log.h"
-#include "crypto/hash.h"
 #include "crypto/random.h"
 #include "domain/details.h"
 
@@ -159,8 +159,7 @@ void HandleCreateConnection(Context& ctx) {
   if (!body) return ReplyError(ctx.ex, body.error());
 
   const TimeMs now = NowMs();
-  const std::string request_hash =
-      key ? crypto::TokenHash("POST /v2/connections\n" + ctx.ex.request.body()) : std::string();
+  static constexpr std::string_view kRequestLine = "POST /v2/connections";
   auto replay = [&]() -> bool {
     auto prior = ctx.store.GetIdempotent(ctx.principal->organization_id, ctx.principal->member_id,
                                          *key, now - kIdempotencyWindowMs);
@@ -168,7 +167,10 @@ void HandleCreateConnection(Context& ctx) {
       if (prior.error().code != ErrorCode::kNotFound) ReplyError(ctx.ex, prior.error());
       return prior.error().code != ErrorCode::kNotFound;
     }
-    if (prior->request_hash != request_hash) {
+    auto same = IsSameRequest(prior->request_hash, kRequestLine, *body, ctx.sealer);
+    if (!same) {
+      ReplyError(ctx.ex, same.error());
+    } else if (!*same) {
       ReplyError(ctx.ex, Error::Conflict("Idempotency-Key was already used with another body"));
     } else {
       ReplyStored(ctx, *prior);
@@ -182,7 +184,7 @@ void HandleCreateConnection(Context& ctx) {
   const std::string location = "/v2/connections/" + c->connection_id;
   Status saved = OkStatus();
   if (key) {
-    store::IdempotentResponse response{request_hash, 201,
+    store::IdempotentResponse response{RequestFingerprint(kRequestLine, *body, ctx.sealer), 201,
                                        boost::json::serialize(RenderConnection(*c)), location, now};
     saved = ctx.store.CreateConnectionIdempotent(*c, ctx.principal->member_id, *key, response,
                                                  now - kIdempotencyWindowMs);

@@ -143,10 +143,11 @@ void HandleListGrants(Context& ctx) {
 }
 
 void HandleAddGrants(Context& ctx) {
-  auto body = ParseJsonBody(ctx.ex.request);
-  if (!body) return ReplyError(ctx.ex, body.error());
+  // Permission first: a caller who may not manage grants learns nothing from its body.
   auto c = LoadForGrants(ctx);
   if (!c) return ReplyError(ctx.ex, c.error());
+  auto body = ParseJsonBody(ctx.ex.request);
+  if (!body) return ReplyError(ctx.ex, body.error());
   auto grants = ParseGrants(*body, ctx, *c);
   if (!grants) return ReplyError(ctx.ex, grants.error());
   if (auto s = ctx.store.UpsertGrants(c->organization_id, c->connection_id, *grants); !s) {

@@ -2,11 +2,13 @@
 
 #include <boost/beast/http/field.hpp>
 #include <boost/json/error.hpp>
-#include <boost/json/stream_parser.hpp>
 
 #include <cctype>
+#include <cmath>
 #include <optional>
 #include <string>
+
+#include "domain/json_text.h"
 
 namespace connreg::api {
 
@@ -27,23 +29,44 @@ bool IsJsonContentType(const http::Request& req) {
 
 namespace {
 
-// The path ("details.user", "description.tags[2]") of the first string or key in `v` that holds a
-// NUL character, or nullopt. No store keeps one (PostgreSQL text cannot hold it; SQLite would),
-// so it is refused here, the same on every backend.
-std::optional<std::string> FindNul(const boost::json::value& v, const std::string& path) {
-  if (v.is_string()) {
-    if (v.get_string().find('\0') != boost::json::string::npos) return path;
-  } else if (v.is_object()) {
-    for (const auto& kv : v.get_object()) {
-      std::string at = path.empty() ? std::string(kv.key()) : path + "." + std::string(kv.key());
-      if (kv.key().find('\0') != std::string_view::npos) return at;
-      if (auto found = FindNul(kv.value(), at)) return found;
+// Why no store could keep a value of the body: a string or key that holds a NUL character
+// (PostgreSQL text cannot hold it; SQLite would), or a number too large for a double (the parser
+// reads 1e999 as infinity, which no JSON text can spell, so the stored row could never be read
+// back). Refused here, the same on every backend and for every body, with the path of the first
+// such value ("details.user", "description.tags[2]").
+struct Unstorable {
+  std::string path;
+  std::string_view why;
+};
+
+constexpr std::string_view kHoldsNul =
+    " contains a NUL character (\\u0000), which no value may hold";
+constexpr std::string_view kNotFinite = " must be a finite number";
+
+std::optional<Unstorable> FindUnstorable(const boost::json::value& v, const std::string& path) {
+  switch (v.kind()) {
+    case boost::json::kind::string:
+      if (v.get_string().find('\0') != boost::json::string::npos)
+        return Unstorable{path, kHoldsNul};
+      break;
+    case boost::json::kind::double_:
+      if (!std::isfinite(v.get_double())) return Unstorable{path, kNotFinite};
+      break;
+    case boost::json::kind::object:
+      for (const auto& kv : v.get_object()) {
+        std::string at = path.empty() ? std::string(kv.key()) : path + "." + std::string(kv.key());
+        if (kv.key().find('\0') != std::string_view::npos) return Unstorable{at, kHoldsNul};
+        if (auto found = FindUnstorable(kv.value(), at)) return found;
+      }
+      break;
+    case boost::json::kind::array: {
+      const auto& a = v.get_array();
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        if (auto found = FindUnstorable(a[i], path + "[" + std::to_string(i) + "]")) return found;
+      }
+      break;
     }
-  } else if (v.is_array()) {
-    const auto& a = v.get_array();
-    for (std::size_t i = 0; i < a.size(); ++i) {
-      if (auto found = FindNul(a[i], path + "[" + std::to_string(i) + "]")) return found;
-    }
+    default: break;
   }
   return std::nullopt;
 }
@@ -59,10 +82,9 @@ Result<boost::json::value> ParseJsonBody(const http::Request& req, bool allow_em
   if (body.empty()) return Error::BadRequest("request body must be a JSON document");
   boost::json::parse_options opts;
   opts.max_depth = kMaxJsonDepth;
-  boost::json::stream_parser parser({}, opts);
   boost::system::error_code ec;
-  std::size_t consumed = parser.write(body.data(), body.size(), ec);
-  if (!ec) parser.finish(ec);
+  std::size_t consumed = 0;
+  boost::json::value value = domain::ParseJsonText(body, ec, opts, &consumed);
   if (ec) {
     if (ec == boost::json::error::too_deep) {
       return Error::BadRequest("malformed JSON at byte offset " + std::to_string(consumed) +
@@ -71,10 +93,9 @@ Result<boost::json::value> ParseJsonBody(const http::Request& req, bool allow_em
     return Error::BadRequest("malformed JSON at byte offset " + std::to_string(consumed) + ": " +
                              ec.message());
   }
-  boost::json::value value = parser.release();
-  if (auto at = FindNul(value, "")) {
-    return Error::BadRequest((at->empty() ? std::string("the body") : *at) +
-                             " contains a NUL character (\\u0000), which no value may hold");
+  if (auto bad = FindUnstorable(value, "")) {
+    return Error::BadRequest((bad->path.empty() ? std::string("the body") : bad->path) +
+                             std::string(bad->why));
   }
   return value;
 }

@@ -25,7 +25,19 @@ bool IsPlaceholder(std::string_view s) {
   return s.size() > 2 && s.front() == '{' && s.back() == '}';
 }
 
+void AddAllowed(std::string_view method, std::string& allow) {
+  for (std::string_view rest = allow; !rest.empty();) {
+    const size_t comma = rest.find(", ");
+    if (rest.substr(0, comma) == method) return;
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 2);
+  }
+  if (!allow.empty()) allow += ", ";
+  allow += method;
+}
+
 }  // namespace
+
+using boost::beast::http::verb;
 
 Router::Router(std::vector<Route> routes) : routes_(std::move(routes)) {
   for (const Route& r : routes_) patterns_.push_back(Split(r.pattern));
@@ -44,17 +56,16 @@ Router::Match Router::Find(boost::beast::http::verb method,
     if (!ok) continue;
     // A literal route wins over a placeholder one for the same path ("/connections/test" vs
     // "/connections/{id}"): literal routes are listed first, so the first full match is kept.
-    if (routes_[i].method == method && match.route == nullptr) {
-      match.route = &routes_[i];
+    const Route& route = routes_[i];
+    const bool head = route.method == verb::get && route.serves_head;
+    if (match.route == nullptr && (route.method == method || (method == verb::head && head))) {
+      match.route = &route;
       for (size_t s = 0; s < pattern.size(); ++s) {
         if (IsPlaceholder(pattern[s])) match.params.push_back(segments[s]);
       }
     }
-    std::string_view name = boost::beast::http::to_string(routes_[i].method);
-    if (match.allow.find(name) == std::string::npos) {
-      if (!match.allow.empty()) match.allow += ", ";
-      match.allow += name;
-    }
+    AddAllowed(boost::beast::http::to_string(route.method), match.allow);
+    if (head) AddAllowed("HEAD", match.allow);
   }
   return match;
 }

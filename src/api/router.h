@@ -28,6 +28,9 @@ struct Route {
   bool needs_auth;
   RouteHandler handle;
   Exec exec = Exec::kPool;
+  // A GET route that only reads also serves HEAD (RFC 9110 section 9.3.2: the same handler, the
+  // same headers, no body). False for a GET that acts (the saved-connection test): HEAD is a 405.
+  bool serves_head = true;
 };
 
 class Router {
@@ -39,7 +42,8 @@ class Router {
     std::vector<std::string> params;
     std::string allow;  // methods the path does support ("GET, POST"); empty: unknown path
   };
-  // `segments` are the decoded path segments ("/v2/connections/" → {"v2","connections"}).
+  // `segments` are the decoded path segments ("/v2/connections/" → {"v2","connections"}). HEAD
+  // finds the GET route of the path when it serves HEAD.
   Match Find(boost::beast::http::verb method, const std::vector<std::string>& segments) const;
 
   const std::vector<Route>& routes() const { return routes_; }

@@ -89,6 +89,11 @@ int Run(int argc, char** argv) {
                    "seconds requests in flight may take to finish on SIGTERM")
       ->envname("CONNREG_DRAIN_TIMEOUT")
       ->check(CLI::Range(0, 3600));
+  serve_cmd
+      ->add_option("--max-connections", serve.max_connections,
+                   "open HTTP connections at most; more are answered 503 and closed at once")
+      ->envname("CONNREG_MAX_CONNECTIONS")
+      ->check(CLI::Range(1LL, 10'000'000LL));
   serve_cmd->add_option("--log-level", serve.log_level, "debug, info, warn or error")
       ->envname("CONNREG_LOG_LEVEL");
   serve_cmd

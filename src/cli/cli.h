@@ -28,6 +28,8 @@ struct ServeOptions {
   long long refresh_ttl = 30LL * 24 * 3600;
   int header_timeout = 30;
   int drain_timeout = 10;
+  // Open HTTP connections at most (also capped at 3/4 of the file-descriptor limit).
+  long long max_connections = 1024;
   std::string master_key;
   std::string master_key_file;
   std::string log_level = "info";

@@ -6,6 +6,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -89,6 +92,22 @@ void Bootstrap(store::Store& store, const std::string& state_dir) {
             << "connreg:   (also written to " << path << ", mode 0600)" << std::endl;
 }
 
+// Raises the soft limit on open files to the hard limit (idle keep-alive connections, store
+// files and warehouse sockets all take descriptors) and returns the connection cap that fits in
+// it: `wanted`, or 3/4 of the limit when that is lower, so the rest is left for everything else.
+std::size_t FitConnectionCap(long long wanted) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return static_cast<std::size_t>(wanted);
+  if (limit.rlim_cur != limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  if (limit.rlim_cur == RLIM_INFINITY) return static_cast<std::size_t>(wanted);
+  const auto fit = std::max<rlim_t>(1, limit.rlim_cur / 4 * 3);
+  return static_cast<std::size_t>(std::min<rlim_t>(static_cast<rlim_t>(wanted), fit));
+}
+
 }  // namespace
 
 int Serve(const ServeOptions& o) {
@@ -133,6 +152,7 @@ int Serve(const ServeOptions& o) {
   http::ServerLimits limits;
   limits.header_timeout = std::chrono::seconds(o.header_timeout);
   limits.drain_timeout = std::chrono::seconds(o.drain_timeout);
+  limits.max_connections = FitConnectionCap(o.max_connections);
   http::Server server(ioc, api, limits);
   // Expired tokens and idempotency records are purged every ten minutes, on the blocking pool.
   boost::asio::steady_timer purge_timer(ioc);
@@ -199,6 +219,7 @@ int Serve(const ServeOptions& o) {
              {{"address", bound.address().to_string()},
               {"port", bound.port()},
               {"threads", threads},
+              {"maxConnections", limits.max_connections},
               {"store", SqlitePath(o.database).empty() ? "postgresql" : "sqlite"},
               {"masterKeyId", sealer.current_key_id()},
               {"version", CONNREG_VERSION}});

@@ -17,6 +17,25 @@ std::string AssociatedData(std::string_view connection_id, std::string_view fiel
   return ad;
 }
 
+std::string KeyedBlake2b(const MasterKey& key, std::string_view purpose, std::string_view data) {
+  static constexpr char kContext[crypto_kdf_CONTEXTBYTES + 1] = "crdigest";
+  unsigned char subkey[crypto_generichash_KEYBYTES];
+  crypto_kdf_derive_from_key(subkey, sizeof subkey, /*subkey_id=*/1, kContext, key.data());
+  crypto_generichash_state state;
+  crypto_generichash_init(&state, subkey, sizeof subkey, crypto_generichash_BYTES);
+  sodium_memzero(subkey, sizeof subkey);
+  crypto_generichash_update(&state, reinterpret_cast<const unsigned char*>(purpose.data()),
+                            purpose.size());
+  static constexpr unsigned char kSeparator = 0;
+  crypto_generichash_update(&state, &kSeparator, 1);
+  crypto_generichash_update(&state, reinterpret_cast<const unsigned char*>(data.data()),
+                            data.size());
+  std::string mac(crypto_generichash_BYTES, '\0');
+  crypto_generichash_final(&state, reinterpret_cast<unsigned char*>(mac.data()), mac.size());
+  sodium_memzero(&state, sizeof state);
+  return mac;
+}
+
 }  // namespace
 
 MasterKey::MasterKey(std::string_view raw) {
@@ -54,18 +73,35 @@ bool SodiumSealer::Knows(const std::string& key_id) const {
   return keys_.count(key_id) > 0;
 }
 
-std::string SodiumSealer::current_key_id() const {
+std::string SodiumSealer::current_key_id() const { return Current()->id(); }
+
+std::shared_ptr<const MasterKey> SodiumSealer::Current() const {
   std::shared_lock lock(mu_);
-  return current_->id();
+  return current_;
+}
+
+std::shared_ptr<const MasterKey> SodiumSealer::Find(std::string_view key_id) const {
+  std::shared_lock lock(mu_);
+  auto it = keys_.find(std::string(key_id));
+  return it == keys_.end() ? nullptr : it->second;
+}
+
+SecretSealer::KeyedDigest SodiumSealer::Digest(std::string_view purpose,
+                                               std::string_view data) const {
+  auto key = Current();
+  return {key->id(), KeyedBlake2b(*key, purpose, data)};
+}
+
+Result<std::string> SodiumSealer::DigestUnder(std::string_view key_id, std::string_view purpose,
+                                              std::string_view data) const {
+  auto key = Find(key_id);
+  if (!key) return Error::NotFound("master key " + std::string(key_id) + " is not held");
+  return KeyedBlake2b(*key, purpose, data);
 }
 
 domain::StoredSecret SodiumSealer::Seal(std::string_view connection_id, std::string_view field,
                                         std::string_view plaintext, TimeMs now) const {
-  std::shared_ptr<const MasterKey> current;
-  {
-    std::shared_lock lock(mu_);
-    current = current_;
-  }
+  const std::shared_ptr<const MasterKey> current = Current();
   const std::string ad = AssociatedData(connection_id, field);
   std::string out(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + plaintext.size() +
                       crypto_aead_xchacha20poly1305_ietf_ABYTES,
@@ -83,12 +119,7 @@ domain::StoredSecret SodiumSealer::Seal(std::string_view connection_id, std::str
 
 Result<std::string> SodiumSealer::Open(std::string_view connection_id, std::string_view field,
                                        const domain::StoredSecret& secret) const {
-  std::shared_ptr<const MasterKey> key;
-  {
-    std::shared_lock lock(mu_);
-    auto it = keys_.find(secret.key_id);
-    if (it != keys_.end()) key = it->second;
-  }
+  const std::shared_ptr<const MasterKey> key = Find(secret.key_id);
   if (!key) {
     return Error::Internal("secret " + std::string(field) + " is sealed under unknown key " +
                            secret.key_id);

@@ -53,10 +53,18 @@ class SodiumSealer : public SecretSealer {
                             std::string_view plaintext, TimeMs now) const override;
   Result<std::string> Open(std::string_view connection_id, std::string_view field,
                            const domain::StoredSecret& secret) const override;
+  // BLAKE2b keyed with a subkey of the master key (crypto_kdf_derive_from_key, context
+  // "crdigest"), over `purpose`, a NUL byte and `data`.
+  KeyedDigest Digest(std::string_view purpose, std::string_view data) const override;
+  Result<std::string> DigestUnder(std::string_view key_id, std::string_view purpose,
+                                  std::string_view data) const override;
 
   std::string current_key_id() const;
 
  private:
+  std::shared_ptr<const MasterKey> Current() const;
+  std::shared_ptr<const MasterKey> Find(std::string_view key_id) const;
+
   mutable std::shared_mutex mu_;
   std::shared_ptr<const MasterKey> current_;
   std::map<std::string, std::shared_ptr<const MasterKey>> keys_;

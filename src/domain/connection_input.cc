@@ -11,6 +11,7 @@
 
 #include "crypto/sealer.h"
 #include "domain/details.h"
+#include "domain/names.h"
 
 namespace connreg::domain {
 namespace {
@@ -35,28 +36,6 @@ struct BodyFields {
   bool restore = false;
 };
 
-bool IsAsciiSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-Result<std::string> ParseName(const boost::json::value& v) {
-  const auto* s = v.if_string();
-  if (s == nullptr) return Error::BadRequest("name must be a string");
-  std::string_view name(*s);
-  while (!name.empty() && IsAsciiSpace(name.front())) name.remove_prefix(1);
-  while (!name.empty() && IsAsciiSpace(name.back())) name.remove_suffix(1);
-  std::size_t chars = 0;
-  for (char ch : name) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c == 0x7F) return Error::BadRequest("name must not contain control characters");
-    if ((c & 0xC0) != 0x80) ++chars;  // count UTF-8 lead bytes, i.e. code points
-  }
-  if (chars < 1 || chars > kMaxNameChars) {
-    return Error::BadRequest("name must be 1 to 255 characters after trimming whitespace");
-  }
-  return std::string(name);
-}
-
 // Reads and checks the top-level fields in the body's order, so that the first bad value is the
 // one reported. `details` is only located here; the callers validate it.
 Result<BodyFields> ParseBodyFields(const boost::json::value& body, Verb verb) {
@@ -69,7 +48,7 @@ Result<BodyFields> ParseBodyFields(const boost::json::value& body, Verb verb) {
     if (key == "details") {
       out.details = &v;
     } else if (key == "name") {
-      auto name = ParseName(v);
+      auto name = ParseName(v, "name", kMaxNameChars);
       if (!name) return std::move(name).error();
       out.name = std::move(*name);
     } else if (key == "description") {
@@ -185,6 +164,7 @@ Result<Connection> BuildNewConnection(const boost::json::value& body, const Acto
   if (!fields) return std::move(fields).error();
   auto parsed = ParseDetails(*fields->details);
   if (!parsed) return std::move(parsed).error();
+  if (auto s = SettleDetails(nullptr, false, {}, &*parsed); !s) return std::move(s).error();
 
   Connection c;
   c.organization_id = actor.organization_id;
@@ -211,11 +191,18 @@ Result<Connection> BuildReplacement(const Connection& stored, const boost::json:
                                     const crypto::SecretSealer& sealer, bool* restore) {
   auto fields = ParseBodyFields(body, Verb::kReplace);
   if (!fields) return std::move(fields).error();
-  const auto* details = fields->details->if_object();
-  if (details == nullptr) return Error::BadRequest("details must be an object");
-  const std::set<std::string> kept = KeptSecrets(stored, DetailsType(*details), *details);
-  auto parsed = ParseDetails(*fields->details, kept);
+  const auto* body_details = fields->details->if_object();
+  if (body_details == nullptr) return Error::BadRequest("details must be an object");
+  const std::string_view type = DetailsType(*body_details);
+  const std::set<std::string> kept = KeptSecrets(stored, type, *body_details);
+  const boost::json::object* prior = type == stored.type ? &stored.details : nullptr;
+  boost::json::object details = *body_details;
+  if (prior != nullptr) KeepOnReplace(type, *prior, &details);
+  auto parsed = ParseDetails(boost::json::value(std::move(details)), kept);
   if (!parsed) return std::move(parsed).error();
+  if (auto s = SettleDetails(prior, body_details->contains("tlsMode"), kept, &*parsed); !s) {
+    return std::move(s).error();
+  }
 
   Connection next = NextVersion(stored, actor, now);
   next.name = std::move(*fields->name);
@@ -262,6 +249,10 @@ Result<Connection> BuildMerge(const Connection& stored, const boost::json::value
     const std::set<std::string> kept = KeptSecrets(stored, type, *patch);
     auto parsed = ParseDetails(boost::json::value(std::move(merged)), kept);
     if (!parsed) return std::move(parsed).error();
+    const boost::json::object* prior = type == stored.type ? &stored.details : nullptr;
+    if (auto s = SettleDetails(prior, patch->contains("tlsMode"), kept, &*parsed); !s) {
+      return std::move(s).error();
+    }
     auto secrets = NextSecrets(&stored, kept, *parsed, stored.connection_id, now, sealer);
     ApplyDetails(std::move(*parsed), std::move(secrets), &next);
   }

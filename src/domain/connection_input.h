@@ -29,14 +29,17 @@ Result<Connection> BuildNewConnection(const boost::json::value& body, const Acto
                                       const crypto::SecretSealer& sealer);
 
 // PUT /v2/connections/{id}: the body replaces `stored`, except that a secret field absent from
-// the body keeps its stored value when the type is unchanged, and null clears it. `*restore` is
-// set from the body's `restore`. The result has version stored.version + 1.
+// the body keeps its stored value when the type and the endpoint are unchanged (a changed endpoint
+// without the secrets is a 400), null clears it; tlsMode and tlsCaCert are kept likewise
+// (SettleDetails, KeepOnReplace). `*restore` is set from the body's `restore`. The result has
+// version stored.version + 1.
 Result<Connection> BuildReplacement(const Connection& stored, const boost::json::value& body,
                                     const Actor& actor, TimeMs now,
                                     const crypto::SecretSealer& sealer, bool* restore);
 
-// PATCH /v2/connections/{id}: top-level fields replace, `details` merges field by field
-// (a secret set to null is cleared). No field is required. Version stored.version + 1.
+// PATCH /v2/connections/{id} (and the proposed-change test): top-level fields replace, `details`
+// merges field by field (a secret set to null is cleared); a changed endpoint needs every secret
+// again (SettleDetails). No field is required. Version stored.version + 1.
 Result<Connection> BuildMerge(const Connection& stored, const boost::json::value& body,
                               const Actor& actor, TimeMs now, const crypto::SecretSealer& sealer);
 

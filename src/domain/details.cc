@@ -18,12 +18,15 @@ constexpr std::size_t kMaxStringChars = 4096;
 constexpr std::size_t kMaxKeyBytes = std::size_t{64} * 1024;
 
 enum class Kind {
-  kString,  // any string up to kMaxStringChars
-  kHost,    // host name or IP literal
-  kPort,    // integer 1..65535
+  kString,   // any string up to kMaxStringChars
+  kHost,     // host name or IP literal
+  kAccount,  // snowflake account identifier: a label of <account>.snowflakecomputing.com
+  kPort,     // integer 1..65535
   kBool,
   kStringList,      // array of strings
   kAuthType,        // snowflake: basic-auth | key-pair | oauth
+  kTlsMode,         // require | verify-ca | verify-full
+  kCaBundle,        // PEM certificates, up to kMaxKeyBytes
   kObject,          // nested object checked against `nested`
   kPassword,        // secret: string or {"type":"plain","value":string}
   kSecret,          // secret: string up to kMaxStringChars
@@ -42,11 +45,36 @@ struct FieldSpec {
   bool required = false;
   // For kObject: the fields of the nested object.
   std::vector<FieldSpec> nested = {};
+  // Part of the endpoint (contract section 4): the field decides where the secrets are sent, so
+  // a request that changes it must give every secret of the connection again.
+  bool endpoint = false;
+  // What the field means when absent (a default port, starburst's useTls), compared in its
+  // place when deciding whether the endpoint changed; null when absence means nothing more.
+  boost::json::value fallback = nullptr;
+  // An extension a Sigma client cannot know to send (tlsMode, tlsCaCert): a PUT that leaves it
+  // out keeps the stored value, as for a secret; null clears it.
+  bool kept_by_put = false;
+
+  FieldSpec Endpoint() && {
+    endpoint = true;
+    return std::move(*this);
+  }
+  FieldSpec Default(boost::json::value v) && {
+    fallback = std::move(v);
+    return std::move(*this);
+  }
 };
+
+// How a type turns TLS on (contract section 4, extension). kUseTls: the `useTls` field (with its
+// fallback when absent); kAlways: every connection (azuresql); kByMode: giving a `tlsMode`
+// (sqlserver, whose driver otherwise encrypts only when the server offers it); kNone: the type
+// has no TLS settings (the HTTP drivers always verify).
+enum class TlsSwitch { kNone, kUseTls, kAlways, kByMode };
 
 struct TypeSpec {
   std::string_view type;
   std::vector<FieldSpec> fields;
+  TlsSwitch tls = TlsSwitch::kNone;
 };
 
 FieldSpec Req(std::string_view name, Kind kind) { return {name, kind, true}; }
@@ -55,50 +83,67 @@ FieldSpec Nested(std::string_view name, std::vector<FieldSpec> fields) {
   return {name, Kind::kObject, false, std::move(fields)};
 }
 
-std::vector<FieldSpec> PostgresFamily() {
-  return {Req("host", Kind::kHost),
-          Req("database", Kind::kString),
-          Opt("port", Kind::kPort),
-          Opt("user", Kind::kString),
-          Opt("password", Kind::kPassword),
-          Opt("useTls", Kind::kBool),
-          Nested("writeAccess", {Req("writeSchema", Kind::kString)})};
+constexpr std::string_view kTlsModes[] = {"require", "verify-ca", "verify-full"};  // weak first
+constexpr std::string_view kDefaultTlsMode = "verify-full";
+// What a connection with TLS on and no tlsMode gets: rows stored before tlsMode existed.
+constexpr std::string_view kLegacyTlsMode = "require";
+
+// The TLS fields every type with TLS settings has, after its own.
+std::vector<FieldSpec> WithTlsFields(std::vector<FieldSpec> fields) {
+  FieldSpec mode = Opt("tlsMode", Kind::kTlsMode);
+  FieldSpec ca = Opt("tlsCaCert", Kind::kCaBundle);
+  mode.kept_by_put = ca.kept_by_put = true;
+  fields.push_back(std::move(mode));
+  fields.push_back(std::move(ca));
+  return fields;
+}
+
+std::vector<FieldSpec> PostgresFamily(std::int64_t default_port) {
+  return WithTlsFields({Req("host", Kind::kHost).Endpoint(), Req("database", Kind::kString),
+                        Opt("port", Kind::kPort).Endpoint().Default(default_port),
+                        Opt("user", Kind::kString), Opt("password", Kind::kPassword),
+                        Opt("useTls", Kind::kBool).Default(false),
+                        Nested("writeAccess", {Req("writeSchema", Kind::kString)})});
 }
 
 std::vector<FieldSpec> SqlServerFamily(bool database_required) {
-  return {Req("server", Kind::kHost),
-          Req("port", Kind::kPort),
-          Req("user", Kind::kString),
-          Req("password", Kind::kPassword),
-          {"database", Kind::kString, database_required},
-          Opt("useReadUncommittedIsolation", Kind::kBool),
-          Nested("writeAccess",
-                 {Req("writeDatabase", Kind::kString), Req("writeSchema", Kind::kString)})};
+  return WithTlsFields({Req("server", Kind::kHost).Endpoint(),
+                        Req("port", Kind::kPort).Endpoint(),
+                        Req("user", Kind::kString),
+                        Req("password", Kind::kPassword),
+                        {"database", Kind::kString, database_required},
+                        Opt("useReadUncommittedIsolation", Kind::kBool),
+                        Nested("writeAccess", {Req("writeDatabase", Kind::kString),
+                                               Req("writeSchema", Kind::kString)})});
 }
 
 // The contract's section 4 table, one entry per `details.type`, in the contract's order.
 const std::vector<TypeSpec>& Specs() {
   static const std::vector<TypeSpec>* const specs = new std::vector<TypeSpec>{
-      {"postgres", PostgresFamily()},
-      {"redshift", PostgresFamily()},
-      {"alloydb", PostgresFamily()},
+      {"postgres", PostgresFamily(5432), TlsSwitch::kUseTls},
+      {"redshift", PostgresFamily(5439), TlsSwitch::kUseTls},
+      {"alloydb", PostgresFamily(5432), TlsSwitch::kUseTls},
       {"mysql",
-       {Req("host", Kind::kHost), Req("port", Kind::kPort), Req("user", Kind::kString),
-        Req("password", Kind::kPassword), Opt("database", Kind::kString),
-        Opt("useTls", Kind::kBool), Nested("writeAccess", {Req("writeSchema", Kind::kString)})}},
+       WithTlsFields({Req("host", Kind::kHost).Endpoint(), Req("port", Kind::kPort).Endpoint(),
+                      Req("user", Kind::kString), Req("password", Kind::kPassword),
+                      Opt("database", Kind::kString), Opt("useTls", Kind::kBool).Default(false),
+                      Nested("writeAccess", {Req("writeSchema", Kind::kString)})}),
+       TlsSwitch::kUseTls},
       // Snowflake's "account or host" and its one-login rule are checked in CheckSnowflake.
       {"snowflake",
-       {Opt("account", Kind::kString), Opt("host", Kind::kHost), Opt("server", Kind::kHost),
-        Opt("user", Kind::kString), Opt("password", Kind::kPassword),
-        Opt("privateKey", Kind::kKeySecret), Opt("privateKeyPassphrase", Kind::kSecret),
-        Opt("useOauth", Kind::kBool), Opt("warehouse", Kind::kString), Opt("role", Kind::kString),
-        Opt("database", Kind::kString), Opt("schema", Kind::kString),
-        Opt("authType", Kind::kAuthType),
+       {Opt("account", Kind::kAccount).Endpoint(), Opt("host", Kind::kHost).Endpoint(),
+        Opt("server", Kind::kHost).Endpoint(), Opt("user", Kind::kString),
+        Opt("password", Kind::kPassword), Opt("privateKey", Kind::kKeySecret),
+        Opt("privateKeyPassphrase", Kind::kSecret), Opt("useOauth", Kind::kBool),
+        Opt("warehouse", Kind::kString), Opt("role", Kind::kString), Opt("database", Kind::kString),
+        Opt("schema", Kind::kString), Opt("authType", Kind::kAuthType),
         // Two accepted shapes; CheckSnowflake decides which fields are required.
         Nested("writeAccess",
                {Opt("writeDatabase", Kind::kString), Opt("writeSchema", Kind::kString),
                 Opt("materializationWarehouse", Kind::kString)}),
         Nested("userAttributes", {Opt("role", Kind::kString), Opt("warehouse", Kind::kString)})}},
+      // The endpoint of a service-account key, its token_uri, is inside the secret itself: it
+      // cannot change without the secret being given again, and bigQuery has no other secret.
       {"bigQuery",
        {Req("projectId", Kind::kString), Opt("additionalProjectIds", Kind::kStringList),
         Opt("serviceAccount", Kind::kServiceAccount), Opt("useOauth", Kind::kBool),
@@ -106,18 +151,20 @@ const std::vector<TypeSpec>& Specs() {
                {Req("writeProject", Kind::kString), Req("writeDataset", Kind::kString)})}},
       // Databricks' token-or-OAuth rule is checked in CheckDatabricks.
       {"databricks",
-       {Req("host", Kind::kHost), Req("endpoint", Kind::kString), Opt("token", Kind::kSecret),
-        Opt("useOauth", Kind::kBool), Opt("workspaceUrl", Kind::kString),
-        Opt("catalog", Kind::kString),
+       {Req("host", Kind::kHost).Endpoint(), Req("endpoint", Kind::kString).Endpoint(),
+        Opt("token", Kind::kSecret), Opt("useOauth", Kind::kBool),
+        Opt("workspaceUrl", Kind::kString).Endpoint(), Opt("catalog", Kind::kString),
         Nested("writeAccess",
                {Req("writeCatalog", Kind::kString), Req("writeSchema", Kind::kString)})}},
       {"starburst",
-       {Req("host", Kind::kHost), Req("port", Kind::kPort), Req("user", Kind::kString),
-        Req("password", Kind::kPassword), Opt("catalog", Kind::kString), Opt("useTls", Kind::kBool),
-        Nested("writeAccess",
-               {Req("writeCatalog", Kind::kString), Req("writeSchema", Kind::kString)})}},
-      {"sqlserver", SqlServerFamily(/*database_required=*/false)},
-      {"azuresql", SqlServerFamily(/*database_required=*/true)},
+       WithTlsFields({Req("host", Kind::kHost).Endpoint(), Req("port", Kind::kPort).Endpoint(),
+                      Req("user", Kind::kString), Req("password", Kind::kPassword),
+                      Opt("catalog", Kind::kString), Opt("useTls", Kind::kBool).Default(true),
+                      Nested("writeAccess", {Req("writeCatalog", Kind::kString),
+                                             Req("writeSchema", Kind::kString)})}),
+       TlsSwitch::kUseTls},
+      {"sqlserver", SqlServerFamily(/*database_required=*/false), TlsSwitch::kByMode},
+      {"azuresql", SqlServerFamily(/*database_required=*/true), TlsSwitch::kAlways},
   };
   return *specs;
 }
@@ -161,6 +208,26 @@ bool IsHostLike(std::string_view s) {
     }
   }
   return true;
+}
+
+// A Snowflake account identifier ("acme-xy12345", "xy12345.us-east-1.aws", "org_acct") is pasted
+// into the host name <account>.snowflakecomputing.com: only what a DNS label sequence may hold.
+bool IsAccountLike(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  for (char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// A PEM bundle is checked for shape only (at least one certificate block); the driver that uses
+// it reports a bundle it cannot load as a `tls` failure.
+bool IsPemCertificates(std::string_view s) {
+  const auto begin = s.find("-----BEGIN CERTIFICATE-----");
+  return begin != std::string_view::npos &&
+         s.find("-----END CERTIFICATE-----", begin) != std::string_view::npos;
 }
 
 std::string TypeList() {
@@ -252,6 +319,34 @@ class DetailsParser {
         const auto* s = v.if_string();
         if (s == nullptr || !IsHostLike(*s)) {
           return Error::BadRequest(path + " must be a host name or IP address");
+        }
+        return OkStatus();
+      }
+      case Kind::kAccount: {
+        const auto* s = v.if_string();
+        if (s == nullptr || !IsAccountLike(*s)) {
+          return Error::BadRequest(path +
+                                   " must be a Snowflake account identifier (letters, digits, "
+                                   "'-', '_' and '.')");
+        }
+        return OkStatus();
+      }
+      case Kind::kTlsMode: {
+        const auto* s = v.if_string();
+        if (s == nullptr || std::find(std::begin(kTlsModes), std::end(kTlsModes),
+                                      std::string_view(*s)) == std::end(kTlsModes)) {
+          return Error::BadRequest(path + " must be one of require, verify-ca, verify-full");
+        }
+        return OkStatus();
+      }
+      case Kind::kCaBundle: {
+        const auto* s = v.if_string();
+        if (s != nullptr && s->size() > kMaxKeyBytes) {
+          return Error::BadRequest(path + " must be at most 64 KiB");
+        }
+        if (s == nullptr || !IsPemCertificates(*s)) {
+          return Error::BadRequest(path +
+                                   " must be PEM certificates (-----BEGIN CERTIFICATE-----)");
         }
         return OkStatus();
       }
@@ -467,6 +562,81 @@ class DetailsParser {
   ParsedDetails out_;
 };
 
+bool AsciiIEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// The value of `field` in `details`, or what its absence means.
+const boost::json::value& ValueOrFallback(const boost::json::object& details,
+                                          const FieldSpec& field) {
+  const auto* v = details.if_contains(field.name);
+  return v != nullptr ? *v : field.fallback;
+}
+
+bool TlsOn(const TypeSpec& spec, const boost::json::object& details) {
+  switch (spec.tls) {
+    case TlsSwitch::kNone: return false;
+    case TlsSwitch::kAlways: return true;
+    case TlsSwitch::kByMode: return details.contains("tlsMode");
+    case TlsSwitch::kUseTls: {
+      const auto& v = ValueOrFallback(details, *FindField(spec.fields, "useTls"));
+      return v.is_bool() && v.get_bool();
+    }
+  }
+  return false;
+}
+
+// How strictly a connection with TLS on verifies the server: the index of its tlsMode in
+// kTlsModes (weakest first); no tlsMode is the legacy `require`.
+std::ptrdiff_t TlsRank(const boost::json::object& details) {
+  std::string_view mode = kLegacyTlsMode;
+  if (const auto* m = details.if_contains("tlsMode"); m != nullptr && m->is_string()) {
+    mode = m->get_string();
+  }
+  return std::find(std::begin(kTlsModes), std::end(kTlsModes), mode) - std::begin(kTlsModes);
+}
+
+bool SameEndpointValue(const FieldSpec& field, const boost::json::object& a,
+                       const boost::json::object& b) {
+  const auto& x = ValueOrFallback(a, field);
+  const auto& y = ValueOrFallback(b, field);
+  // Host names and account identifiers are case-insensitive (DNS).
+  if ((field.kind == Kind::kHost || field.kind == Kind::kAccount) && x.is_string() &&
+      y.is_string()) {
+    return AsciiIEquals(x.get_string(), y.get_string());
+  }
+  return x == y;
+}
+
+// The first field whose change moves where the secrets of a `spec` connection would go, from
+// `stored` to `next`: an endpoint field, or a weaker TLS setting (contract section 4): TLS turned
+// off, a lower tlsMode, or another tlsCaCert while certificates are verified. Turning TLS on, a
+// stricter mode, or a CA on a connection that verified nothing (`require`) only narrow what the
+// connection accepts, and are no change in this sense.
+std::optional<std::string_view> ChangedEndpointField(const TypeSpec& spec,
+                                                     const boost::json::object& stored,
+                                                     const boost::json::object& next) {
+  for (const auto& field : spec.fields) {
+    if (field.endpoint && !SameEndpointValue(field, stored, next)) return field.name;
+  }
+  const bool was_on = TlsOn(spec, stored);
+  const bool is_on = TlsOn(spec, next);
+  if (was_on && !is_on) return spec.tls == TlsSwitch::kByMode ? "tlsMode" : "useTls";
+  if (was_on && is_on) {
+    const auto was = TlsRank(stored);
+    if (TlsRank(next) < was) return "tlsMode";
+    const auto* ca_was = stored.if_contains("tlsCaCert");
+    const auto* ca_is = next.if_contains("tlsCaCert");
+    const bool same_ca =
+        ca_was == nullptr ? ca_is == nullptr : ca_is != nullptr && *ca_was == *ca_is;
+    if (was > 0 && !same_ca) return "tlsCaCert";
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 const std::vector<std::string_view>& WarehouseTypes() {
@@ -500,6 +670,40 @@ Result<ParsedDetails> ParseDetails(const boost::json::value& details,
   }
   DetailsParser parser(*spec, kept_secrets);
   return parser.Run(*obj);
+}
+
+void KeepOnReplace(std::string_view type, const boost::json::object& stored,
+                   boost::json::object* body_details) {
+  const TypeSpec* spec = FindType(type);
+  if (spec == nullptr) return;
+  for (const auto& field : spec->fields) {
+    if (!field.kept_by_put || body_details->contains(field.name)) continue;
+    if (const auto* v = stored.if_contains(field.name)) (*body_details)[field.name] = *v;
+  }
+}
+
+Status SettleDetails(const boost::json::object* stored, bool tls_mode_mentioned,
+                     const std::set<std::string>& kept, ParsedDetails* next) {
+  const TypeSpec* spec = FindType(next->type);
+  if (spec == nullptr) return Error::Internal("settling details of an unknown type");
+  // TLS default: verify-full whenever TLS is on and no mode is given, except on a row stored
+  // before tlsMode existed that keeps TLS on without mentioning the mode: it keeps `require`.
+  if (TlsOn(*spec, next->visible) && !next->visible.contains("tlsMode")) {
+    const bool legacy = stored != nullptr && !tls_mode_mentioned && TlsOn(*spec, *stored) &&
+                        !stored->contains("tlsMode");
+    if (!legacy) next->visible["tlsMode"] = kDefaultTlsMode;
+  }
+  if (stored == nullptr || kept.empty()) return OkStatus();
+  const auto changed = ChangedEndpointField(*spec, *stored, next->visible);
+  if (!changed) return OkStatus();
+  for (const auto& field : spec->fields) {
+    if (IsSecretKind(field.kind) && kept.count(std::string(field.name)) > 0) {
+      return Error::BadRequest("details." + std::string(field.name) +
+                               " must be given again when details." + std::string(*changed) +
+                               " changes");
+    }
+  }
+  return OkStatus();
 }
 
 }  // namespace connreg::domain

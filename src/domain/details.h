@@ -34,6 +34,27 @@ struct ParsedDetails {
 Result<ParsedDetails> ParseDetails(const boost::json::value& details,
                                    const std::set<std::string>& kept_secrets = {});
 
+// PUT: copies into `body_details` the stored values of the fields that a PUT leaving them out
+// keeps (tlsMode and tlsCaCert: extensions a Sigma client cannot know to send, so a PUT from one
+// does not silently change how the connection verifies its server). `stored` is the stored
+// details of the same `type`.
+void KeepOnReplace(std::string_view type, const boost::json::object& stored,
+                   boost::json::object* body_details);
+
+// The rules that relate the next details to the stored ones (contract section 4), applied to
+// `next` after ParseDetails. `stored` is the stored details when the request keeps the type (PUT,
+// PATCH, a proposed test), else null (create, type change); `tls_mode_mentioned` says whether the
+// request names tlsMode (a JSON null included); `kept` is as for ParseDetails.
+// - TLS default: with TLS on and no tlsMode, `next` gets tlsMode verify-full, except when a
+//   stored row without tlsMode (stored before it existed, hence `require`) keeps TLS on and the
+//   request does not mention the mode.
+// - Secrets stay bound to their endpoint: when the request changes an endpoint field (host,
+//   port with its default, server, account, workspaceUrl, endpoint) or weakens TLS (turns it off,
+//   lowers tlsMode, or changes tlsCaCert while certificates are verified), no stored secret may be
+//   kept: a 400 "details.password must be given again when details.host changes".
+Status SettleDetails(const boost::json::object* stored, bool tls_mode_mentioned,
+                     const std::set<std::string>& kept, ParsedDetails* next);
+
 // The ten `details.type` values, in the contract's order.
 const std::vector<std::string_view>& WarehouseTypes();
 bool IsWarehouseType(std::string_view type);

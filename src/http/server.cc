@@ -7,6 +7,7 @@
 #include <array>
 #include <exception>
 #include <optional>
+#include <sstream>
 #include <string_view>
 #include <typeinfo>
 #include <unordered_set>
@@ -144,6 +145,70 @@ void FinishResponse(Response& res, const Request& req, const std::string& reques
   if (req.method() == bhttp::verb::head) res.body().clear();
 }
 
+// What is wrong with the framing of a request whose header Beast accepted, or nullopt; each is a
+// 400 and the connection is closed.
+// - RFC 9112 section 3.2: an HTTP/1.1 request needs exactly one Host.
+// - Request smuggling guards (RFC 9112 section 6.1). Beast rejects Transfer-Encoding: chunked next
+//   to Content-Length, but accepts a Transfer-Encoding whose final coding is not chunked (it then
+//   reads no body at all), such a Transfer-Encoding followed by Content-Length, and codings
+//   before chunked ("gzip, chunked") that it does not decode: the handler would see the coded
+//   bytes as the body. The only transfer coding served is chunked alone.
+std::optional<std::string_view> FramingError(const bhttp::request_header<>& header) {
+  const std::size_t hosts = header.count(bhttp::field::host);
+  if (hosts > 1) return "a request has at most one Host header";
+  if (hosts == 0 && header.version() >= 11) return "an HTTP/1.1 request needs a Host header";
+  const std::size_t codings = header.count(bhttp::field::transfer_encoding);
+  if (codings == 0) return std::nullopt;
+  if (header.count(bhttp::field::content_length) != 0) {
+    return "Content-Length and Transfer-Encoding must not both be present";
+  }
+  std::string_view te = header[bhttp::field::transfer_encoding];
+  while (!te.empty() && (te.front() == ' ' || te.front() == '\t')) te.remove_prefix(1);
+  while (!te.empty() && (te.back() == ' ' || te.back() == '\t')) te.remove_suffix(1);
+  if (codings != 1 || !beast::iequals(te, "chunked")) {
+    return "Transfer-Encoding must be chunked (no other transfer coding is supported)";
+  }
+  return std::nullopt;
+}
+
+// RFC 9112 section 5.2: obsolete line folding (a header line that starts with a space or a tab)
+// is a 400. `piece` is a run of header bytes; `after_crlf` says whether the run before it ended a
+// line.
+bool HasObsFold(std::string_view piece, bool after_crlf) {
+  if (piece.empty()) return false;
+  if (after_crlf && (piece.front() == ' ' || piece.front() == '\t')) return true;
+  for (std::size_t at = piece.find("\r\n"); at != std::string_view::npos;
+       at = piece.find("\r\n", at + 2)) {
+    if (at + 2 < piece.size() && (piece[at + 2] == ' ' || piece[at + 2] == '\t')) return true;
+  }
+  return false;
+}
+
+// A connection over the cap (ServerLimits::max_connections) is refused at once: a 503 written
+// without waiting (it fits in a fresh socket's send buffer), then closed. A client that had
+// already sent its request may see the close as a reset instead of reading the 503.
+void RefuseConnection(tcp::socket& socket) {
+  std::string request_id;
+  GenerateRequestId(request_id);
+  Response res;
+  SetErrorResponse(res, HttpStatus(ErrorCode::kUnavailable), CodeName(ErrorCode::kUnavailable),
+                   "too many open connections; try again", request_id);
+  res.version(11);
+  res.set(bhttp::field::server, kServerName);
+  res.set(kRequestIdHeader, request_id);
+  res.set(bhttp::field::retry_after, "1");
+  res.keep_alive(false);
+  res.prepare_payload();
+  std::ostringstream text;
+  text << res;
+  const std::string bytes = std::move(text).str();
+  beast::error_code ec;
+  socket.non_blocking(true, ec);
+  if (!ec) socket.write_some(asio::buffer(bytes), ec);
+  socket.shutdown(tcp::socket::shutdown_both, ec);
+  socket.close(ec);
+}
+
 // Completion of every coroutine this file spawns. The coroutines catch at their boundary; this
 // is the last line of defence and must not be silent.
 void LogEscapedException(std::exception_ptr e) {
@@ -204,6 +269,9 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   asio::awaitable<void> AcceptLoop(std::shared_ptr<State> keep_alive);
   asio::awaitable<void> RunSession(std::shared_ptr<Session> s, std::shared_ptr<State> keep_alive);
   asio::awaitable<void> Serve(Session& s);
+  // Reads the request's header into s.parser, as beast::http::async_read_header does, and sets
+  // `*folded` when the raw bytes hold obsolete line folding (which Beast would unfold silently).
+  asio::awaitable<beast::error_code> ReadHeader(Session& s, bool* folded);
   asio::awaitable<void> CallHandler(Exchange& ex);
   // Answers (or just logs) a request that failed before the handler; `has_request_id` says
   // whether ex.request_id already belongs to this request.
@@ -231,6 +299,7 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   std::function<void()> done;
   bool stop_begun = false;
   bool finished = false;
+  bool refusing = false;  // the last connection accepted was over the cap (logged once per spell)
 
   std::atomic<bool> stopping{false};  // set first by Stop(), read by sessions on any thread
   std::atomic<std::size_t> in_flight{0};
@@ -249,6 +318,16 @@ asio::awaitable<void> Server::State::AcceptLoop(std::shared_ptr<State> /*keep_al
       co_await backoff.async_wait(kNoThrow);
       continue;
     }
+    if (sessions.size() >= limits.max_connections) {
+      if (!refusing) {
+        log::Event(log::Level::kWarn, "connection_limit_reached",
+                   {{"maxConnections", limits.max_connections}});
+      }
+      refusing = true;
+      RefuseConnection(socket);
+      continue;
+    }
+    refusing = false;
     socket.set_option(tcp::no_delay(true), ec);  // answers are single writes; never delay them
     auto session = std::make_shared<Session>(std::move(socket));
     sessions.insert(session);
@@ -317,32 +396,27 @@ asio::awaitable<void> Server::State::Serve(Session& s) {
     parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
     parser.body_limit(limits.max_body_bytes);
     {
-      auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kNoThrow);
-      // Beast enforces header_limit only while the header is incomplete: a header that arrives
-      // whole in one read passes whatever its size. Check what the parser consumed.
-      if (!ec && n > limits.max_header_bytes) ec = bhttp::error::header_limit;
+      bool folded = false;
+      auto ec = co_await ReadHeader(s, &folded);
       if (ec) {
         co_await RejectBeforeHandler(s, ec, /*has_request_id=*/false, start);
+        co_return;
+      }
+      if (folded) {
+        AssignRequestId(parser.get(), ex.request_id);
+        co_await Reject(s, ErrorCode::kBadRequest,
+                        "obsolete line folding (a header line that starts with a space or a tab) "
+                        "is not allowed",
+                        start);
         co_return;
       }
     }
     const auto& header = parser.get();
     AssignRequestId(header, ex.request_id);
 
-    // Request smuggling guards (RFC 9112 section 6.1). Beast rejects Transfer-Encoding: chunked
-    // next to Content-Length, but accepts a Transfer-Encoding whose final coding is not chunked
-    // (it then reads no body at all) and such a Transfer-Encoding followed by Content-Length.
-    if (header.count(bhttp::field::transfer_encoding) != 0) {
-      if (header.count(bhttp::field::content_length) != 0) {
-        co_await Reject(s, ErrorCode::kBadRequest,
-                        "Content-Length and Transfer-Encoding must not both be present", start);
-        co_return;
-      }
-      if (!parser.chunked()) {
-        co_await Reject(s, ErrorCode::kBadRequest, "Transfer-Encoding must end with chunked",
-                        start);
-        co_return;
-      }
+    if (auto framing = FramingError(header)) {
+      co_await Reject(s, ErrorCode::kBadRequest, *framing, start);
+      co_return;
     }
 
     if (!parser.is_done()) {
@@ -393,6 +467,38 @@ asio::awaitable<void> Server::State::Serve(Session& s) {
       }
       co_return;
     }
+  }
+}
+
+asio::awaitable<beast::error_code> Server::State::ReadHeader(Session& s, bool* folded) {
+  auto& parser = *s.parser;
+  std::size_t taken = 0;
+  bool after_crlf = false;  // the last piece the parser took ended with CRLF
+  for (;;) {
+    if (s.buffer.size() != 0) {
+      beast::error_code ec;
+      const auto data = s.buffer.data();
+      const std::size_t used = parser.put(data, ec);
+      const std::string_view piece(static_cast<const char*>(data.data()), used);
+      if (HasObsFold(piece, after_crlf)) {
+        *folded = true;
+        co_return beast::error_code{};
+      }
+      if (used != 0) after_crlf = piece.ends_with("\r\n");
+      s.buffer.consume(used);
+      taken += used;
+      // Beast enforces header_limit only while the header is incomplete: a header that arrives
+      // whole in one read passes whatever its size. Check what the parser took.
+      if (taken > limits.max_header_bytes) co_return bhttp::error::header_limit;
+      if (parser.is_header_done()) co_return beast::error_code{};
+      if (ec && ec != bhttp::error::need_more) co_return ec;
+    }
+    auto [ec, n] = co_await s.stream.async_read_some(s.buffer.prepare(kReadSize), kNoThrow);
+    if (ec == asio::error::eof) {
+      co_return parser.got_some() ? bhttp::error::partial_message : bhttp::error::end_of_stream;
+    }
+    if (ec) co_return ec;
+    s.buffer.commit(n);
   }
 }
 

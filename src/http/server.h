@@ -29,6 +29,9 @@ struct ServerLimits {
   std::chrono::seconds body_timeout{60};   // time allowed to send the whole body
   std::chrono::seconds write_timeout{30};  // time allowed for the client to take a response
   std::chrono::seconds drain_timeout{10};  // Stop(): how long requests in flight may finish
+  // Open connections at most; one more is answered 503 and closed at once, so that idle sockets
+  // cannot use up the process's file descriptors.
+  std::size_t max_connections = 1024;
 };
 
 // Destroy a Server only after Stop()'s `done` has run or the io_context has stopped; the

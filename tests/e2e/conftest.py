@@ -105,12 +105,13 @@ class Server:
     """
 
     def __init__(self, *extra_args: str, env: dict[str, str] | None = None, tmpdir: Path | None = None,
-                 database: str | None = None):
+                 database: str | None = None, preexec_fn=None):
         self.own_tmp = tmpdir is None
         self.tmp = Path(tmpdir) if tmpdir else Path(tempfile.mkdtemp(prefix="connreg-e2e-"))
         self.db_path = self.tmp / "connreg.db"
         self.database = f"sqlite:{self.db_path}"
         self.extra_args = list(extra_args)
+        self.preexec_fn = preexec_fn  # run in the child before exec (resource limits)
         self.env = dict(os.environ)
         # The test environment must not leak a configuration into the server under test.
         for k in list(self.env):
@@ -151,7 +152,8 @@ class Server:
         assert Path(BIN).exists(), f"connreg binary not found at {BIN} (set CONNREG_BIN)"
         cmd = [BIN, "serve", "--database", self.database, "--listen", "127.0.0.1:0", *self.extra_args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, cwd=self.tmp, env=self.env)
+                                     stdin=subprocess.DEVNULL, cwd=self.tmp, env=self.env,
+                                     preexec_fn=self.preexec_fn)
         _ALL_SERVERS.append(self)
         threading.Thread(target=self._drain, args=(self.proc.stdout, self.lines, True), daemon=True).start()
         threading.Thread(target=self._drain, args=(self.proc.stderr, self.stderr_lines, False), daemon=True).start()

@@ -64,7 +64,9 @@ def test_post_test_with_change_saves_nothing(api):
     created = api.create(conn_body("postgres", timeoutSecs=5))
     cid = created["connectionId"]
     before = api.get_conn(cid)
-    res = check_result(api.post(f"{C}/{cid}/test", {"details": {"host": "other.example.invalid"}}, timeout=70))
+    res = check_result(api.post(f"{C}/{cid}/test", {"details": {"host": "other.example.invalid",
+                                                                 "password": "pw-given-again-1"}},
+                                timeout=70))
     after = api.get_conn(cid)
     assert after["details"] == before["details"] and after["name"] == before["name"]
     assert after["version"] == before["version"], "a test must not change the connection's version"
@@ -130,109 +132,15 @@ def test_every_type_answers_a_test(api, kind):
 
 
 # --------------------------------------------------------------------------------------------
-# A fake PostgreSQL server: enough of the v3 wire protocol for a probe to connect, authenticate
-# (cleartext password, so the test sees which secret the server sent) and run its trivial query.
+# Against a fake PostgreSQL server (fake_postgres.py: cleartext password, so the test sees which
+# secret the server sent).
 
 
 import socket
-import struct
 import threading
 import time
 
-
-class FakePostgres:
-    def __init__(self, accept_login: bool):
-        self.accept_login = accept_login
-        self.passwords: list[str] = []
-        self.queries: list[str] = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self._stop = False
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def close(self):
-        self._stop = True
-        self.sock.close()
-
-    def _serve(self):
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _recv_exact(conn, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = conn.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("peer closed")
-            buf += chunk
-        return buf
-
-    @staticmethod
-    def _msg(kind: bytes, payload: bytes) -> bytes:
-        return kind + struct.pack("!i", len(payload) + 4) + payload
-
-    def _session(self, conn):
-        conn.settimeout(10)
-        try:
-            while True:  # SSLRequest / GSSENCRequest, then the StartupMessage
-                n = struct.unpack("!i", self._recv_exact(conn, 4))[0]
-                body = self._recv_exact(conn, n - 4)
-                code = struct.unpack("!i", body[:4])[0]
-                if code in (80877103, 80877104):
-                    conn.sendall(b"N")
-                    continue
-                break
-            conn.sendall(self._msg(b"R", struct.pack("!i", 3)))  # AuthenticationCleartextPassword
-            kind = self._recv_exact(conn, 1)
-            n = struct.unpack("!i", self._recv_exact(conn, 4))[0]
-            body = self._recv_exact(conn, n - 4)
-            if kind == b"p":
-                self.passwords.append(body.rstrip(b"\0").decode("utf-8", "replace"))
-            if not self.accept_login:
-                pw = body.rstrip(b"\0")
-                fields = (b"SFATAL\0VFATAL\0C28P01\0M" + b"password authentication failed for user, got " + pw
-                          + b"\0\0")
-                conn.sendall(self._msg(b"E", fields))
-                return
-            out = self._msg(b"R", struct.pack("!i", 0))
-            for k, v in (("server_version", "15.4"), ("client_encoding", "UTF8"), ("server_encoding", "UTF8"),
-                         ("standard_conforming_strings", "on"), ("integer_datetimes", "on"),
-                         ("DateStyle", "ISO, MDY"), ("TimeZone", "UTC")):
-                out += self._msg(b"S", k.encode() + b"\0" + v.encode() + b"\0")
-            out += self._msg(b"K", struct.pack("!ii", 4242, 99))
-            out += self._msg(b"Z", b"I")
-            conn.sendall(out)
-            while True:
-                kind = self._recv_exact(conn, 1)
-                n = struct.unpack("!i", self._recv_exact(conn, 4))[0]
-                body = self._recv_exact(conn, n - 4)
-                if kind == b"X":
-                    return
-                if kind != b"Q":
-                    continue
-                q = body.rstrip(b"\0").decode("utf-8", "replace")
-                self.queries.append(q)
-                if q.strip().upper().startswith("SELECT"):
-                    field = b"?column?\0" + struct.pack("!ihihih", 0, 0, 23, 4, -1, 0)
-                    out = self._msg(b"T", struct.pack("!h", 1) + field)
-                    out += self._msg(b"D", struct.pack("!hi", 1, 1) + b"1")
-                    out += self._msg(b"C", b"SELECT 1\0")
-                else:
-                    out = self._msg(b"C", q.split()[0].upper().encode() + b"\0")
-                out += self._msg(b"Z", b"I")
-                conn.sendall(out)
-        except (OSError, ConnectionError, struct.error):
-            pass
-        finally:
-            conn.close()
+from fake_postgres import FakePostgres
 
 
 @pytest.fixture
@@ -288,11 +196,27 @@ def test_successful_read_moves_last_active_at(api, pg_accept):
 
 def test_post_test_uses_stored_secret_with_a_change(api, pg_accept):
     password = "PgStored-" + uuid.uuid4().hex
-    created = api.create(pg_body(1, password))  # the stored port is wrong; the test body fixes it
+    created = api.create(pg_body(pg_accept.port, password))
     res = check_result(api.post(f"{C}/{created['connectionId']}/test",
-                                {"details": {"port": pg_accept.port}}, timeout=70))
+                                {"details": {"database": "other", "user": "v"}}, timeout=70))
     assert res["read"] == "SUCCESS", res
     assert pg_accept.passwords == [password], "the change was not tested with the stored secret"
+    assert api.get_conn(created["connectionId"])["details"]["database"] == "d", "a test saved its change"
+
+
+def test_post_test_with_another_endpoint_uses_only_the_secret_given_again(api, pg_accept):
+    """Contract 4: a test body that moves the endpoint must bring the secrets (finding 2 of issue
+    18 in test_attack_findings.py); the server then receives the given one, never the stored."""
+    stored = "PgStored-" + uuid.uuid4().hex
+    created = api.create(pg_body(1, stored))  # the stored port is wrong; the test body fixes it
+    check_error(api.post(f"{C}/{created['connectionId']}/test", {"details": {"port": pg_accept.port}}),
+                400, "bad_request")
+    given = "PgGiven-" + uuid.uuid4().hex
+    api.secret_values.add(given)
+    res = check_result(api.post(f"{C}/{created['connectionId']}/test",
+                                {"details": {"port": pg_accept.port, "password": given}}, timeout=70))
+    assert res["read"] == "SUCCESS", res
+    assert pg_accept.passwords == [given]
     assert api.get_conn(created["connectionId"])["details"]["port"] == 1, "a test saved its change"
 
 

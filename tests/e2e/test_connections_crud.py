@@ -102,7 +102,9 @@ def test_put_replaces(api):
     created = api.create(conn_body("postgres", description={"x": 1}, timeoutSecs=10))
     cid = created["connectionId"]
     time.sleep(0.005)
-    new_details = {"type": "postgres", "host": "replica.example.invalid", "database": "other"}
+    # A new host needs the password again (contract 4); null clears it.
+    new_details = {"type": "postgres", "host": "replica.example.invalid", "database": "other",
+                   "password": None}
     new_name = uniq("renamed")
     r = api.put(f"{C}/{cid}", {"name": new_name, "details": new_details})
     assert r.status_code == 200, r.text

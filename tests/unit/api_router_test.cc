@@ -15,7 +15,10 @@ Router Make() {
                  {verb::get, "/v2/connections", true, A},
                  {verb::get, "/v2/connections/{id}", true, B},
                  {verb::put, "/v2/connections/{id}", true, B},
-                 {verb::get, "/v2/connections/{id}/grants/{grantId}", true, A}});
+                 {verb::get, "/v2/connections/{id}/grants/{grantId}", true, A},
+                 {verb::get, "/v2/connections/{id}/test", true, A, Exec::kPool,
+                  /*serves_head=*/false},
+                 {verb::post, "/v2/connections/{id}/test", true, B}});
 }
 
 TEST(ApiRouter, MatchesLiteralsBeforePlaceholders) {
@@ -39,7 +42,23 @@ TEST(ApiRouter, ReportsAllowedMethodsFor405) {
   Router r = Make();
   auto m = r.Find(verb::delete_, {"v2", "connections", "abc"});
   EXPECT_EQ(m.route, nullptr);
-  EXPECT_EQ(m.allow, "GET, PUT");
+  EXPECT_EQ(m.allow, "GET, HEAD, PUT");
+}
+
+// Issue 18, finding 7 (RFC 9110 section 9.3.2): HEAD is served by every GET route that only
+// reads, and listed in Allow there; a GET that acts (the saved-connection test) refuses it.
+TEST(ApiRouter, Finding7HeadServesReadingGetRoutesOnly) {
+  Router r = Make();
+  auto one = r.Find(verb::head, {"v2", "connections", "abc"});
+  ASSERT_NE(one.route, nullptr);
+  EXPECT_EQ(one.route->method, verb::get);
+  EXPECT_EQ(one.params, std::vector<std::string>{"abc"});
+  ASSERT_NE(r.Find(verb::head, {"v2", "connections"}).route, nullptr);
+  auto test = r.Find(verb::head, {"v2", "connections", "abc", "test"});
+  EXPECT_EQ(test.route, nullptr);
+  EXPECT_EQ(test.allow, "GET, POST");
+  EXPECT_EQ(r.Find(verb::head, {"v2", "connections", "test"}).allow, "POST, GET, HEAD, PUT")
+      << "a path that is also /v2/connections/{id} allows what that allows";
 }
 
 TEST(ApiRouter, UnknownPathHasNoAllow) {

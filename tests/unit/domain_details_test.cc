@@ -322,6 +322,25 @@ TEST(DomainDetails, Hosts) {
             "details.host must be a host name or IP address");
 }
 
+// Issue 18, finding 7: the snowflake account is pasted into <account>.snowflakecomputing.com, so
+// it holds only what a host name label sequence may.
+TEST(DomainDetails, Finding7SnowflakeAccountIsValidatedLikeAHost) {
+  for (const std::string account :
+       {"acme/x", "a?b=c", "user@acme", "a b", "a\nb", "a#b", "a:443", "", "acme\u00e9"}) {
+    SCOPED_TRACE(account);
+    boost::json::value d = J(R"({"type":"snowflake","useOauth":true})");
+    d.as_object()["account"] = account;
+    EXPECT_EQ(BadValue(d),
+              "details.account must be a Snowflake account identifier (letters, digits, '-', '_' "
+              "and '.')");
+  }
+  for (const char* account : {"acme-xy12345", "xy12345.us-east-1.aws", "org_acct-1", "ACME"}) {
+    boost::json::value d = J(R"({"type":"snowflake","useOauth":true})");
+    d.as_object()["account"] = account;
+    EXPECT_TRUE(ParseDetails(d).ok()) << account;
+  }
+}
+
 TEST(DomainDetails, StringLengthLimits) {
   boost::json::value d = J(R"({"type":"postgres","host":"h"})");
   d.as_object()["database"] = std::string(4096, 'd');
