@@ -6,6 +6,7 @@
 #include <future>
 
 #include "probe/deadline.h"
+#include "probe/drivers/raw_connection.h"
 #include "probe/scrub.h"
 #include "probe/step_log.h"
 
@@ -195,6 +196,7 @@ void ProbeEngine::TestJob::Run() {
   Resolution resolved = ResolveAndCheck(endpoint->host, egress);
   if (!resolved.code.empty()) return steps.Fail(step::kResolve, resolved.code, resolved.message);
   steps.Pass();
+  PreferReachable(resolved.addresses, endpoint->port, deadline_);
 
   ProbeRun run{c.details,          secrets_,  c.write_access, *endpoint,
                resolved.addresses, deadline_, steps,          egress};

@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "probe/test_result.h"
 
@@ -22,7 +23,73 @@ std::string_view CodeForConnectErrno(int err) {
   return err == ETIMEDOUT ? code::kTimeout : code::kConnectionRefused;
 }
 
+// `address`:`port` as a sockaddr for connect(2); returns its length.
+socklen_t ToSockaddr(const IpAddress& address, int port, sockaddr_storage& ss) {
+  ss = {};
+  if (address.family == 4) {
+    auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons(static_cast<std::uint16_t>(port));
+    std::memcpy(&sa->sin_addr, address.bytes.data(), 4);
+    return sizeof(sockaddr_in);
+  }
+  auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+  sa->sin6_family = AF_INET6;
+  sa->sin6_port = htons(static_cast<std::uint16_t>(port));
+  std::memcpy(&sa->sin6_addr, address.bytes.data(), 16);
+  return sizeof(sockaddr_in6);
+}
+
+// A non-blocking socket whose connect to `address`:`port` has started (or finished); -1 when it
+// failed at once.
+int StartConnect(const IpAddress& address, int port) {
+  sockaddr_storage ss;
+  socklen_t len = ToSockaddr(address, port, ss);
+  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 || errno == EINPROGRESS) return fd;
+  ::close(fd);
+  return -1;
+}
+
 }  // namespace
+
+void PreferReachable(std::vector<IpAddress>& addresses, int port, const Deadline& deadline) {
+  if (addresses.size() < 2) return;
+  std::vector<pollfd> fds;
+  for (const IpAddress& a : addresses) {
+    fds.push_back({StartConnect(a, port), POLLOUT, 0});  // fd -1: poll ignores the entry
+  }
+  std::size_t winner = fds.size();
+  std::size_t pending = static_cast<std::size_t>(
+      std::count_if(fds.begin(), fds.end(), [](const pollfd& p) { return p.fd >= 0; }));
+  while (winner == fds.size() && pending > 0) {
+    long long ms = deadline.remaining().count();
+    if (ms <= 0) break;
+    int rc = ::poll(fds.data(), fds.size(), static_cast<int>(std::min<long long>(ms, INT_MAX)));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc <= 0) break;
+    for (std::size_t i = 0; i < fds.size() && winner == fds.size(); ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (::getsockopt(fds[i].fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
+        winner = i;
+      } else {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --pending;
+      }
+    }
+  }
+  for (const pollfd& p : fds) {
+    if (p.fd >= 0) ::close(p.fd);
+  }
+  if (winner < addresses.size()) {
+    std::rotate(addresses.begin(), addresses.begin() + static_cast<std::ptrdiff_t>(winner),
+                addresses.begin() + static_cast<std::ptrdiff_t>(winner) + 1);
+  }
+}
 
 RawConnection::RawConnection(const IpAddress& address, int port, const Deadline& deadline)
     : address_(address),
@@ -53,21 +120,8 @@ int WaitFd(int fd, bool for_write, const Deadline& deadline) {
 }
 
 bool RawConnection::Connect() {
-  sockaddr_storage ss{};
-  socklen_t ss_len = 0;
-  if (address_.family == 4) {
-    auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons(static_cast<std::uint16_t>(port_));
-    std::memcpy(&sa->sin_addr, address_.bytes.data(), 4);
-    ss_len = sizeof(sockaddr_in);
-  } else {
-    auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
-    sa->sin6_family = AF_INET6;
-    sa->sin6_port = htons(static_cast<std::uint16_t>(port_));
-    std::memcpy(&sa->sin6_addr, address_.bytes.data(), 16);
-    ss_len = sizeof(sockaddr_in6);
-  }
+  sockaddr_storage ss;
+  socklen_t ss_len = ToSockaddr(address_, port_, ss);
   fd_ = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd_ < 0) return Fail(code::kProtocolError, "socket: " + std::string(std::strerror(errno)));
   if (::connect(fd_, reinterpret_cast<sockaddr*>(&ss), ss_len) == 0) return true;

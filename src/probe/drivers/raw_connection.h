@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "probe/deadline.h"
 #include "probe/egress.h"
@@ -16,6 +17,14 @@ namespace connreg::probe {
 // (also for fd < 0). POLLERR and POLLHUP count as ready: the next read or write says what is
 // wrong.
 int WaitFd(int fd, bool for_write, const Deadline& deadline);
+
+// Several egress-checked addresses of one host name (a name with both an IPv6 and an IPv4
+// address, such as `localhost` in Debian's /etc/hosts): connects to all of them at once and moves
+// the first that accepts a TCP connection on `port` to the front, so that a driver, which
+// connects to the first address, does not fail on one that is down while another is up. The
+// order stays as it is when none answers by `deadline` (the driver's connect then reports why).
+// The probing connections are closed without sending a byte.
+void PreferReachable(std::vector<IpAddress>& addresses, int port, const Deadline& deadline);
 
 // Not thread-safe; used by one driver run.
 class RawConnection {
