@@ -74,3 +74,51 @@ def test_unknown_database_is_not_found(api, kind):
     result = run_test(api, kind, user, pw, database="no_such_database")
     assert result["read"] == "FAILED", result
     assert "not_found" in {s.get("code") for s in result["steps"]}, result
+
+
+def tls_run(api, kind: str, host: str, ca_file: str | None, mode: str | None) -> dict:
+    """A test of the TLS server pair (a certificate for `localhost`, signed by DIR/tls/ca.pem)
+    through the API, with the connection's own tlsMode and tlsCaCert."""
+    e = env()
+    port = int(e["CONNREG_TEST_PG_TLS_PORT" if kind == "postgres" else "CONNREG_TEST_MYSQL_TLS_PORT"])
+    pw = e["CONNREG_TEST_PG_WRITER_PASSWORD" if kind == "postgres" else "CONNREG_TEST_MYSQL_WRITER_PASSWORD"]
+    details = {"type": kind, "host": host, "port": port, "user": WRITER, "password": pw,
+               "database": DATABASE, "useTls": True}
+    if mode is not None:
+        details["tlsMode"] = mode
+    if ca_file is not None:
+        details["tlsCaCert"] = open(os.path.join(e["CONNREG_TEST_TLS_DIR"], ca_file)).read()
+    created = api.create({"name": f"tls-{kind}", "details": details, "timeoutSecs": 10})
+    r = api.get(f"{C}/{created['connectionId']}/test", timeout=30)
+    assert r.status_code == 200, r.text
+    assert pw not in r.text
+    return {"created": created, "result": r.json()}
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
+def test_tls_verify_full_by_default_passes_with_the_servers_ca_and_name(api, kind):
+    run = tls_run(api, kind, "localhost", "ca.pem", None)
+    assert run["created"]["details"]["tlsMode"] == "verify-full", run["created"]["details"]
+    assert run["result"]["read"] == "SUCCESS", run["result"]
+    assert [s["status"] for s in run["result"]["steps"] if s["name"] == "tls"] == ["SUCCESS"]
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
+@pytest.mark.parametrize("host,ca,mode", [("localhost", "wrong-ca.pem", "verify-full"),
+                                          ("127.0.0.1", "ca.pem", "verify-full"),
+                                          ("localhost", "wrong-ca.pem", "verify-ca")])
+def test_tls_verification_failure_stops_before_authentication(api, kind, host, ca, mode):
+    # The certificate names `localhost`, not 127.0.0.1; the wrong CA signed nothing of the server's.
+    result = tls_run(api, kind, host, ca, mode)["result"]
+    assert result["read"] == "FAILED", result
+    failed = [s for s in result["steps"] if s["status"] == "FAILED"]
+    assert failed and failed[0]["code"] == "tls_failure", result
+    assert failed[0]["name"] in ("connect", "tls"), result
+    auth = [s for s in result["steps"] if s["name"] == "authenticate"]
+    assert auth and auth[0]["status"] == "SKIPPED", result
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
+def test_tls_require_encrypts_without_a_ca(api, kind):
+    result = tls_run(api, kind, "127.0.0.1", None, "require")["result"]
+    assert result["read"] == "SUCCESS", result
