@@ -6,6 +6,7 @@
 #include "api/json_body.h"
 #include "api/page_token.h"
 #include "crypto/random.h"
+#include "domain/permissions.h"
 
 namespace connreg::api {
 namespace {
@@ -67,7 +68,7 @@ Result<std::vector<store::Grant>> ParseGrants(const boost::json::value& body, co
       }
     }
     const auto* permission = StringField(*g, "permission");
-    if (permission == nullptr || (*permission != "usage" && *permission != "annotate")) {
+    if (permission == nullptr || !domain::IsGrantPermission(*permission)) {
       return Error::BadRequest(path + ".permission must be \"usage\" or \"annotate\"");
     }
     auto grantee_it = g->find("grantee");

@@ -1356,9 +1356,6 @@ Status SqliteStore::UpsertGrants(const std::string& organization_id,
         if (g.member_id.has_value() == g.team_id.has_value()) {
           return Error::BadRequest("a grantee is either a memberId or a teamId");
         }
-        if (g.permission != "usage" && g.permission != "annotate") {
-          return Error::BadRequest("permission must be \"usage\" or \"annotate\"");
-        }
         std::string_view upsert;
         if (g.member_id) {
           auto found = sqlite_internal::Exists(
