@@ -1138,6 +1138,28 @@ TEST_P(StoreContractTest, ServerKeyCreatedOnceUnderRaceBetweenTwoStores) {
   EXPECT_EQ(Raw("SELECT count(*) FROM server_keys"), "1");
 }
 
+// The bucket SQL is written once for both dialects (only PostgreSQL's stores use it in a
+// server: Store::SharesRateLimits); the same arithmetic holds on both.
+TEST_P(StoreContractTest, RateTokensRefillAtTheRateUpToOneSecondsWorth) {
+  // 2 per second: a bucket of 2 tokens, full at first.
+  EXPECT_EQ(*store_->TakeRateToken("c1", 2, kT0), 0);
+  EXPECT_EQ(*store_->TakeRateToken("c1", 2, kT0), 0);
+  EXPECT_EQ(*store_->TakeRateToken("c1", 2, kT0), 1);  // empty: one token is 500 ms away
+  EXPECT_EQ(*store_->TakeRateToken("c1", 2, kT0 + 499), 1);
+  EXPECT_EQ(*store_->TakeRateToken("c1", 2, kT0 + 500), 0);  // refilled by one
+  // Another client has a bucket of its own; a long pause refills no more than the capacity.
+  EXPECT_EQ(*store_->TakeRateToken("c2", 2, kT0), 0);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(*store_->TakeRateToken("c1", 2, kT0 + 60'000), 0);
+  EXPECT_EQ(*store_->TakeRateToken("c1", 2, kT0 + 60'000), 1);
+  // A clock that goes back a little (another node's) refills nothing, and takes nothing.
+  EXPECT_EQ(*store_->TakeRateToken("c1", 2, kT0 + 59'000), 1);
+  // Below one per second the wait rounds up to whole seconds.
+  EXPECT_EQ(*store_->TakeRateToken("c3", 0.25, kT0), 0);
+  EXPECT_EQ(*store_->TakeRateToken("c3", 0.25, kT0), 4);
+  std::unique_ptr<Store> other = backend_->Open();  // another node sees the same bucket
+  EXPECT_EQ(*other->TakeRateToken("c3", 0.25, kT0 + 1000), 3);
+}
+
 TEST_P(StoreContractTest, DataSurvivesReopen) {
   domain::Connection c = MakeConnection("org-a", Id(1), "durable");
   c.secrets["password"] = {"p", "k", kT0};
