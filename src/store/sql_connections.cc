@@ -292,14 +292,10 @@ Status SqlStore::UpdateConnection(const domain::Connection& next, std::int64_t e
       sql::BindRow(*st, kConnectionColumns, next);
       if (Status updated = st->Run(); !updated) return updated;
       if (st->Changes() == 0) {
-        auto found = Select(
+        return LostCompareAndSet(
             s, q_->connections.exists,
-            {{"connection_id", next.connection_id}, {"organization_id", next.organization_id}});
-        if (!found) return std::move(found).error();
-        auto row = found->Step();
-        if (!row) return std::move(row).error();
-        if (!*row) return Error::NotFound("connection not found");
-        return Error::PreconditionFailed("the connection was changed by another request");
+            {{"connection_id", next.connection_id}, {"organization_id", next.organization_id}},
+            "connection not found", "the connection was changed by another request");
       }
     }
     // The stored secrets become exactly next.secrets.
@@ -352,17 +348,9 @@ Result<ConnectionPage> SqlStore::ListConnections(const ListQuery& q) {
           st->Bind("offset", std::max<std::int64_t>(q.offset, 0));
         }
         page.entries.reserve(static_cast<std::size_t>(limit) + 1);
-        for (;;) {
-          auto row = st->Step();
-          if (!row) return std::move(row).error();
-          if (!*row) break;
-          if (page.entries.size() == static_cast<std::size_t>(limit)) {
-            page.has_more = true;
-            break;
-          }
-          C& c = page.entries.emplace_back();
-          if (Status read = sql::ReadRow(*st, kConnectionColumns, c); !read) return read.error();
-        }
+        auto more = ReadPage(*st, kConnectionColumns, limit, page.entries);
+        if (!more) return std::move(more).error();
+        page.has_more = *more;
         if (page.entries.empty()) return page;
         // The secrets of the whole page in one statement.
         boost::json::array ids;
@@ -450,13 +438,9 @@ Status SqlStore::ResealSecret(const std::string& connection_id, const std::strin
     sql::BindRow(*st, kSecretColumns, next);
     if (Status updated = st->Run(); !updated) return updated;
     if (st->Changes() > 0) return OkStatus();
-    auto found = Select(s, q_->connections.secret_exists,
-                        {{"connection_id", connection_id}, {"field", field}});
-    if (!found) return std::move(found).error();
-    auto row = found->Step();
-    if (!row) return std::move(row).error();
-    if (!*row) return Error::NotFound("secret not found");
-    return Error::PreconditionFailed("the secret was changed by another request");
+    return LostCompareAndSet(s, q_->connections.secret_exists,
+                             {{"connection_id", connection_id}, {"field", field}},
+                             "secret not found", "the secret was changed by another request");
   });
 }
 

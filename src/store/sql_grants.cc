@@ -44,14 +44,6 @@ std::string PageSql(const sql::Dialect& d, bool keyset) {
                  : " ORDER BY created_at, grant_id LIMIT :limit OFFSET :offset");
 }
 
-// True when `query` (binding :id and :organization_id) returns a row.
-Result<bool> Exists(Session& s, const sql::Query& query, std::string_view id_param,
-                    const std::string& id, const std::string& organization_id) {
-  auto st = Select(s, query, {{id_param, id}, {"organization_id", organization_id}});
-  if (!st) return std::move(st).error();
-  return st->Step();
-}
-
 }  // namespace
 
 GrantQueries::GrantQueries(sql::QueryBook& b)
@@ -85,7 +77,8 @@ namespace {
 Status CheckConnectionInOrganization(Session& s, const sql::Query& exists,
                                      const std::string& organization_id,
                                      const std::string& connection_id) {
-  auto found = Exists(s, exists, "connection_id", connection_id, organization_id);
+  auto found =
+      Exists(s, exists, {{"connection_id", connection_id}, {"organization_id", organization_id}});
   if (!found) return std::move(found).error();
   if (!*found) return Error::NotFound("connection not found");
   return OkStatus();
@@ -109,15 +102,16 @@ Status SqlStore::UpsertGrants(const std::string& organization_id, const std::str
         return Error::BadRequest("a grantee is either a memberId or a teamId");
       }
       if (g.member_id) {
-        auto found =
-            Exists(s, q.member_in_organization, "member_id", *g.member_id, organization_id);
+        auto found = Exists(s, q.member_in_organization,
+                            {{"member_id", *g.member_id}, {"organization_id", organization_id}});
         if (!found) return std::move(found).error();
         if (!*found) {
           return Error::BadRequest("member " + *g.member_id +
                                    " is not a member of this organization");
         }
       } else {
-        auto found = Exists(s, q.team_in_organization, "team_id", *g.team_id, organization_id);
+        auto found = Exists(s, q.team_in_organization,
+                            {{"team_id", *g.team_id}, {"organization_id", organization_id}});
         if (!found) return std::move(found).error();
         if (!*found) {
           return Error::BadRequest("team " + *g.team_id + " is not a team of this organization");
@@ -148,14 +142,10 @@ Result<GrantPage> SqlStore::ListGrants(const std::string& organization_id,
         CheckConnectionInOrganization(s, q_->connections.exists, organization_id, connection_id);
     if (!checked) return std::move(checked).error();
     GrantPage page;
-    {
-      auto st = Select(s, q.count,
-                       {{"connection_id", connection_id}, {"organization_id", organization_id}});
-      if (!st) return std::move(st).error();
-      auto row = st->Step();
-      if (!row) return std::move(row).error();
-      page.total = st->Int(0);
-    }
+    auto total =
+        Count(s, q.count, {{"connection_id", connection_id}, {"organization_id", organization_id}});
+    if (!total) return std::move(total).error();
+    page.total = *total;
     auto st = Select(s, after ? q.page_after : q.first_page,
                      {{"connection_id", connection_id},
                       {"organization_id", organization_id},
@@ -166,18 +156,9 @@ Result<GrantPage> SqlStore::ListGrants(const std::string& organization_id,
     } else {
       st->Bind("offset", std::max<std::int64_t>(offset, 0));
     }
-    for (;;) {
-      auto row = st->Step();
-      if (!row) return std::move(row).error();
-      if (!*row) break;
-      if (page.entries.size() == static_cast<std::size_t>(limit)) {
-        page.has_more = true;
-        break;
-      }
-      if (Status read = sql::ReadRow(*st, kGrantColumns, page.entries.emplace_back()); !read) {
-        return std::move(read).error();
-      }
-    }
+    auto more = ReadPage(*st, kGrantColumns, limit, page.entries);
+    if (!more) return std::move(more).error();
+    page.has_more = *more;
     return page;
   });
 }

@@ -168,14 +168,6 @@ Status TokenInsertError(Status s) {
   return s;
 }
 
-Result<std::int64_t> Count(Session& s, const sql::Query& query) {
-  auto st = Select(s, query, {});
-  if (!st) return std::move(st).error();
-  auto row = st->Step();
-  if (!row) return std::move(row).error();
-  return st->Int(0);
-}
-
 }  // namespace
 
 // ---- organizations, members, clients -------------------------------------------------------
@@ -191,8 +183,9 @@ Result<Organization> SqlStore::GetOrganization(const std::string& organization_i
 }
 
 Result<std::int64_t> SqlStore::CountOrganizations() {
-  return Run<std::int64_t>("count_organizations", Access::kPoint,
-                           [&](Session& s) { return Count(s, q_->identity.count_organizations); });
+  return Run<std::int64_t>("count_organizations", Access::kPoint, [&](Session& s) {
+    return Count(s, q_->identity.count_organizations, {});
+  });
 }
 
 // The write transaction holds the database's write lock (SQLite) or, after bootstrap_lock, a
@@ -203,7 +196,7 @@ Result<bool> SqlStore::BootstrapIfEmpty(const Organization& org, const Member& a
     if (const auto lock = db_->dialect().bootstrap_lock; !lock.empty()) {
       if (Status l = s.Exec(lock); !l) return std::move(l).error();
     }
-    auto orgs = Count(s, q_->identity.count_organizations);
+    auto orgs = Count(s, q_->identity.count_organizations, {});
     if (!orgs) return std::move(orgs).error();
     if (*orgs > 0) return false;
     if (Status step = InsertOrganization(s, q_->identity, org); !step) return step.error();

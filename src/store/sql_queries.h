@@ -3,9 +3,11 @@
 // file, where its SQL sits next to the calls that run it. Internal to the store.
 #pragma once
 
+#include <cstddef>
 #include <initializer_list>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "store/sql.h"
 #include "store/sql_rows.h"
@@ -109,6 +111,50 @@ inline Result<sql::Stmt> Select(sql::Session& s, const sql::Query& query,
   auto st = s.Prepare(query);
   if (st) st->Bind(args);
   return st;
+}
+
+// The count(*) that `query` bound with `args` selects.
+inline Result<std::int64_t> Count(sql::Session& s, const sql::Query& query,
+                                  std::initializer_list<sql::Arg> args) {
+  auto st = Select(s, query, args);
+  if (!st) return std::move(st).error();
+  auto row = st->Step();
+  if (!row) return std::move(row).error();
+  return st->Int(0);
+}
+
+// True when `query` bound with `args` returns a row.
+inline Result<bool> Exists(sql::Session& s, const sql::Query& query,
+                           std::initializer_list<sql::Arg> args) {
+  auto st = Select(s, query, args);
+  if (!st) return std::move(st).error();
+  return st->Step();
+}
+
+// What a compare-and-set that changed nothing means: kNotFound (`gone`) when `exists` (bound
+// with `args`) finds no row, else kPreconditionFailed (`changed`).
+inline Status LostCompareAndSet(sql::Session& s, const sql::Query& exists,
+                                std::initializer_list<sql::Arg> args, const char* gone,
+                                const char* changed) {
+  auto found = Exists(s, exists, args);
+  if (!found) return std::move(found).error();
+  if (!*found) return Error::NotFound(gone);
+  return Error::PreconditionFailed(changed);
+}
+
+// Reads the rows of a page statement (which fetches limit + 1) into `entries`, at most `limit`;
+// true when there was one more.
+template <class Columns, class Row = sql::RowOf<Columns>>
+Result<bool> ReadPage(sql::Stmt& st, const Columns& columns, int limit, std::vector<Row>& entries) {
+  for (;;) {
+    auto row = st.Step();
+    if (!row) return std::move(row).error();
+    if (!*row) return false;
+    if (entries.size() == static_cast<std::size_t>(limit)) return true;
+    if (Status s = sql::ReadRow(st, columns, entries.emplace_back()); !s) {
+      return std::move(s).error();
+    }
+  }
 }
 
 // The first row of `st` read as `columns`; kNotFound (`not_found`) when there is none.
