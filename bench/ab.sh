@@ -11,23 +11,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${A_BIN:?set A_BIN to the baseline binary}" "${B_BIN:?set B_BIN to the binary under test}"
+A_BIN=$(realpath "$A_BIN") B_BIN=$(realpath "$B_BIN")  # connreg starts in a temp directory
 ROUNDS=${ROUNDS:-1}
 export DURATION=${DURATION:-10}
 AB_RESULTS=${AB_RESULTS:-$PWD/bench/results/ab-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$AB_RESULTS"
 
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-PGDIR=$(mktemp -d /tmp/connreg-ab-pg.XXXXXX)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-[[ $(id -u) -eq 0 ]] && chown postgres: "$PGDIR"
-cleanup() { as_pg "$PG_BIN/pg_ctl" -D "$PGDIR/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$PGDIR"; }
-trap cleanup EXIT
-as_pg "$PG_BIN/initdb" -D "$PGDIR/data" -U postgres --auth=trust -E UTF8 >/dev/null
-# Defaults kept (fsync on), as in both_backends.sh.
-as_pg "$PG_BIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w \
-  -o "-c listen_addresses=127.0.0.1 -c port=$PORT -c unix_socket_directories=$PGDIR" start >/dev/null
-psql_pg() { as_pg "$PG_BIN/psql" -X -q -h "$PGDIR" -p "$PORT" -U postgres "$@"; }
+source bench/pg_server.sh
 
 run=0
 bench() {  # bench LABEL BIN BACKEND
@@ -39,9 +29,7 @@ bench() {  # bench LABEL BIN BACKEND
   if [[ $backend == postgres ]]; then
     local db=connreg_ab_$run
     psql_pg -c "CREATE DATABASE $db"
-    BENCH_AFTER_SEED="$(declare -f as_pg); as_pg $PG_BIN/psql -X -q -h $PGDIR -p $PORT -U postgres \
-      -d $db -c 'VACUUM ANALYZE'" \
-      BENCH_DATABASE="postgresql://postgres@127.0.0.1:$PORT/$db" \
+    BENCH_AFTER_SEED="$(analyze_cmd "$db")" BENCH_DATABASE="$(pg_url "$db")" \
       CONNREG_BIN="$bin" RESULTS_DIR="$out" bash bench/http_bench.sh >"$out/table.txt"
     psql_pg -c "DROP DATABASE $db WITH (FORCE)"
   else
