@@ -96,7 +96,7 @@ constexpr Column<C> kConnectionColumns[] = {
        st.Bind(p, c.last_test ? std::optional<TimeMs>(c.last_test->at) : std::nullopt);
      },
      [](const Stmt& st, int col, C& c) -> Status {
-       if (!st.IsNull(col)) c.last_test = domain::LastTest{st.Int(col)};
+       if (!st.IsNull(col)) c.last_test.emplace().at = st.Int(col);
        return OkStatus();
      }},
     LastTestText<&domain::LastTest::read>("last_test_read"),
