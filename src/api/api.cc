@@ -61,7 +61,7 @@ bool Authenticate(Context& ctx) {
     ReplyUnauthorized(ctx.ex, "the Authorization header is not a bearer token");
     return false;
   }
-  auto principal = ctx.store.ResolveAccessToken(crypto::TokenHash(*token), NowMs());
+  auto principal = ctx.tokens.ResolveAccessToken(crypto::TokenHash(*token), NowMs());
   if (!principal) {
     if (principal.error().code == ErrorCode::kNotFound) {
       ReplyUnauthorized(ctx.ex, "the access token is invalid, expired or revoked");
@@ -80,6 +80,8 @@ bool Authenticate(Context& ctx) {
 Api::Api(store::Store& store, BlockingPool& pool, const crypto::SecretSealer& sealer,
          probe::ProbeEngine& engine, ApiOptions options)
     : store_(store),
+      shared_limits_(store.SharesRateLimits() ? &store : nullptr),
+      point_reads_are_local_(store.PointReadsAreLocal()),
       pool_(pool),
       sealer_(sealer),
       engine_(engine),
@@ -92,7 +94,7 @@ boost::asio::awaitable<void> Api::Handle(http::Exchange& ex) {
   if (!Route(ex, match)) co_return;
   Continuation then;
   const Exec exec = match.route->exec;
-  if (exec == Exec::kInline || (exec == Exec::kPointRead && store_.PointReadsAreLocal())) {
+  if (exec == Exec::kInline || (exec == Exec::kPointRead && point_reads_are_local_)) {
     then = Dispatch(ex, match);
   } else {
     co_await pool_.Run([this, &ex, &match, &then] {
@@ -147,12 +149,24 @@ bool Api::Route(http::Exchange& ex, Router::Match& match) const {
 }
 
 Continuation Api::Dispatch(http::Exchange& ex, Router::Match& match) {
-  Context ctx{ex, store_, sealer_, options_, std::move(match.params), std::nullopt, nullptr};
+  Context ctx{.ex = ex,
+              .tokens = store_,
+              .connections = store_,
+              .grants = store_,
+              .idempotency = store_,
+              .server_keys = store_,
+              .health = store_,
+              .sealer = sealer_,
+              .options = options_,
+              .params = std::move(match.params),
+              .principal = std::nullopt,
+              .then = nullptr};
   if (match.route->needs_auth) {
     if (!Authenticate(ctx)) return nullptr;
     int retry_after = 0;
-    if (options_.rate_limit > 0 && store_.SharesRateLimits()) {
-      auto taken = store_.TakeRateToken(ctx.principal->client_id, options_.rate_limit, NowMs());
+    if (options_.rate_limit > 0 && shared_limits_ != nullptr) {
+      auto taken =
+          shared_limits_->TakeRateToken(ctx.principal->client_id, options_.rate_limit, NowMs());
       if (!taken) {
         ReplyError(ex, taken.error());
         return nullptr;
@@ -236,7 +250,7 @@ void HandleMetrics(Context& ctx) {
 }
 
 void HandleReadyz(Context& ctx) {
-  if (auto s = ctx.store.Ping(); !s) {
+  if (auto s = ctx.health.Ping(); !s) {
     log::Event(log::Level::kWarn, "store_unreachable", {{"detail", s.error().message}});
     ReplyError(ctx.ex, Error::Unavailable("the store is unreachable"));
     return;

@@ -35,10 +35,16 @@ class Api;
 // may await (a connection test waits for the probe engine without holding a pool thread).
 using Continuation = std::function<boost::asio::awaitable<void>(Api&)>;
 
-// Everything a route handler may use for one request.
+// Everything a route handler may use for one request. Of the store, only the interfaces that
+// handlers use, each named for what it serves (store/store.h).
 struct Context {
   http::Exchange& ex;
-  store::Store& store;
+  store::TokenStore& tokens;  // the token endpoint; every bearer token
+  store::ConnectionStore& connections;
+  store::GrantStore& grants;
+  store::IdempotencyStore& idempotency;  // Idempotency-Key of a create
+  store::ServerKeyStore& server_keys;    // the page-token MAC key
+  store::StoreHealth& health;            // /readyz
   const crypto::SecretSealer& sealer;
   const ApiOptions& options;
   std::vector<std::string> params;            // the route's placeholders, in order
@@ -51,6 +57,8 @@ struct Context {
 
 class Api : public http::Handler {
  public:
+  // Hands each request the narrow interfaces of `store` (Context); keeps for itself where point
+  // reads run and where rate limits are kept.
   Api(store::Store& store, BlockingPool& pool, const crypto::SecretSealer& sealer,
       probe::ProbeEngine& engine, ApiOptions options);
 
@@ -64,7 +72,7 @@ class Api : public http::Handler {
   boost::asio::awaitable<probe::TestResult> RunProbe(domain::Connection c,
                                                      std::map<std::string, std::string> secrets);
   BlockingPool& pool() { return pool_; }
-  store::Store& store() { return store_; }
+  store::ConnectionStore& connections() { return store_; }
 
  private:
   // Routes the request: false when it was answered already (bad target, 404, 405, preflight).
@@ -76,7 +84,11 @@ class Api : public http::Handler {
   void AddCorsHeaders(http::Exchange& ex) const;
   bool OriginAllowed(std::string_view origin) const;
 
-  store::Store& store_;
+  store::Store& store_;  // only ever handed out as its narrow interfaces
+  // The database's buckets when the store is shared by several nodes; else nullptr, and
+  // limiter_ keeps them in memory.
+  store::RateLimitStore* shared_limits_;
+  const bool point_reads_are_local_;
   BlockingPool& pool_;
   const crypto::SecretSealer& sealer_;
   probe::ProbeEngine& engine_;

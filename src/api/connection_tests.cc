@@ -32,9 +32,9 @@ void RunAndReply(Context& ctx, const domain::Connection& c, bool record) {
     for (const auto& step : result.steps) metrics::RecordTestStep(c.type, step.name, step.status);
     if (record) {
       Status recorded = co_await api.pool().Run([&] {
-        return api.store().RecordTest(c.organization_id, c.connection_id,
-                                      domain::LastTest{NowMs(), result.read, result.write},
-                                      result.query_reached);
+        return api.connections().RecordTest(c.organization_id, c.connection_id,
+                                            domain::LastTest{NowMs(), result.read, result.write},
+                                            result.query_reached);
       });
       if (!recorded && recorded.error().code != ErrorCode::kNotFound) {
         co_return ReplyError(ex, recorded.error());

@@ -88,7 +88,7 @@ void UpdateWith(Context& ctx, Change change, bool reply_with_object = true) {
     if (!CheckIfMatch(ctx, *stored)) return;
     std::optional<domain::Connection> next = change(*stored);
     if (!next) return;
-    auto s = ctx.store.UpdateConnection(*next, stored->version);
+    auto s = ctx.connections.UpdateConnection(*next, stored->version);
     if (s) {
       if (reply_with_object) return ReplyConnection(ctx, 200, *next);
       return ReplyJson(ctx.ex, 200, boost::json::object{});
@@ -137,13 +137,14 @@ Result<domain::Connection> LoadVisible(Context& ctx) {
   std::string id = ctx.params.at(0);
   for (char& c : id) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (!IsLowerUuid(id)) return Error::NotFound("connection not found");
-  auto c = ctx.store.GetConnection(ctx.principal->organization_id, id);
+  auto c = ctx.connections.GetConnection(ctx.principal->organization_id, id);
   if (!c) {
     if (c.error().code == ErrorCode::kNotFound) return Error::NotFound("connection not found");
     return c;
   }
   if (!ctx.is_admin()) {
-    auto granted = ctx.store.HasGrant(ctx.principal->organization_id, id, ctx.principal->member_id);
+    auto granted =
+        ctx.grants.HasGrant(ctx.principal->organization_id, id, ctx.principal->member_id);
     if (!granted) return granted.error();
     if (!*granted) return Error::Forbidden("you hold no grant on this connection");
   }
@@ -161,8 +162,8 @@ void HandleCreateConnection(Context& ctx) {
   const TimeMs now = NowMs();
   static constexpr std::string_view kRequestLine = "POST /v2/connections";
   auto replay = [&]() -> bool {
-    auto prior = ctx.store.GetIdempotent(ctx.principal->organization_id, ctx.principal->member_id,
-                                         *key, now - kIdempotencyWindowMs);
+    auto prior = ctx.idempotency.GetIdempotent(
+        ctx.principal->organization_id, ctx.principal->member_id, *key, now - kIdempotencyWindowMs);
     if (!prior) {
       if (prior.error().code != ErrorCode::kNotFound) ReplyError(ctx.ex, prior.error());
       return prior.error().code != ErrorCode::kNotFound;
@@ -186,11 +187,11 @@ void HandleCreateConnection(Context& ctx) {
   if (key) {
     store::IdempotentResponse response{RequestFingerprint(kRequestLine, *body, ctx.sealer), 201,
                                        boost::json::serialize(RenderConnection(*c)), location, now};
-    saved = ctx.store.CreateConnectionIdempotent(*c, ctx.principal->member_id, *key, response,
-                                                 now - kIdempotencyWindowMs);
+    saved = ctx.idempotency.CreateConnectionIdempotent(*c, ctx.principal->member_id, *key, response,
+                                                       now - kIdempotencyWindowMs);
     if (!saved && saved.error().code == ErrorCode::kConflict && replay()) return;
   } else {
-    saved = ctx.store.CreateConnection(*c);
+    saved = ctx.connections.CreateConnection(*c);
   }
   if (!saved) return ReplyError(ctx.ex, saved.error());
   ReplyConnection(ctx, 201, *c);
@@ -358,7 +359,7 @@ void HandleListConnections(Context& ctx) {
   }
   if (!ctx.is_admin()) q.visible_to_member = ctx.principal->member_id;
 
-  auto key = ctx.store.ServerKey("page-token");
+  auto key = ctx.server_keys.ServerKey("page-token");
   if (!key) return ReplyError(ctx.ex, key.error());
   const std::string fingerprint =
       QueryFingerprint("connections:" + q.visible_to_member.value_or("*"), q);
@@ -374,7 +375,7 @@ void HandleListConnections(Context& ctx) {
     q.after = std::move(token->cursor);
   }
 
-  auto result = ctx.store.ListConnections(q);
+  auto result = ctx.connections.ListConnections(q);
   if (!result) return ReplyError(ctx.ex, result.error());
   boost::json::array entries;
   entries.reserve(result->entries.size());

@@ -6,6 +6,7 @@
 #include "api/json_body.h"
 #include "api/page_token.h"
 #include "crypto/random.h"
+#include "domain/permissions.h"
 
 namespace connreg::api {
 namespace {
@@ -67,7 +68,7 @@ Result<std::vector<store::Grant>> ParseGrants(const boost::json::value& body, co
       }
     }
     const auto* permission = StringField(*g, "permission");
-    if (permission == nullptr || (*permission != "usage" && *permission != "annotate")) {
+    if (permission == nullptr || !domain::IsGrantPermission(*permission)) {
       return Error::BadRequest(path + ".permission must be \"usage\" or \"annotate\"");
     }
     auto grantee_it = g->find("grantee");
@@ -108,7 +109,7 @@ void HandleListGrants(Context& ctx) {
   if (!c) return ReplyError(ctx.ex, c.error());
   auto paging = ParsePaging(ctx);
   if (!paging) return ReplyError(ctx.ex, paging.error());
-  auto key = ctx.store.ServerKey("page-token");
+  auto key = ctx.server_keys.ServerKey("page-token");
   if (!key) return ReplyError(ctx.ex, key.error());
   const std::string fingerprint = QueryFingerprint("grants:" + c->connection_id, {});
   std::optional<store::GrantCursor> after;
@@ -125,7 +126,7 @@ void HandleListGrants(Context& ctx) {
     after = store::GrantCursor{token->cursor.created_at, token->cursor.connection_id};
   }
   auto page =
-      ctx.store.ListGrants(c->organization_id, c->connection_id, paging->limit, after, offset);
+      ctx.grants.ListGrants(c->organization_id, c->connection_id, paging->limit, after, offset);
   if (!page) return ReplyError(ctx.ex, page.error());
   boost::json::array entries;
   for (const auto& g : page->entries) entries.push_back(RenderGrant(g));
@@ -150,7 +151,7 @@ void HandleAddGrants(Context& ctx) {
   if (!body) return ReplyError(ctx.ex, body.error());
   auto grants = ParseGrants(*body, ctx, *c);
   if (!grants) return ReplyError(ctx.ex, grants.error());
-  if (auto s = ctx.store.UpsertGrants(c->organization_id, c->connection_id, *grants); !s) {
+  if (auto s = ctx.grants.UpsertGrants(c->organization_id, c->connection_id, *grants); !s) {
     return ReplyError(ctx.ex, s.error());
   }
   ReplyJson(ctx.ex, 200, boost::json::object{});
@@ -159,7 +160,7 @@ void HandleAddGrants(Context& ctx) {
 void HandleDeleteGrant(Context& ctx) {
   auto c = LoadForGrants(ctx);
   if (!c) return ReplyError(ctx.ex, c.error());
-  auto s = ctx.store.DeleteGrant(c->organization_id, c->connection_id, ctx.params.at(1));
+  auto s = ctx.grants.DeleteGrant(c->organization_id, c->connection_id, ctx.params.at(1));
   if (!s) {
     if (s.error().code == ErrorCode::kNotFound) {
       return ReplyError(ctx.ex, Error::NotFound("grant not found"));

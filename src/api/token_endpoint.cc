@@ -112,7 +112,7 @@ void HandleToken(Context& ctx) {
       if (used_basic) ex.response.set(http_::field::www_authenticate, "Basic");
       return;
     }
-    auto found = ctx.store.GetActiveApiClient(creds->id);
+    auto found = ctx.tokens.GetActiveApiClient(creds->id);
     if (!found && found.error().code != ErrorCode::kNotFound) return ReplyError(ex, found.error());
     // Hash and compare even for an unknown client, so timing does not tell which ids exist.
     const std::string presented = crypto::TokenHash(creds->secret);
@@ -132,9 +132,9 @@ void HandleToken(Context& ctx) {
   store::RefreshToken refresh_row{
       crypto::TokenHash(refresh), "", "", "", "", now + ctx.options.refresh_token_ttl_secs * 1000};
   if (refresh_grant) {
-    auto principal = ctx.store.RotateRefreshToken(crypto::TokenHash(*presented_refresh),
-                                                  client ? client->client_id : std::string(), now,
-                                                  access_row, refresh_row);
+    auto principal = ctx.tokens.RotateRefreshToken(crypto::TokenHash(*presented_refresh),
+                                                   client ? client->client_id : std::string(), now,
+                                                   access_row, refresh_row);
     if (!principal) {
       switch (principal.error().code) {
         case ErrorCode::kNotFound:
@@ -149,14 +149,14 @@ void HandleToken(Context& ctx) {
     }
     ex.member_id = principal->member_id;
   } else {
-    auto member = ctx.store.GetMember(client->member_id);
+    auto member = ctx.tokens.GetMember(client->member_id);
     if (!member) return ReplyError(ex, member.error());
     const std::string family = crypto::NewUuid4();
     access_row.client_id = refresh_row.client_id = client->client_id;
     access_row.member_id = refresh_row.member_id = member->member_id;
     access_row.organization_id = refresh_row.organization_id = member->organization_id;
     access_row.family_id = refresh_row.family_id = family;
-    if (auto s = ctx.store.SaveTokenPair(access_row, refresh_row); !s) {
+    if (auto s = ctx.tokens.SaveTokenPair(access_row, refresh_row); !s) {
       return ReplyError(ex, s.error());
     }
     ex.member_id = member->member_id;

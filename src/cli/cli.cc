@@ -6,12 +6,15 @@
 
 #include <filesystem>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include <boost/json/serialize.hpp>
 
 #include "api/render.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
+#include "domain/permissions.h"
 #include "store/store.h"
 
 namespace connreg::cli {
@@ -141,7 +144,8 @@ int Run(int argc, char** argv) {
   member_create->add_option("--org", org, "organization id")->required();
   member_create->add_option("--email", email, "email address")->required();
   member_create->add_option("--account-type", account_type, "admin, creator or viewer")
-      ->check(CLI::IsMember({"admin", "creator", "viewer"}));
+      ->check(CLI::IsMember(
+          std::vector<std::string>(domain::kAccountTypes.begin(), domain::kAccountTypes.end())));
 
   auto* client_cmd = app.add_subcommand("client", "API clients")->require_subcommand(1);
   auto* client_create = client_cmd->add_subcommand("create", "create an API client");

@@ -53,13 +53,13 @@ crypto::MasterKeySettings KeySettingsFor(const std::string& database, const std:
 
 // Fails start-up (std::runtime_error) when a stored secret is sealed under a key the keyring
 // does not hold: a wrong key is a clear error, never silent data loss.
-void CheckKeysCoverStore(store::Store& store, const crypto::SodiumSealer& sealer);
+void CheckKeysCoverStore(store::SealedSecretStore& store, const crypto::SodiumSealer& sealer);
 
 // `connreg key rotate` (cli/key_rotate.cc). With a key file: writes [new, old…] to it, waits
 // `settle` for running servers to reload it, re-seals every secret under the new key, then
 // writes [new] alone. Re-run after an interruption, it resumes with the file's current key.
 // With CONNREG_MASTER_KEY (no file) it re-seals under the first listed key.
-int RotateMasterKey(store::Store& store, const crypto::MasterKeySettings& settings,
+int RotateMasterKey(store::SealedSecretStore& store, const crypto::MasterKeySettings& settings,
                     std::chrono::seconds settle);
 
 }  // namespace connreg::cli

@@ -23,7 +23,7 @@ namespace {
 constexpr int kBatch = 500;
 
 // Re-seals everything not under the sealer's current key; returns how many values moved.
-std::int64_t ResealAll(store::Store& store, const crypto::SodiumSealer& sealer) {
+std::int64_t ResealAll(store::SealedSecretStore& store, const crypto::SodiumSealer& sealer) {
   const std::string target = sealer.current_key_id();
   std::int64_t moved = 0;
   for (;;) {
@@ -56,7 +56,7 @@ std::int64_t ResealAll(store::Store& store, const crypto::SodiumSealer& sealer) 
 
 }  // namespace
 
-int RotateMasterKey(store::Store& store, const crypto::MasterKeySettings& settings,
+int RotateMasterKey(store::SealedSecretStore& store, const crypto::MasterKeySettings& settings,
                     std::chrono::seconds settle) {
   crypto::LoadedKeys loaded = crypto::LoadMasterKeys(settings);
   crypto::Keyring ring = loaded.keys;
@@ -97,7 +97,7 @@ int RotateMasterKey(store::Store& store, const crypto::MasterKeySettings& settin
   return 0;
 }
 
-void CheckKeysCoverStore(store::Store& store, const crypto::SodiumSealer& sealer) {
+void CheckKeysCoverStore(store::SealedSecretStore& store, const crypto::SodiumSealer& sealer) {
   auto ids = store.SecretKeyIds();
   if (!ids) throw std::runtime_error("cannot read the store: " + ids.error().message);
   for (const auto& id : *ids) {

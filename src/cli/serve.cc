@@ -68,7 +68,7 @@ std::vector<std::string> SplitList(const std::string& text) {
 // First start on an empty store: one organization, one admin, one API client, created once even
 // when several nodes start together. The secret is printed once and written, mode 0600, to
 // bootstrap-credentials.json in the state directory.
-void Bootstrap(store::Store& store, const std::string& state_dir) {
+void Bootstrap(store::IdentityStore& store, const std::string& state_dir) {
   const TimeMs now = NowMs();
   store::Organization org{crypto::NewUuid4(), "Default organization", now};
   store::Member admin{crypto::NewOpaqueId(), org.organization_id, "admin@localhost", "admin", now};

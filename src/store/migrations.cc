@@ -369,8 +369,21 @@ constexpr bool VersionsAreConsecutive() {
 }
 static_assert(VersionsAreConsecutive(), "migration versions must be 1, 2, 3, ... in order");
 
+constexpr Migration kMigrationsTable{
+    .version = 0,
+    .name = "schema_migrations",
+    .sqlite =
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+        "name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT",
+    .postgres =
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+        "name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+};
+
 }  // namespace
 
 std::span<const Migration> Migrations() { return kMigrations; }
+
+const Migration& MigrationsTable() { return kMigrationsTable; }
 
 }  // namespace connreg::store

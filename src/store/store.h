@@ -1,8 +1,13 @@
-// The persistence interfaces. Every call is blocking and thread-safe: the API layer runs them on
-// the blocking pool (core/blocking_pool.h), never on an I/O thread. Implementations: SQLite
-// (store/sqlite_store.h, the embedded default) and, later, PostgreSQL behind the same interfaces.
+// The persistence interfaces, one per aggregate and each as narrow as its users need: a request
+// handler gets the few it uses (api/api.h, Context), the operator CLI the ones it administers.
+// Store gathers them all for whoever opens the database. Every call is blocking and thread-safe:
+// the API layer runs them on the blocking pool (core/blocking_pool.h), never on an I/O thread.
+// One implementation, SqlStore (store/sql_store.h), written once in SQL over two backends:
+// SQLite (store/sqlite_store.h, the embedded default) and PostgreSQL (store/postgres_store.h).
 // Expected failures are values: kNotFound, kConflict, kPreconditionFailed; kUnavailable when the
 // database cannot be reached; kInternal for anything else (the message is logged, not shown).
+// The stores check the integrity of what they keep (references, uniqueness, versions), not
+// business rules: those are the domain's (e.g. domain/permissions.h), checked before a call.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +33,7 @@ struct Member {
   std::string member_id;
   std::string organization_id;
   std::string email;
-  std::string account_type;  // "admin" | "creator" | "viewer"
+  std::string account_type;  // domain::IsAccountType
   TimeMs created_at = 0;
 };
 
@@ -76,28 +81,14 @@ struct Principal {
   std::string account_type;
 };
 
-class IdentityStore {
+// What authenticating a request and issuing tokens needs (the token endpoint, every request's
+// bearer token): API clients, the account type of their members, access and refresh tokens.
+class TokenStore {
  public:
-  virtual ~IdentityStore() = default;
-  virtual Status CreateOrganization(const Organization& org) = 0;
-  virtual Result<Organization> GetOrganization(const std::string& organization_id) = 0;
-  virtual Result<std::int64_t> CountOrganizations() = 0;
-  // The first-start bootstrap (contract section 11) in one transaction under the store's write
-  // lock: creates `org`, `admin` and `client` only if the store holds no organization yet, so
-  // that nodes starting together on one empty store bootstrap it once. False: it was not empty,
-  // nothing was written.
-  virtual Result<bool> BootstrapIfEmpty(const Organization& org, const Member& admin,
-                                        const ApiClient& client) = 0;
-  // kNotFound when the organization does not exist.
-  virtual Status CreateMember(const Member& member) = 0;
+  virtual ~TokenStore() = default;
   virtual Result<Member> GetMember(const std::string& member_id) = 0;
-  // kNotFound when the member does not exist.
-  virtual Status CreateApiClient(const ApiClient& client) = 0;
   // kNotFound for unknown or revoked clients.
   virtual Result<ApiClient> GetActiveApiClient(const std::string& client_id) = 0;
-  // Revokes the client (revoked_at = now) and deletes its access and refresh tokens, in one
-  // transaction: every request that starts after this returns is refused. kNotFound if unknown.
-  virtual Status RevokeApiClient(const std::string& client_id, TimeMs now) = 0;
   virtual Status SaveAccessToken(const AccessToken& token) = 0;
   // Saves a fresh access/refresh pair atomically (client credentials grant).
   virtual Status SaveTokenPair(const AccessToken& access, const RefreshToken& refresh) = 0;
@@ -118,6 +109,29 @@ class IdentityStore {
   // Removes expired access and refresh tokens, and idempotency keys created before
   // `idempotency_not_before`; returns how many rows went.
   virtual Result<std::int64_t> PurgeExpired(TimeMs now, TimeMs idempotency_not_before) = 0;
+};
+
+// What the operator administers (the CLI and the first-start bootstrap): organizations,
+// members, API clients and teams.
+class IdentityStore {
+ public:
+  virtual ~IdentityStore() = default;
+  virtual Status CreateOrganization(const Organization& org) = 0;
+  virtual Result<Organization> GetOrganization(const std::string& organization_id) = 0;
+  virtual Result<std::int64_t> CountOrganizations() = 0;
+  // The first-start bootstrap (contract section 11) in one transaction under the store's write
+  // lock: creates `org`, `admin` and `client` only if the store holds no organization yet, so
+  // that nodes starting together on one empty store bootstrap it once. False: it was not empty,
+  // nothing was written.
+  virtual Result<bool> BootstrapIfEmpty(const Organization& org, const Member& admin,
+                                        const ApiClient& client) = 0;
+  // kNotFound when the organization does not exist.
+  virtual Status CreateMember(const Member& member) = 0;
+  // kNotFound when the member does not exist.
+  virtual Status CreateApiClient(const ApiClient& client) = 0;
+  // Revokes the client (revoked_at = now) and deletes its access and refresh tokens, in one
+  // transaction: every request that starts after this returns is refused. kNotFound if unknown.
+  virtual Status RevokeApiClient(const std::string& client_id, TimeMs now) = 0;
 
   // kNotFound when the organization does not exist.
   virtual Status CreateTeam(const Team& team) = 0;
@@ -173,13 +187,18 @@ class ConnectionStore {
   // last_test columns, and last_active_at = test.at when `query_reached`. kNotFound if absent.
   virtual Status RecordTest(const std::string& organization_id, const std::string& connection_id,
                             const domain::LastTest& test, bool query_reached) = 0;
+};
 
-  // ---- key rotation (issue: credentials at rest) ----
+// The sealed secrets as a master-key rotation walks them (cli/key_rotate.cc), and the start-up
+// check that the loaded keys open every stored secret (cli/serve.cc).
+class SealedSecretStore {
+ public:
   struct SealedSecretRef {
     std::string connection_id;
     std::string field;
     domain::StoredSecret secret;
   };
+  virtual ~SealedSecretStore() = default;
   // Up to `limit` secrets whose key_id is not `key_id`, in a stable order.
   virtual Result<std::vector<SealedSecretRef>> SecretsNotUnderKey(const std::string& key_id,
                                                                   int limit) = 0;
@@ -201,7 +220,7 @@ struct Grant {
   std::string connection_id;
   std::optional<std::string> member_id;  // exactly one of member_id and team_id is set
   std::optional<std::string> team_id;
-  std::string permission;  // "usage" | "annotate"
+  std::string permission;  // domain::IsGrantPermission
   std::string created_by;
   std::string updated_by;
   TimeMs created_at = 0;
@@ -267,35 +286,58 @@ class IdempotencyStore {
                                             TimeMs not_before) = 0;
 };
 
-// ---- the whole store ---------------------------------------------------------------------
+// ---- what the server itself keeps --------------------------------------------------------
 
-class Store : public IdentityStore,
-              public ConnectionStore,
-              public IdempotencyStore,
-              public GrantStore {
+class ServerKeyStore {
  public:
-  // Cheap round trip to the database, for /readyz.
-  virtual Status Ping() = 0;
-  // True when a primary-key read is served from local files without waiting on a lock or a
-  // network (SQLite in WAL mode), so it may run on an I/O thread (api/router.h, Exec).
-  virtual bool PointReadsAreLocal() const { return false; }
-  // True when several nodes share this store, so per-client rate limits must be kept in it
-  // (TakeRateToken) rather than in each node's memory.
-  virtual bool SharesRateLimits() const { return false; }
-  // Takes one request from the client's bucket (capacity: one second's worth, at least 1;
-  // refilled continuously at `per_second`). Returns 0 when the request may go ahead, else the
-  // whole seconds (>= 1) after which it may be retried. Only for stores that SharesRateLimits().
-  virtual Result<int> TakeRateToken(const std::string& client_id, double per_second, TimeMs now) {
-    (void)client_id, (void)per_second, (void)now;
-    return Error::Internal("this store keeps no rate limits");
-  }
+  virtual ~ServerKeyStore() = default;
   // A 32-byte key shared by every node of this store, created on first use: it signs page
   // tokens so a token minted by one node is honoured by every other.
   virtual Result<std::string> ServerKey(const std::string& purpose) = 0;
 };
 
-// Opens the store named by a CONNREG_DATABASE url ("sqlite:PATH"; "postgresql://..." later)
-// and applies pending migrations. Throws std::runtime_error on failure (start-up only).
+// Per-client rate limits kept in the database, for stores that several nodes share
+// (Store::SharesRateLimits); a single node keeps them in memory (api/rate_limiter.h).
+class RateLimitStore {
+ public:
+  virtual ~RateLimitStore() = default;
+  // Takes one request from the client's bucket (capacity: one second's worth, at least 1;
+  // refilled continuously at `per_second`). Returns 0 when the request may go ahead, else the
+  // whole seconds (>= 1) after which it may be retried.
+  virtual Result<int> TakeRateToken(const std::string& client_id, double per_second,
+                                    TimeMs now) = 0;
+};
+
+class StoreHealth {
+ public:
+  virtual ~StoreHealth() = default;
+  // Cheap round trip to the database, for /readyz.
+  virtual Status Ping() = 0;
+};
+
+// ---- the whole store ---------------------------------------------------------------------
+
+class Store : public TokenStore,
+              public IdentityStore,
+              public ConnectionStore,
+              public SealedSecretStore,
+              public GrantStore,
+              public IdempotencyStore,
+              public ServerKeyStore,
+              public RateLimitStore,
+              public StoreHealth {
+ public:
+  // True when a primary-key read is served from local files without waiting on a lock or a
+  // network (SQLite in WAL mode), so it may run on an I/O thread (api/router.h, Exec).
+  virtual bool PointReadsAreLocal() const = 0;
+  // True when several nodes share this store, so per-client rate limits must be kept in it
+  // (RateLimitStore) rather than in each node's memory.
+  virtual bool SharesRateLimits() const = 0;
+};
+
+// Opens the store named by a CONNREG_DATABASE url ("sqlite:PATH", "postgresql://..." or
+// "postgres://...") and applies pending migrations. Throws std::runtime_error on failure
+// (start-up only).
 std::unique_ptr<Store> OpenStore(const std::string& url);
 
 }  // namespace connreg::store

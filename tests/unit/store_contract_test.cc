@@ -642,7 +642,6 @@ TEST_P(StoreContractTest, OrganizationsAndMembers) {
   EXPECT_EQ(store_->GetMember("m2").error().code, ErrorCode::kNotFound);
   EXPECT_EQ(store_->CreateMember({"m2", "org-none", "x@y.z", "admin", kT0}).error().code,
             ErrorCode::kNotFound);
-  EXPECT_FALSE(store_->CreateMember({"m3", "org-a", "x@y.z", "owner", kT0}).ok());
 }
 
 TEST_P(StoreContractTest, AccessTokensResolveOnlyWhileValid) {
@@ -1139,6 +1138,28 @@ TEST_P(StoreContractTest, ServerKeyCreatedOnceUnderRaceBetweenTwoStores) {
   EXPECT_EQ(Raw("SELECT count(*) FROM server_keys"), "1");
 }
 
+// The bucket SQL is written once for both dialects (only PostgreSQL's stores use it in a
+// server: Store::SharesRateLimits); the same arithmetic holds on both.
+TEST_P(StoreContractTest, RateTokensRefillAtTheRateUpToOneSecondsWorth) {
+  // 2 per second: a bucket of 2 tokens, full at first.
+  EXPECT_EQ(*store_->TakeRateToken("c1", 2, kT0), 0);
+  EXPECT_EQ(*store_->TakeRateToken("c1", 2, kT0), 0);
+  EXPECT_EQ(*store_->TakeRateToken("c1", 2, kT0), 1);  // empty: one token is 500 ms away
+  EXPECT_EQ(*store_->TakeRateToken("c1", 2, kT0 + 499), 1);
+  EXPECT_EQ(*store_->TakeRateToken("c1", 2, kT0 + 500), 0);  // refilled by one
+  // Another client has a bucket of its own; a long pause refills no more than the capacity.
+  EXPECT_EQ(*store_->TakeRateToken("c2", 2, kT0), 0);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(*store_->TakeRateToken("c1", 2, kT0 + 60'000), 0);
+  EXPECT_EQ(*store_->TakeRateToken("c1", 2, kT0 + 60'000), 1);
+  // A clock that goes back a little (another node's) refills nothing, and takes nothing.
+  EXPECT_EQ(*store_->TakeRateToken("c1", 2, kT0 + 59'000), 1);
+  // Below one per second the wait rounds up to whole seconds.
+  EXPECT_EQ(*store_->TakeRateToken("c3", 0.25, kT0), 0);
+  EXPECT_EQ(*store_->TakeRateToken("c3", 0.25, kT0), 4);
+  std::unique_ptr<Store> other = backend_->Open();  // another node sees the same bucket
+  EXPECT_EQ(*other->TakeRateToken("c3", 0.25, kT0 + 1000), 3);
+}
+
 TEST_P(StoreContractTest, DataSurvivesReopen) {
   domain::Connection c = MakeConnection("org-a", Id(1), "durable");
   c.secrets["password"] = {"p", "k", kT0};
@@ -1433,8 +1454,6 @@ TEST_P(StoreGrantsContractTest, MalformedGrantsAreBadRequests) {
   Grant neither = ToMember("g1", "m1");
   neither.member_id.reset();
   EXPECT_EQ(store_->UpsertGrants("org-a", Id(1), {neither}).error().code, ErrorCode::kBadRequest);
-  EXPECT_EQ(store_->UpsertGrants("org-a", Id(1), {ToMember("g1", "m1", "owner")}).error().code,
-            ErrorCode::kBadRequest);
   EXPECT_TRUE(store_->UpsertGrants("org-a", Id(1), {}).ok());
   EXPECT_EQ(GrantCount(), "0");
   // A grant id already used elsewhere is a conflict, and the batch rolls back.

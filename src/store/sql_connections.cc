@@ -1,0 +1,462 @@
+// Connections and their sealed secrets: the rows, the listing, and the walk of a key rotation,
+// once for every backend.
+#include <algorithm>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include "store/sql_queries.h"
+#include "store/sql_rows.h"
+#include "store/sql_store.h"
+
+namespace connreg::store {
+namespace {
+
+using C = domain::Connection;
+
+constexpr int kMaxPageSize = 1000;
+
+Status ParseObject(std::string_view text, std::string_view column, boost::json::object& out) {
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(text, ec);
+  if (ec || !v.is_object()) {
+    return Error::Internal("store: corrupt JSON in connections." + std::string(column));
+  }
+  out = std::move(v.as_object());
+  return OkStatus();
+}
+
+// A text column of the last test: NULL when there is none (last_test_at says so).
+template <std::string domain::LastTest::*Member>
+constexpr Column<C> LastTestText(std::string_view name) {
+  return {name,
+          [](Stmt& st, std::string_view p, const C& c) {
+            if (c.last_test) {
+              st.Bind(p, (*c.last_test).*Member);
+            } else {
+              st.Bind(p, std::nullopt);
+            }
+          },
+          [](const Stmt& st, int col, C& c) -> Status {
+            if (c.last_test) st.Get(col, (*c.last_test).*Member);
+            return OkStatus();
+          }};
+}
+
+// The connection object's columns (migrations.cc has their types). Secrets have a table of
+// their own, below; the last test is three nullable columns, all set or all NULL.
+constexpr Column<C> kConnectionColumns[] = {
+    Field<&C::organization_id>("organization_id", kKey),
+    Field<&C::connection_id>("connection_id", kKey),
+    Field<&C::name>("name"),
+    // The haystack of `search`: written with the name, never read back.
+    {"name_folded",
+     [](Stmt& st, std::string_view p, const C& c) { st.Bind(p, domain::FoldName(c.name)); },
+     nullptr},
+    Field<&C::type>("type"),
+    Field<&C::is_sample>("is_sample"),
+    Field<&C::is_archived>("is_archived"),
+    Field<&C::use_oauth>("use_oauth"),
+    Field<&C::write_access>("write_access"),
+    Field<&C::use_friendly_names>("use_friendly_names"),
+    Field<&C::timeout_secs>("timeout_secs"),
+    Field<&C::created_by>("created_by"),
+    Field<&C::updated_by>("updated_by"),
+    Field<&C::created_at>("created_at"),
+    Field<&C::updated_at>("updated_at"),
+    Field<&C::last_active_at>("last_active_at"),
+    Field<&C::version>("version"),
+    {"details",
+     [](Stmt& st, std::string_view p, const C& c) {
+       st.Bind(p, boost::json::serialize(c.details));
+     },
+     [](const Stmt& st, int col, C& c) { return ParseObject(st.Text(col), "details", c.details); }},
+    {"description",
+     [](Stmt& st, std::string_view p, const C& c) {
+       if (c.description) {
+         st.Bind(p, boost::json::serialize(*c.description));
+       } else {
+         st.Bind(p, std::nullopt);
+       }
+     },
+     [](const Stmt& st, int col, C& c) -> Status {
+       if (st.IsNull(col)) return OkStatus();
+       return ParseObject(st.Text(col), "description", c.description.emplace());
+     }},
+    {"last_test_at",
+     [](Stmt& st, std::string_view p, const C& c) {
+       st.Bind(p, c.last_test ? std::optional<TimeMs>(c.last_test->at) : std::nullopt);
+     },
+     [](const Stmt& st, int col, C& c) -> Status {
+       if (!st.IsNull(col)) c.last_test.emplace().at = st.Int(col);
+       return OkStatus();
+     }},
+    LastTestText<&domain::LastTest::read>("last_test_read"),
+    LastTestText<&domain::LastTest::write>("last_test_write"),
+};
+constexpr int kConnectionColumnCount = sql::ReadableCount(kConnectionColumns);
+
+// One sealed secret; its connection_id and field are bound and read apart.
+constexpr Column<domain::StoredSecret> kSecretColumns[] = {
+    {"sealed",
+     [](Stmt& st, std::string_view p, const domain::StoredSecret& s) {
+       st.Bind(p, sql::Bytes{s.sealed});
+     },
+     [](const Stmt& st, int col, domain::StoredSecret& s) -> Status {
+       s.sealed = st.BytesAt(col);
+       return OkStatus();
+     }},
+    Field<&domain::StoredSecret::key_id>("key_id"),
+    Field<&domain::StoredSecret::updated_at>("updated_at"),
+};
+
+// connection_id, field, then the secret's columns.
+const std::string& SecretSelectList() {
+  static const std::string list = "connection_id, field, " + sql::SelectList(kSecretColumns);
+  return list;
+}
+
+Status ReadSecretRow(const Stmt& st, int first, std::map<std::string, domain::StoredSecret>& into) {
+  domain::StoredSecret secret;
+  if (Status s = sql::ReadRow(st, kSecretColumns, secret, first + 1); !s) return s;
+  into.insert_or_assign(std::string(st.Text(first)), std::move(secret));
+  return OkStatus();
+}
+
+// The listing filters, shared by the page and count statements. The search is a plain
+// substring test (no LIKE pattern characters). A non-admin's view adds two correlated EXISTS,
+// each a point lookup per row of the walk (grants_by_member; grants_by_team for each team of the
+// member, a list computed once per statement), so the page keeps seeking the name index; they
+// stay out of the admin's statements, where any mention of connection_id would make the count
+// read the table instead of the covering filter index.
+std::string ListFilter(const sql::Dialect& d, bool visible) {
+  std::string sql =
+      " WHERE organization_id = :organization_id"
+      " AND (CAST(:include_archived AS BOOLEAN) OR NOT is_archived)"
+      " AND (CAST(:search AS TEXT) IS NULL OR " +
+      d.Contains("name_folded", ":search") +
+      ")"
+      " AND (CAST(:type AS TEXT) IS NULL OR type = :type)";
+  if (visible) {
+    sql +=
+        " AND (EXISTS (SELECT 1 FROM grants AS g WHERE g.connection_id = connections.connection_id"
+        " AND g.member_id = :member_id)"
+        " OR EXISTS (SELECT 1 FROM grants AS g WHERE g.connection_id = connections.connection_id"
+        " AND g.team_id IN (SELECT tm.team_id FROM team_members AS tm"
+        " WHERE tm.member_id = :member_id)))";
+  }
+  return sql;
+}
+
+// The order (name bytes, created_at, connection_id) is the index connections_by_name within an
+// organization: keyset pages seek into it, so a page costs the same at any depth. Text columns
+// compare in byte order on both backends (PostgreSQL's are COLLATE "C"). SQLite is pinned to
+// that index: its planner could otherwise prefer the filter index and sort the organization.
+std::string ListSql(const sql::Dialect& d, bool keyset, bool visible) {
+  std::string sql = "SELECT " + sql::SelectList(kConnectionColumns) + " FROM connections" +
+                    d.IndexedBy("connections_by_name") + ListFilter(d, visible);
+  if (keyset) {
+    sql +=
+        " AND (name, created_at, connection_id) > (:after_name, :after_created_at,"
+        " :after_connection_id) ORDER BY name, created_at, connection_id LIMIT :limit";
+  } else {
+    sql += " ORDER BY name, created_at, connection_id LIMIT :limit OFFSET :offset";
+  }
+  return sql;
+}
+
+// Two range scans of connection_secrets_by_key, each already in the index order (key_id,
+// connection_id, field): a batch reads about `limit` rows however many secrets were re-sealed
+// before, where `key_id <> K` would rescan them every batch.
+std::string SecretsByKeySql(const sql::Dialect& d, std::string_view comparison) {
+  return "SELECT " + SecretSelectList() + " FROM connection_secrets" +
+         d.IndexedBy("connection_secrets_by_key") + " WHERE key_id " + std::string(comparison) +
+         " :key_id ORDER BY key_id, connection_id, field LIMIT :limit";
+}
+
+}  // namespace
+
+ConnectionQueries::ConnectionQueries(sql::QueryBook& b)
+    : insert(b, sql::InsertSql("connections", kConnectionColumns)),
+      // The compare-and-set is the WHERE version = :expected_version: of concurrent updates (on
+      // any nodes) the first to commit wins; the others see the row's new version and change
+      // nothing.
+      update(b, "UPDATE connections SET " + sql::UpdateSetList(kConnectionColumns) + " WHERE " +
+                    sql::KeyMatch(kConnectionColumns) + " AND version = :expected_version"),
+      // The connection and its secrets in one statement (one snapshot, one round trip): a row
+      // per secret, or one with NULL secret columns after the connection's.
+      get(b,
+          "SELECT " + sql::SelectList(kConnectionColumns, "c.") + ", s.field, " +
+              sql::SelectList(kSecretColumns, "s.") +
+              " FROM connections AS c LEFT JOIN connection_secrets AS s"
+              " ON s.connection_id = c.connection_id"
+              " WHERE c.connection_id = :connection_id AND c.organization_id = :organization_id"),
+      exists(b,
+             "SELECT 1 FROM connections WHERE connection_id = :connection_id"
+             " AND organization_id = :organization_id"),
+      record_test(
+          b,
+          "UPDATE connections SET last_test_at = :at, last_test_read = :read,"
+          " last_test_write = :write, last_active_at = CASE WHEN"
+          " CAST(:query_reached AS BOOLEAN) THEN CAST(:at AS BIGINT) ELSE last_active_at END"
+          " WHERE organization_id = :organization_id AND connection_id = :connection_id"),
+      list{{sql::Query(b, ListSql(b.dialect(), false, false)),
+            sql::Query(b, ListSql(b.dialect(), false, true))},
+           {sql::Query(b, ListSql(b.dialect(), true, false)),
+            sql::Query(b, ListSql(b.dialect(), true, true))}},
+      count{sql::Query(b, "SELECT count(*) FROM connections" + ListFilter(b.dialect(), false)),
+            sql::Query(b, "SELECT count(*) FROM connections" + ListFilter(b.dialect(), true))},
+      secrets_of(b, "SELECT " + SecretSelectList() +
+                        " FROM connection_secrets WHERE connection_id IN (" +
+                        b.dialect().JsonArrayTexts(":connection_ids") + ")"),
+      insert_secret(
+          b, sql::InsertSql("connection_secrets", kSecretColumns, {"connection_id", "field"})),
+      upsert_secret(
+          b, sql::InsertSql("connection_secrets", kSecretColumns, {"connection_id", "field"}) +
+                 " ON CONFLICT (connection_id, field) DO UPDATE SET sealed = "
+                 "excluded.sealed, key_id = excluded.key_id, updated_at = "
+                 "excluded.updated_at"),
+      delete_secrets_except(b,
+                            "DELETE FROM connection_secrets WHERE connection_id = :connection_id"
+                            " AND field NOT IN (" +
+                                b.dialect().JsonArrayTexts(":fields") + ")"),
+      secrets_below_key(b, SecretsByKeySql(b.dialect(), "<")),
+      secrets_above_key(b, SecretsByKeySql(b.dialect(), ">")),
+      reseal_secret(b,
+                    "UPDATE connection_secrets SET sealed = :sealed, key_id = :key_id,"
+                    " updated_at = :updated_at WHERE connection_id = :connection_id"
+                    " AND field = :field AND sealed = :expected_sealed"),
+      secret_exists(b,
+                    "SELECT 1 FROM connection_secrets WHERE connection_id = :connection_id"
+                    " AND field = :field"),
+      secret_key_ids(b, "SELECT DISTINCT key_id FROM connection_secrets" +
+                            b.dialect().IndexedBy("connection_secrets_by_key") +
+                            " ORDER BY key_id") {}
+
+Status SqlStore::InsertConnection(Session& s, const domain::Connection& c) {
+  Status inserted = WriteRow(s, q_->connections.insert, kConnectionColumns, c);
+  inserted =
+      Reword(std::move(inserted), ErrorCode::kConflict, "a connection with this id already exists");
+  inserted = Reword(std::move(inserted), ErrorCode::kNotFound, "organization not found");
+  if (!inserted) return inserted;
+  for (const auto& [field, secret] : c.secrets) {
+    inserted = WriteRow(s, q_->connections.insert_secret, kSecretColumns, secret,
+                        {{"connection_id", c.connection_id}, {"field", field}});
+    if (!inserted) return inserted;
+  }
+  return OkStatus();
+}
+
+Status SqlStore::CreateConnection(const domain::Connection& c) {
+  return Run<Ok>("create_connection", Access::kWrite,
+                 [&](Session& s) { return InsertConnection(s, c); });
+}
+
+Result<domain::Connection> SqlStore::GetConnection(const std::string& organization_id,
+                                                   const std::string& connection_id) {
+  return Run<C>("get_connection", Access::kPoint, [&](Session& s) -> Result<C> {
+    auto st = Select(s, q_->connections.get,
+                     {{"connection_id", connection_id}, {"organization_id", organization_id}});
+    if (!st) return std::move(st).error();
+    auto row = st->Step();
+    if (!row) return std::move(row).error();
+    if (!*row) return Error::NotFound("connection not found");
+    C c;
+    if (Status read = sql::ReadRow(*st, kConnectionColumns, c); !read) return read.error();
+    for (;;) {
+      if (!st->IsNull(kConnectionColumnCount)) {  // else: no secret at all
+        if (Status read = ReadSecretRow(*st, kConnectionColumnCount, c.secrets); !read) {
+          return read.error();
+        }
+      }
+      row = st->Step();
+      if (!row) return std::move(row).error();
+      if (!*row) return c;
+    }
+  });
+}
+
+Status SqlStore::UpdateConnection(const domain::Connection& next, std::int64_t expected_version) {
+  return Run<Ok>("update_connection", Access::kWrite, [&](Session& s) -> Status {
+    {
+      auto st = Select(s, q_->connections.update, {{"expected_version", expected_version}});
+      if (!st) return std::move(st).error();
+      sql::BindRow(*st, kConnectionColumns, next);
+      if (Status updated = st->Run(); !updated) return updated;
+      if (st->Changes() == 0) {
+        return LostCompareAndSet(
+            s, q_->connections.exists,
+            {{"connection_id", next.connection_id}, {"organization_id", next.organization_id}},
+            "connection not found", "the connection was changed by another request");
+      }
+    }
+    // The stored secrets become exactly next.secrets.
+    boost::json::array fields;
+    for (const auto& [field, secret] : next.secrets) fields.emplace_back(field);
+    auto n = Execute(
+        s, q_->connections.delete_secrets_except,
+        {{"connection_id", next.connection_id}, {"fields", boost::json::serialize(fields)}});
+    if (!n) return std::move(n).error();
+    for (const auto& [field, secret] : next.secrets) {
+      Status upserted = WriteRow(s, q_->connections.upsert_secret, kSecretColumns, secret,
+                                 {{"connection_id", next.connection_id}, {"field", field}});
+      if (!upserted) return upserted;
+    }
+    return OkStatus();
+  });
+}
+
+Result<ConnectionPage> SqlStore::ListConnections(const ListQuery& q) {
+  const int limit = std::clamp(q.limit, 1, kMaxPageSize);
+  const bool visible = q.visible_to_member.has_value();
+  // Total and entries from one snapshot.
+  return Run<ConnectionPage>(
+      "list_connections", Access::kSnapshot, [&](Session& s) -> Result<ConnectionPage> {
+        auto bind_filter = [&](Stmt& st) {
+          st.Bind({{"organization_id", q.organization_id},
+                   {"include_archived", q.include_archived},
+                   {"search", q.search},
+                   {"type", q.type}});
+          if (visible) st.Bind("member_id", *q.visible_to_member);
+        };
+        ConnectionPage page;
+        {
+          auto st = s.Prepare(q_->connections.count[visible]);
+          if (!st) return std::move(st).error();
+          bind_filter(*st);
+          auto row = st->Step();
+          if (!row) return std::move(row).error();
+          page.total = st->Int(0);
+        }
+        auto st = s.Prepare(q_->connections.list[q.after.has_value()][visible]);
+        if (!st) return std::move(st).error();
+        bind_filter(*st);
+        st->Bind("limit", limit + 1);
+        if (q.after) {
+          st->Bind({{"after_name", q.after->name},
+                    {"after_created_at", q.after->created_at},
+                    {"after_connection_id", q.after->connection_id}});
+        } else {
+          st->Bind("offset", std::max<std::int64_t>(q.offset, 0));
+        }
+        page.entries.reserve(static_cast<std::size_t>(limit) + 1);
+        auto more = ReadPage(*st, kConnectionColumns, limit, page.entries);
+        if (!more) return std::move(more).error();
+        page.has_more = *more;
+        if (page.entries.empty()) return page;
+        // The secrets of the whole page in one statement.
+        boost::json::array ids;
+        ids.reserve(page.entries.size());
+        std::map<std::string_view, C*> by_id;
+        for (auto& c : page.entries) {
+          ids.emplace_back(c.connection_id);
+          by_id.emplace(c.connection_id, &c);
+        }
+        auto secrets = Select(s, q_->connections.secrets_of,
+                              {{"connection_ids", boost::json::serialize(ids)}});
+        if (!secrets) return std::move(secrets).error();
+        for (;;) {
+          auto row = secrets->Step();
+          if (!row) return std::move(row).error();
+          if (!*row) break;
+          auto it = by_id.find(secrets->Text("connection_id"));
+          if (it == by_id.end()) continue;
+          if (Status read = ReadSecretRow(*secrets, 1, it->second->secrets); !read) {
+            return read.error();
+          }
+        }
+        return page;
+      });
+}
+
+Status SqlStore::RecordTest(const std::string& organization_id, const std::string& connection_id,
+                            const domain::LastTest& test, bool query_reached) {
+  return Run<Ok>("record_test", Access::kWrite, [&](Session& s) -> Status {
+    auto n = Execute(s, q_->connections.record_test,
+                     {{"at", test.at},
+                      {"read", test.read},
+                      {"write", test.write},
+                      {"query_reached", query_reached},
+                      {"organization_id", organization_id},
+                      {"connection_id", connection_id}});
+    if (!n) return std::move(n).error();
+    if (*n == 0) return Error::NotFound("connection not found");
+    return OkStatus();
+  });
+}
+
+// ---- sealed secrets ------------------------------------------------------------------------
+
+Result<std::vector<SealedSecretStore::SealedSecretRef>> SqlStore::SecretsNotUnderKey(
+    const std::string& key_id, int limit) {
+  using Refs = std::vector<SealedSecretRef>;
+  if (limit <= 0) return Refs{};
+  // Both ranges from one snapshot.
+  return Run<Refs>("secrets_not_under_key", Access::kSnapshot, [&](Session& s) -> Result<Refs> {
+    Refs out;
+    for (const sql::Query* q :
+         {&q_->connections.secrets_below_key, &q_->connections.secrets_above_key}) {
+      const auto wanted = static_cast<std::int64_t>(limit) - static_cast<std::int64_t>(out.size());
+      if (wanted <= 0) break;
+      auto st = Select(s, *q, {{"key_id", key_id}, {"limit", wanted}});
+      if (!st) return std::move(st).error();
+      for (;;) {
+        auto row = st->Step();
+        if (!row) return std::move(row).error();
+        if (!*row) break;
+        SealedSecretRef& ref = out.emplace_back();
+        ref.connection_id = st->Text(0);
+        ref.field = st->Text(1);
+        if (Status read = sql::ReadRow(*st, kSecretColumns, ref.secret, 2); !read) {
+          return read.error();
+        }
+      }
+    }
+    return out;
+  });
+}
+
+// Compare-and-set on the sealed bytes themselves: a concurrent UpdateConnection that rewrote the
+// secret (under whatever key) wins, and the rotation re-reads it.
+Status SqlStore::ResealSecret(const std::string& connection_id, const std::string& field,
+                              const std::string& expected_sealed,
+                              const domain::StoredSecret& next) {
+  return Run<Ok>("reseal_secret", Access::kWrite, [&](Session& s) -> Status {
+    auto st = Select(s, q_->connections.reseal_secret,
+                     {{"connection_id", connection_id},
+                      {"field", field},
+                      {"expected_sealed", sql::Bytes{expected_sealed}}});
+    if (!st) return std::move(st).error();
+    sql::BindRow(*st, kSecretColumns, next);
+    if (Status updated = st->Run(); !updated) return updated;
+    if (st->Changes() > 0) return OkStatus();
+    return LostCompareAndSet(s, q_->connections.secret_exists,
+                             {{"connection_id", connection_id}, {"field", field}},
+                             "secret not found", "the secret was changed by another request");
+  });
+}
+
+Result<std::vector<std::string>> SqlStore::SecretKeyIds() {
+  using Ids = std::vector<std::string>;
+  return Run<Ids>("secret_key_ids", Access::kPoint, [&](Session& s) -> Result<Ids> {
+    auto st = Select(s, q_->connections.secret_key_ids, {});
+    if (!st) return std::move(st).error();
+    Ids out;
+    for (;;) {
+      auto row = st->Step();
+      if (!row) return std::move(row).error();
+      if (!*row) return out;
+      out.emplace_back(st->Text(0));
+    }
+  });
+}
+
+}  // namespace connreg::store

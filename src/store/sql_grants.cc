@@ -1,0 +1,193 @@
+// Grants (contract section 8): their rows and statements, once for every backend.
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "store/sql_queries.h"
+#include "store/sql_rows.h"
+#include "store/sql_store.h"
+
+namespace connreg::store {
+namespace {
+
+constexpr int kMaxPageSize = 1000;
+
+constexpr Column<Grant> kGrantColumns[] = {
+    Field<&Grant::grant_id>("grant_id", kKey),
+    Field<&Grant::organization_id>("organization_id"),
+    Field<&Grant::connection_id>("connection_id"),
+    Field<&Grant::member_id>("member_id"),
+    Field<&Grant::team_id>("team_id"),
+    Field<&Grant::permission>("permission"),
+    Field<&Grant::created_by>("created_by"),
+    Field<&Grant::updated_by>("updated_by"),
+    Field<&Grant::created_at>("created_at"),
+    Field<&Grant::updated_at>("updated_at"),
+};
+
+// A grantee that already holds a grant on the connection keeps that grant (its grant_id and
+// created_*); its permission and updated_* change.
+std::string UpsertSql(std::string_view grantee) {
+  return sql::InsertSql("grants", kGrantColumns) + " ON CONFLICT (connection_id, " +
+         std::string(grantee) +
+         ") DO UPDATE SET permission = excluded.permission, updated_by = excluded.updated_by,"
+         " updated_at = excluded.updated_at";
+}
+
+std::string PageSql(const sql::Dialect& d, bool keyset) {
+  return "SELECT " + sql::SelectList(kGrantColumns) + " FROM grants" +
+         d.IndexedBy("grants_by_page") +
+         " WHERE connection_id = :connection_id AND organization_id = :organization_id" +
+         (keyset ? " AND (created_at, grant_id) > (:after_created_at, :after_grant_id)"
+                   " ORDER BY created_at, grant_id LIMIT :limit"
+                 : " ORDER BY created_at, grant_id LIMIT :limit OFFSET :offset");
+}
+
+}  // namespace
+
+GrantQueries::GrantQueries(sql::QueryBook& b)
+    : member_in_organization(b,
+                             "SELECT 1 FROM members WHERE member_id = :member_id"
+                             " AND organization_id = :organization_id"),
+      team_in_organization(b,
+                           "SELECT 1 FROM teams WHERE team_id = :team_id"
+                           " AND organization_id = :organization_id"),
+      upsert_member_grant(b, UpsertSql("member_id")),
+      upsert_team_grant(b, UpsertSql("team_id")),
+      count(b,
+            "SELECT count(*) FROM grants WHERE connection_id = :connection_id"
+            " AND organization_id = :organization_id"),
+      first_page(b, PageSql(b.dialect(), false)),
+      page_after(b, PageSql(b.dialect(), true)),
+      remove(b,
+             "DELETE FROM grants WHERE grant_id = :grant_id AND connection_id = :connection_id"
+             " AND organization_id = :organization_id"),
+      // Two point lookups, as in the visibility filter of the connection listing.
+      has_grant(b,
+                "SELECT EXISTS (SELECT 1 FROM grants WHERE connection_id = :connection_id"
+                " AND member_id = :member_id AND organization_id = :organization_id)"
+                " OR EXISTS (SELECT 1 FROM grants WHERE connection_id = :connection_id"
+                " AND organization_id = :organization_id AND team_id IN"
+                " (SELECT team_id FROM team_members WHERE member_id = :member_id))") {}
+
+namespace {
+
+// kNotFound unless the connection exists in the organization.
+Status CheckConnectionInOrganization(Session& s, const sql::Query& exists,
+                                     const std::string& organization_id,
+                                     const std::string& connection_id) {
+  auto found =
+      Exists(s, exists, {{"connection_id", connection_id}, {"organization_id", organization_id}});
+  if (!found) return std::move(found).error();
+  if (!*found) return Error::NotFound("connection not found");
+  return OkStatus();
+}
+
+}  // namespace
+
+// Each grant is validated just before it is written, so the error names the first bad grantee
+// in batch order; any error rolls the whole batch back. A grantee repeated within the batch is
+// upserted twice: the last permission wins and the first grant_id stays. The permission is the
+// caller's to check (domain::IsGrantPermission).
+Status SqlStore::UpsertGrants(const std::string& organization_id, const std::string& connection_id,
+                              const std::vector<Grant>& grants) {
+  return Run<Ok>("upsert_grants", Access::kWrite, [&](Session& s) -> Status {
+    const GrantQueries& q = q_->grants;
+    Status checked =
+        CheckConnectionInOrganization(s, q_->connections.exists, organization_id, connection_id);
+    if (!checked) return checked;
+    for (const Grant& g : grants) {
+      if (g.member_id.has_value() == g.team_id.has_value()) {
+        return Error::BadRequest("a grantee is either a memberId or a teamId");
+      }
+      if (g.member_id) {
+        auto found = Exists(s, q.member_in_organization,
+                            {{"member_id", *g.member_id}, {"organization_id", organization_id}});
+        if (!found) return std::move(found).error();
+        if (!*found) {
+          return Error::BadRequest("member " + *g.member_id +
+                                   " is not a member of this organization");
+        }
+      } else {
+        auto found = Exists(s, q.team_in_organization,
+                            {{"team_id", *g.team_id}, {"organization_id", organization_id}});
+        if (!found) return std::move(found).error();
+        if (!*found) {
+          return Error::BadRequest("team " + *g.team_id + " is not a team of this organization");
+        }
+      }
+      Grant row = g;
+      row.organization_id = organization_id;
+      row.connection_id = connection_id;
+      Status upserted = WriteRow(s, g.member_id ? q.upsert_member_grant : q.upsert_team_grant,
+                                 kGrantColumns, row);
+      upserted =
+          Reword(std::move(upserted), ErrorCode::kConflict, "a grant with this id already exists");
+      if (!upserted) return upserted;
+    }
+    return OkStatus();
+  });
+}
+
+Result<GrantPage> SqlStore::ListGrants(const std::string& organization_id,
+                                       const std::string& connection_id, int limit,
+                                       const std::optional<GrantCursor>& after,
+                                       std::int64_t offset) {
+  limit = std::clamp(limit, 1, kMaxPageSize);
+  // Total and entries from one snapshot.
+  return Run<GrantPage>("list_grants", Access::kSnapshot, [&](Session& s) -> Result<GrantPage> {
+    const GrantQueries& q = q_->grants;
+    Status checked =
+        CheckConnectionInOrganization(s, q_->connections.exists, organization_id, connection_id);
+    if (!checked) return std::move(checked).error();
+    GrantPage page;
+    auto total =
+        Count(s, q.count, {{"connection_id", connection_id}, {"organization_id", organization_id}});
+    if (!total) return std::move(total).error();
+    page.total = *total;
+    auto st = Select(s, after ? q.page_after : q.first_page,
+                     {{"connection_id", connection_id},
+                      {"organization_id", organization_id},
+                      {"limit", limit + 1}});
+    if (!st) return std::move(st).error();
+    if (after) {
+      st->Bind({{"after_created_at", after->created_at}, {"after_grant_id", after->grant_id}});
+    } else {
+      st->Bind("offset", std::max<std::int64_t>(offset, 0));
+    }
+    auto more = ReadPage(*st, kGrantColumns, limit, page.entries);
+    if (!more) return std::move(more).error();
+    page.has_more = *more;
+    return page;
+  });
+}
+
+Status SqlStore::DeleteGrant(const std::string& organization_id, const std::string& connection_id,
+                             const std::string& grant_id) {
+  return Run<Ok>("delete_grant", Access::kWrite, [&](Session& s) -> Status {
+    auto n = Execute(s, q_->grants.remove,
+                     {{"grant_id", grant_id},
+                      {"connection_id", connection_id},
+                      {"organization_id", organization_id}});
+    if (!n) return std::move(n).error();
+    if (*n == 0) return Error::NotFound("grant not found");
+    return OkStatus();
+  });
+}
+
+Result<bool> SqlStore::HasGrant(const std::string& organization_id,
+                                const std::string& connection_id, const std::string& member_id) {
+  return Run<bool>("has_grant", Access::kPoint, [&](Session& s) -> Result<bool> {
+    auto st = Select(s, q_->grants.has_grant,
+                     {{"connection_id", connection_id},
+                      {"member_id", member_id},
+                      {"organization_id", organization_id}});
+    if (!st) return std::move(st).error();
+    auto row = st->Step();
+    if (!row) return std::move(row).error();
+    return st->Bool(0);
+  });
+}
+
+}  // namespace connreg::store

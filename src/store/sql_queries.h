@@ -1,0 +1,205 @@
+// The statements of the query layer (store/sql_store.h), one struct per aggregate. Each is
+// built once per store, for its database's dialect, by the constructor in the aggregate's own
+// file, where its SQL sits next to the calls that run it. Internal to the store.
+#pragma once
+
+#include <cstddef>
+#include <initializer_list>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "store/sql.h"
+#include "store/sql_rows.h"
+#include "store/sql_store.h"
+#include "store/store_call.h"
+
+namespace connreg::store {
+
+// The query layer's own vocabulary, for the files that include this internal header.
+using sql::Access;
+using sql::Column;
+using sql::Field;
+using sql::kKey;
+using sql::Session;
+using sql::Stmt;
+
+// sql_identity.cc
+struct IdentityQueries {
+  explicit IdentityQueries(sql::QueryBook& b);
+  sql::Query insert_organization, get_organization, count_organizations;
+  sql::Query insert_member, get_member;
+  sql::Query insert_api_client, get_active_api_client, revoke_api_client;
+  sql::Query delete_client_access_tokens, delete_client_refresh_tokens;
+  sql::Query insert_access_token, insert_refresh_token, resolve_access_token;
+  sql::Query find_refresh_token, use_refresh_token;
+  sql::Query delete_family_access_tokens, delete_family_refresh_tokens;
+  sql::Query purge_access_tokens, purge_refresh_tokens, purge_idempotency_keys;
+  sql::Query insert_team, get_team, team_and_member_organizations, insert_team_member;
+};
+
+// sql_connections.cc
+struct ConnectionQueries {
+  explicit ConnectionQueries(sql::QueryBook& b);
+  sql::Query insert, update, get, exists, record_test;
+  sql::Query list[2][2];  // [keyset][visible_to_member]
+  sql::Query count[2];    // [visible_to_member]
+  sql::Query secrets_of, insert_secret, upsert_secret, delete_secrets_except;
+  sql::Query secrets_below_key, secrets_above_key, reseal_secret, secret_exists, secret_key_ids;
+};
+
+// sql_grants.cc
+struct GrantQueries {
+  explicit GrantQueries(sql::QueryBook& b);
+  sql::Query member_in_organization, team_in_organization;
+  sql::Query upsert_member_grant, upsert_team_grant;
+  sql::Query count, first_page, page_after, remove, has_grant;
+};
+
+// sql_idempotency.cc
+struct IdempotencyQueries {
+  explicit IdempotencyQueries(sql::QueryBook& b);
+  sql::Query get, remove_older, insert;
+};
+
+// sql_store.cc
+struct ServerQueries {
+  explicit ServerQueries(sql::QueryBook& b);
+  sql::Query get_server_key, insert_server_key, take_rate_token;
+  sql::Query schema_version, migration_applied, record_migration;
+};
+
+struct SqlStore::Queries {
+  explicit Queries(sql::QueryBook& b)
+      : identity(b), connections(b), grants(b), idempotency(b), server(b) {}
+  IdentityQueries identity;
+  ConnectionQueries connections;
+  GrantQueries grants;
+  IdempotencyQueries idempotency;
+  ServerQueries server;
+};
+
+// `s`, or an error of `code` with `message` in place of the one it failed with, when it failed
+// with `code` (a driver's generic kConflict or kNotFound, said in the call's terms).
+inline Status Reword(Status s, ErrorCode code, const char* message) {
+  if (!s && s.error().code == code) return Error{code, message};
+  return s;
+}
+
+// Runs `query` bound with `args` to its end; the rows it changed.
+inline Result<std::int64_t> Execute(sql::Session& s, const sql::Query& query,
+                                    std::initializer_list<sql::Arg> args) {
+  auto st = s.Prepare(query);
+  if (!st) return std::move(st).error();
+  if (Status done = st->Bind(args).Run(); !done) return std::move(done).error();
+  return st->Changes();
+}
+
+// Runs `query` (an INSERT of `columns`, say) bound with the fields of `row`, then `args`.
+template <class Columns>
+Status WriteRow(sql::Session& s, const sql::Query& query, const Columns& columns,
+                const sql::RowOf<Columns>& row, std::initializer_list<sql::Arg> args = {}) {
+  auto st = s.Prepare(query);
+  if (!st) return std::move(st).error();
+  sql::BindRow(*st, columns, row);
+  return st->Bind(args).Run();
+}
+
+// `query` bound with `args`, ready to step through its rows.
+inline Result<sql::Stmt> Select(sql::Session& s, const sql::Query& query,
+                                std::initializer_list<sql::Arg> args) {
+  auto st = s.Prepare(query);
+  if (st) st->Bind(args);
+  return st;
+}
+
+// The count(*) that `query` bound with `args` selects.
+inline Result<std::int64_t> Count(sql::Session& s, const sql::Query& query,
+                                  std::initializer_list<sql::Arg> args) {
+  auto st = Select(s, query, args);
+  if (!st) return std::move(st).error();
+  auto row = st->Step();
+  if (!row) return std::move(row).error();
+  return st->Int(0);
+}
+
+// True when `query` bound with `args` returns a row.
+inline Result<bool> Exists(sql::Session& s, const sql::Query& query,
+                           std::initializer_list<sql::Arg> args) {
+  auto st = Select(s, query, args);
+  if (!st) return std::move(st).error();
+  return st->Step();
+}
+
+// What a compare-and-set that changed nothing means: kNotFound (`gone`) when `exists` (bound
+// with `args`) finds no row, else kPreconditionFailed (`changed`).
+inline Status LostCompareAndSet(sql::Session& s, const sql::Query& exists,
+                                std::initializer_list<sql::Arg> args, const char* gone,
+                                const char* changed) {
+  auto found = Exists(s, exists, args);
+  if (!found) return std::move(found).error();
+  if (!*found) return Error::NotFound(gone);
+  return Error::PreconditionFailed(changed);
+}
+
+// Reads the rows of a page statement (which fetches limit + 1) into `entries`, at most `limit`;
+// true when there was one more.
+template <class Columns, class Row = sql::RowOf<Columns>>
+Result<bool> ReadPage(sql::Stmt& st, const Columns& columns, int limit, std::vector<Row>& entries) {
+  for (;;) {
+    auto row = st.Step();
+    if (!row) return std::move(row).error();
+    if (!*row) return false;
+    if (entries.size() == static_cast<std::size_t>(limit)) return true;
+    if (Status s = sql::ReadRow(st, columns, entries.emplace_back()); !s) {
+      return std::move(s).error();
+    }
+  }
+}
+
+// The first row of `st` read as `columns`; kNotFound (`not_found`) when there is none.
+template <class Columns, class Row = sql::RowOf<Columns>>
+Result<Row> ReadOne(sql::Stmt& st, const Columns& columns, const char* not_found) {
+  auto row = st.Step();
+  if (!row) return std::move(row).error();
+  if (!*row) return Error::NotFound(not_found);
+  Row out;
+  if (Status s = sql::ReadRow(st, columns, out); !s) return std::move(s).error();
+  return out;
+}
+
+// ---- the frame of every store call ---------------------------------------------------------
+
+template <class T, class Body>
+Result<T> SqlStore::RunBody(const char* operation, sql::Access access, Body&& body) {
+  std::optional<T> out;
+  Status s = db_->Run(access, operation, [&](sql::Session& session) -> Status {
+    Result<T> r = body(session);
+    if (!r) return std::move(r).error();
+    out = std::move(*r);
+    return OkStatus();
+  });
+  if (!s) return std::move(s).error();
+  return std::move(*out);
+}
+
+template <class Columns>
+Result<sql::RowOf<Columns>> SqlStore::FindOne(const char* operation, const sql::Query& query,
+                                              const Columns& columns,
+                                              std::initializer_list<sql::Arg> args,
+                                              const char* not_found) {
+  using Row = sql::RowOf<Columns>;
+  return Run<Row>(operation, Access::kPoint, [&](Session& s) -> Result<Row> {
+    auto st = s.Prepare(query);
+    if (!st) return std::move(st).error();
+    st->Bind(args);
+    return ReadOne(*st, columns, not_found);
+  });
+}
+
+template <class T, class Body>
+Result<T> SqlStore::Run(const char* operation, sql::Access access, Body&& body) {
+  return StoreCall(operation, [&] { return RunBody<T>(operation, access, body); });
+}
+
+}  // namespace connreg::store

@@ -1,0 +1,126 @@
+// The query layer: every call of the store's interfaces (store.h), written once in SQL over the
+// database interface (sql.h) and run on whichever backend the Database is. The statements and
+// row mappings of each aggregate sit in one file each: sql_identity.cc (organizations, members,
+// API clients, tokens, teams), sql_connections.cc (connections, their secrets, key rotation),
+// sql_grants.cc, sql_idempotency.cc; sql_store.cc has the rest (server keys, rate limits,
+// migrations). SqliteStore and PostgresStore are this class over their own Database.
+#pragma once
+
+#include <initializer_list>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "store/sql.h"
+#include "store/store.h"
+
+namespace connreg::store {
+
+// Thread-safe: every method may be called from any number of threads at once.
+class SqlStore : public Store {
+ public:
+  ~SqlStore() override;
+  SqlStore(const SqlStore&) = delete;
+  SqlStore& operator=(const SqlStore&) = delete;
+
+  // IdentityStore
+  Status CreateOrganization(const Organization& org) override;
+  Result<Organization> GetOrganization(const std::string& organization_id) override;
+  Result<std::int64_t> CountOrganizations() override;
+  Result<bool> BootstrapIfEmpty(const Organization& org, const Member& admin,
+                                const ApiClient& client) override;
+  Status CreateMember(const Member& member) override;
+  Status CreateApiClient(const ApiClient& client) override;
+  Status RevokeApiClient(const std::string& client_id, TimeMs now) override;
+  Status CreateTeam(const Team& team) override;
+  Result<Team> GetTeam(const std::string& team_id) override;
+  Status AddTeamMember(const std::string& team_id, const std::string& member_id) override;
+
+  // TokenStore
+  Result<Member> GetMember(const std::string& member_id) override;
+  Result<ApiClient> GetActiveApiClient(const std::string& client_id) override;
+  Status SaveAccessToken(const AccessToken& token) override;
+  Status SaveTokenPair(const AccessToken& access, const RefreshToken& refresh) override;
+  Result<Principal> RotateRefreshToken(const std::string& presented_hash,
+                                       const std::string& client_id, TimeMs now,
+                                       AccessToken next_access, RefreshToken next_refresh) override;
+  Result<Principal> ResolveAccessToken(const std::string& token_hash, TimeMs now) override;
+  Result<std::int64_t> PurgeExpired(TimeMs now, TimeMs idempotency_not_before) override;
+
+  // ConnectionStore
+  Status CreateConnection(const domain::Connection& c) override;
+  Result<domain::Connection> GetConnection(const std::string& organization_id,
+                                           const std::string& connection_id) override;
+  Status UpdateConnection(const domain::Connection& next, std::int64_t expected_version) override;
+  Result<ConnectionPage> ListConnections(const ListQuery& q) override;
+  Status RecordTest(const std::string& organization_id, const std::string& connection_id,
+                    const domain::LastTest& test, bool query_reached) override;
+
+  // SealedSecretStore
+  Result<std::vector<SealedSecretRef>> SecretsNotUnderKey(const std::string& key_id,
+                                                          int limit) override;
+  Status ResealSecret(const std::string& connection_id, const std::string& field,
+                      const std::string& expected_sealed,
+                      const domain::StoredSecret& next) override;
+  Result<std::vector<std::string>> SecretKeyIds() override;
+
+  // GrantStore
+  Status UpsertGrants(const std::string& organization_id, const std::string& connection_id,
+                      const std::vector<Grant>& grants) override;
+  Result<GrantPage> ListGrants(const std::string& organization_id, const std::string& connection_id,
+                               int limit, const std::optional<GrantCursor>& after,
+                               std::int64_t offset) override;
+  Status DeleteGrant(const std::string& organization_id, const std::string& connection_id,
+                     const std::string& grant_id) override;
+  Result<bool> HasGrant(const std::string& organization_id, const std::string& connection_id,
+                        const std::string& member_id) override;
+
+  // IdempotencyStore
+  Result<IdempotentResponse> GetIdempotent(const std::string& organization_id,
+                                           const std::string& member_id, const std::string& key,
+                                           TimeMs not_before) override;
+  Status CreateConnectionIdempotent(const domain::Connection& c, const std::string& member_id,
+                                    const std::string& key, const IdempotentResponse& response,
+                                    TimeMs not_before) override;
+
+  // ServerKeyStore, RateLimitStore, StoreHealth, Store
+  Result<std::string> ServerKey(const std::string& purpose) override;
+  Result<int> TakeRateToken(const std::string& client_id, double per_second, TimeMs now) override;
+  Status Ping() override;
+  bool PointReadsAreLocal() const override;
+  bool SharesRateLimits() const override;
+
+ protected:
+  // Applies the pending migrations on `db` and keeps it. Throws std::runtime_error when one
+  // fails or the database's schema is newer than this binary.
+  explicit SqlStore(std::unique_ptr<sql::Database> db);
+  sql::Database& database() const { return *db_; }
+
+ private:
+  struct Queries;  // every statement, built once for the database's dialect (sql_queries.h)
+
+  // Database::Run for a body that returns the call's result (afresh on each run), inside
+  // StoreCall (metrics, no escaping exception); RunBody without StoreCall. Both are defined in
+  // sql_queries.h.
+  template <class T, class Body>
+  Result<T> Run(const char* operation, sql::Access access, Body&& body);
+  template <class T, class Body>
+  Result<T> RunBody(const char* operation, sql::Access access, Body&& body);
+  // A point read of one row of `columns` (kNotFound with `not_found` when there is none).
+  template <class Columns>
+  Result<typename std::remove_cvref_t<decltype(*std::begin(std::declval<Columns&>()))>::RowType>
+  FindOne(const char* operation, const sql::Query& query, const Columns& columns,
+          std::initializer_list<sql::Arg> args, const char* not_found);
+  // The connection row and its secrets (CreateConnection, CreateConnectionIdempotent).
+  Status InsertConnection(sql::Session& s, const domain::Connection& c);
+
+  std::unique_ptr<sql::Database> db_;
+  sql::QueryBook book_;
+  std::unique_ptr<const Queries> q_;
+};
+
+}  // namespace connreg::store
