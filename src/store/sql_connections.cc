@@ -9,10 +9,10 @@
 #include <utility>
 
 #include <boost/json/array.hpp>
-#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include "domain/json_text.h"
 #include "store/sql_queries.h"
 #include "store/sql_rows.h"
 #include "store/sql_store.h"
@@ -26,7 +26,7 @@ constexpr int kMaxPageSize = 1000;
 
 Status ParseObject(std::string_view text, std::string_view column, boost::json::object& out) {
   boost::system::error_code ec;
-  boost::json::value v = boost::json::parse(text, ec);
+  boost::json::value v = domain::ParseJsonText(text, ec);
   if (ec || !v.is_object()) {
     return Error::Internal("store: corrupt JSON in connections." + std::string(column));
   }

@@ -263,7 +263,9 @@ class GrantStore {
 // ---- idempotency keys (POST /v2/connections) ---------------------------------------------
 
 struct IdempotentResponse {
-  std::string request_hash;  // hash of method, path and body
+  // What identifies the request without revealing its secrets: api/connections.cc's
+  // "v2:<body hash without secret values>:<key id>:<MAC of the secret values>".
+  std::string request_hash;
   int status = 0;
   std::string body;
   std::string location;
