@@ -102,7 +102,7 @@ constexpr Column<C> kConnectionColumns[] = {
     LastTestText<&domain::LastTest::read>("last_test_read"),
     LastTestText<&domain::LastTest::write>("last_test_write"),
 };
-constexpr int kConnectionColumnCount = sql::ReadableCount(kConnectionColumns);
+const int kConnectionColumnCount = sql::ReadableCount(kConnectionColumns);
 
 // One sealed secret; its connection_id and field are bound and read apart.
 constexpr Column<domain::StoredSecret> kSecretColumns[] = {
