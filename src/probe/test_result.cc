@@ -1,28 +1,8 @@
-#include "probe/probe.h"
+#include "probe/test_result.h"
 
 #include <boost/json/array.hpp>
 
-#include "core/log.h"
-
 namespace connreg::probe {
-
-ProbeEngine& DefaultEngine() {
-  static ProbeEngine* const engine = [] {
-    auto options = ProbeEngine::OptionsFromEnv();
-    if (options) return new ProbeEngine(std::move(*options));
-    log::Event(log::Level::kError, "probe_config_invalid",
-               {{"message", options.error().message},
-                {"effect", "every connection test is denied egress until this is fixed"}});
-    ProbeEngine::Options closed;
-    closed.egress = EgressPolicy({*ParseCidr("0.0.0.0/0"), *ParseCidr("::/0")}, {});
-    return new ProbeEngine(std::move(closed));
-  }();
-  return *engine;
-}
-
-TestResult RunTest(const domain::Connection& c, const std::map<std::string, std::string>& secrets) {
-  return DefaultEngine().RunTest(c, secrets);
-}
 
 boost::json::object RenderTestResult(const TestResult& r) {
   boost::json::array steps;

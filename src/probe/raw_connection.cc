@@ -1,4 +1,4 @@
-#include "probe/drivers/raw_connection.h"
+#include "probe/raw_connection.h"
 
 #include <netinet/in.h>
 #include <poll.h>

@@ -1,4 +1,4 @@
-#include "probe/drivers/http_client.h"
+#include "probe/drivers/common/http_client.h"
 
 #include <curl/curl.h>
 #include <openssl/err.h>
@@ -113,9 +113,8 @@ struct HttpSessionCallbacks {
 };
 
 HttpSession::HttpSession(ProbeRun& run, TlsSettings own_tls)
-    : run_(run), own_tls_(std::move(own_tls)) {
+    : run_(run), own_tls_(std::move(own_tls)), extra_ca_file_(run.settings.tls_ca_file) {
   GlobalInit();
-  if (const char* ca = std::getenv("CONNREG_TLS_CA_FILE"); ca && *ca) extra_ca_file_ = ca;
   curl_ = curl_easy_init();
 }
 

@@ -1,7 +1,12 @@
 // The interface between the probe engine and one warehouse family. The engine owns everything
 // that is the same for every warehouse (deadline, queueing, egress check, secret scrubbing, the
-// final read/write verdict); a driver only talks to its warehouse. Adding a warehouse is one new
-// file implementing Driver plus one line in registry.cc.
+// final read/write verdict); a driver only talks to its warehouse.
+//
+// A family lives in a folder of its own, src/probe/drivers/<family>/, whose one function returns
+// its WarehouseTypes: for each `details.type`, the details table (domain/details_spec.h: fields,
+// secrets, defaults, endpoint, TLS switch) and the Driver. Adding a warehouse is that folder, its
+// #include and one entry in drivers/registry.cc, a schema in docs/openapi.json (a unit test
+// checks it against the table), and its tests.
 #pragma once
 
 #include <map>
@@ -12,6 +17,7 @@
 
 #include <boost/json/object.hpp>
 
+#include "domain/details_spec.h"
 #include "probe/deadline.h"
 #include "probe/egress.h"
 #include "probe/step_log.h"
@@ -22,6 +28,16 @@ namespace connreg::probe {
 struct Endpoint {
   std::string host;  // as configured: a name or an IP literal (also the TLS server name)
   int port = 0;
+};
+
+// What the operator configures for the drivers (`connreg serve` flags); the same for every test.
+struct DriverSettings {
+  // CONNREG_TLS_CA_FILE: a PEM CA bundle trusted by every driver that verifies a server, beside
+  // tlsCaCert or the system's CAs (a private CA); empty: none.
+  std::string tls_ca_file;
+  // CONNREG_BIGQUERY_API_URL: the BigQuery API the bigQuery driver tests against; empty: the
+  // public one.
+  std::string bigquery_api_url;
 };
 
 // One test run, as handed to Driver::Run. Everything referenced outlives the call.
@@ -44,6 +60,7 @@ struct ProbeRun {
   // Egress policy, for drivers that must reach further endpoints (an OAuth token URL, a
   // redirect): they resolve with ResolveAndCheck and connect only to the addresses it returns.
   const EgressPolicy& egress;
+  const DriverSettings& settings;
 };
 
 // Implementations are stateless and thread-safe: one instance serves every concurrent test.
@@ -54,6 +71,7 @@ class Driver {
   // The endpoint of `details`, or nullopt with `why` set when the details lack one (validated
   // details always have one).
   virtual std::optional<Endpoint> Target(const boost::json::object& details,
+                                         const DriverSettings& settings,
                                          std::string& why) const = 0;
   // True when the test of `details` negotiates TLS (and so reports a `tls` step).
   virtual bool UsesTls(const boost::json::object& details) const = 0;
@@ -61,14 +79,11 @@ class Driver {
   virtual void Run(ProbeRun& run) const = 0;
 };
 
-// The driver for a `details.type`, or nullptr when this build has none.
-const Driver* FindDriver(std::string_view type);
-
-// Details helpers shared by drivers: a string field or "" / an integer field or `fallback`.
-std::string DetailString(const boost::json::object& details, std::string_view field);
-int DetailInt(const boost::json::object& details, std::string_view field, int fallback);
-bool DetailBool(const boost::json::object& details, std::string_view field, bool fallback);
-// writeAccess.<field>, or "".
-std::string WriteAccessString(const boost::json::object& details, std::string_view field);
+// One `details.type` as its family defines it: the table its details are validated against, and
+// the driver that tests it (never nullptr; it outlives the process).
+struct WarehouseType {
+  domain::TypeSpec spec;
+  const Driver* driver;
+};
 
 }  // namespace connreg::probe

@@ -3,15 +3,16 @@
 //   Authorization: Bearer <token>  = the authenticate step (401/403 reject the token);
 //   its answer, or GET /api/2.0/sql/statements/<id> while PENDING/RUNNING = the query step.
 // The warehouse id is the last segment of details.endpoint (/sql/1.0/warehouses/<id>).
-#include "probe/drivers/databricks.h"
+#include "probe/drivers/databricks/databricks.h"
 
 #include <chrono>
 #include <thread>
 
 #include <boost/json/serialize.hpp>
 
-#include "probe/drivers/http_client.h"
-#include "probe/drivers/sql_probe.h"
+#include "probe/drivers/common/details_fields.h"
+#include "probe/drivers/common/http_client.h"
+#include "probe/drivers/common/sql_probe.h"
 
 namespace connreg::probe {
 namespace {
@@ -197,7 +198,7 @@ class DatabricksSession : public SqlSession {
 
 class DatabricksDriver : public Driver {
  public:
-  std::optional<Endpoint> Target(const boost::json::object& details,
+  std::optional<Endpoint> Target(const boost::json::object& details, const DriverSettings&,
                                  std::string& why) const override {
     Endpoint e{DetailString(details, "host"), DetailInt(details, "port", 443)};
     if (e.host.empty()) {
@@ -232,9 +233,34 @@ class DatabricksDriver : public Driver {
 
 }  // namespace
 
-const Driver& DatabricksProbeDriver() {
+namespace {
+
+// One login: a token or useOauth: true.
+Status CheckLogin(const domain::DetailsView& d) {
+  std::vector<std::string_view> logins;
+  if (d.SecretSet("token")) logins.push_back("token");
+  if (d.OauthOn()) logins.push_back("useOauth");
+  if (logins.empty()) {
+    return Error::BadRequest("details.token is required: a " + std::string(d.type()) +
+                             " connection needs a token or useOauth: true");
+  }
+  return d.OneLogin(logins, "");
+}
+
+}  // namespace
+
+std::vector<WarehouseType> DatabricksTypes() {
+  using domain::Kind, domain::Req, domain::Opt, domain::Nested;
   static const DatabricksDriver* const driver = new DatabricksDriver;
-  return *driver;
+  return {{{"databricks",
+            {Req("host", Kind::kHost).Endpoint(), Req("endpoint", Kind::kString).Endpoint(),
+             Opt("token", Kind::kSecret), Opt("useOauth", Kind::kBool),
+             Opt("workspaceUrl", Kind::kString).Endpoint(), Opt("catalog", Kind::kString),
+             Nested("writeAccess",
+                    {Req("writeCatalog", Kind::kString), Req("writeSchema", Kind::kString)})},
+            domain::TlsSwitch::kNone,
+            CheckLogin},
+           driver}};
 }
 
 }  // namespace connreg::probe

@@ -6,9 +6,9 @@
 //   POST {api}/bigquery/v2/projects/{projectId}/queries running SELECT 1 with the Bearer token,
 //   then GET {api}/bigquery/v2/projects/{p}/queries/{jobId} while jobComplete is false
 //                                                       = the query step (and each write SQL)
-// The API base URL is https://bigquery.googleapis.com, or CONNREG_BIGQUERY_API_URL (read at every
-// test) for a private endpoint or a test fake.
-#include "probe/drivers/bigquery.h"
+// The API base URL is https://bigquery.googleapis.com, or the operator's CONNREG_BIGQUERY_API_URL
+// (DriverSettings) for a private endpoint or a test fake.
+#include "probe/drivers/bigquery/bigquery.h"
 
 #include <algorithm>
 #include <chrono>
@@ -20,8 +20,9 @@
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
-#include "probe/drivers/http_client.h"
-#include "probe/drivers/sql_probe.h"
+#include "probe/drivers/common/details_fields.h"
+#include "probe/drivers/common/http_client.h"
+#include "probe/drivers/common/sql_probe.h"
 #include "probe/scrub.h"
 
 namespace connreg::probe {
@@ -39,11 +40,12 @@ struct ApiUrl {
   std::string path;
 };
 
-// The API of CONNREG_BIGQUERY_API_URL (else the public one), or nullopt with `why` set. Read at
-// every test rather than once, so that tests can point it at a fake of their own.
-std::optional<ApiUrl> ConfiguredApi(std::string& why) {
-  const char* env = std::getenv("CONNREG_BIGQUERY_API_URL");
-  std::string_view raw = env && *env ? std::string_view(env) : kDefaultApiUrl;
+// The API of DriverSettings::bigquery_api_url (CONNREG_BIGQUERY_API_URL), else the public one; or
+// nullopt with `why` set.
+std::optional<ApiUrl> ConfiguredApi(const DriverSettings& settings, std::string& why) {
+  std::string_view raw = settings.bigquery_api_url.empty()
+                             ? kDefaultApiUrl
+                             : std::string_view(settings.bigquery_api_url);
   auto u = boost::urls::parse_absolute_uri(raw);
   if (!u || u->scheme_id() != boost::urls::scheme::https || u->has_userinfo() ||
       u->host_address().empty() || u->has_query() || u->has_fragment() ||
@@ -277,8 +279,9 @@ class BigQuerySession : public SqlSession {
 
 class BigQueryDriver : public Driver {
  public:
-  std::optional<Endpoint> Target(const boost::json::object&, std::string& why) const override {
-    std::optional<ApiUrl> api = ConfiguredApi(why);
+  std::optional<Endpoint> Target(const boost::json::object&, const DriverSettings& settings,
+                                 std::string& why) const override {
+    std::optional<ApiUrl> api = ConfiguredApi(settings, why);
     if (!api) return std::nullopt;
     return api->endpoint;
   }
@@ -287,7 +290,7 @@ class BigQueryDriver : public Driver {
 
   void Run(ProbeRun& run) const override {
     std::string why;
-    std::optional<ApiUrl> api = ConfiguredApi(why);
+    std::optional<ApiUrl> api = ConfiguredApi(run.settings, why);
     if (!api) return run.steps.Add(step::kConnect, status::kFailed, code::kProtocolError, why);
     HttpSession http(run);
     if (!http.Open(true)) return;
@@ -369,9 +372,17 @@ class BigQueryDriver : public Driver {
 
 }  // namespace
 
-const Driver* BigQueryProbeDriver() {
+std::vector<WarehouseType> BigQueryTypes() {
+  using domain::Kind, domain::Req, domain::Opt, domain::Nested;
   static const BigQueryDriver* const driver = new BigQueryDriver;
-  return driver;
+  // The endpoint of a service-account key, its token_uri, is inside the secret itself: it cannot
+  // change without the secret being given again, and bigQuery has no other secret.
+  return {{{"bigQuery",
+            {Req("projectId", Kind::kString), Opt("additionalProjectIds", Kind::kStringList),
+             Opt("serviceAccount", Kind::kServiceAccount), Opt("useOauth", Kind::kBool),
+             Nested("writeAccess",
+                    {Req("writeProject", Kind::kString), Req("writeDataset", Kind::kString)})}},
+           driver}};
 }
 
 }  // namespace connreg::probe

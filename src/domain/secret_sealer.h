@@ -1,6 +1,9 @@
 // Authenticated encryption of secret fields before they reach the store. A sealed value is bound
 // to its connection and field (associated data), so a ciphertext moved to another row or field
 // fails to open. Thread-safe.
+//
+// The domain owns this interface (it seals a request's secrets as it builds the next state of a
+// connection); crypto/sodium_sealer.h implements it, so the domain includes nothing above it.
 #pragma once
 
 #include <string>
@@ -9,7 +12,7 @@
 #include "core/result.h"
 #include "domain/connection.h"
 
-namespace connreg::crypto {
+namespace connreg::domain {
 
 class SecretSealer {
  public:
@@ -20,11 +23,11 @@ class SecretSealer {
   };
 
   virtual ~SecretSealer() = default;
-  virtual domain::StoredSecret Seal(std::string_view connection_id, std::string_view field,
-                                    std::string_view plaintext, TimeMs now) const = 0;
+  virtual StoredSecret Seal(std::string_view connection_id, std::string_view field,
+                            std::string_view plaintext, TimeMs now) const = 0;
   // Fails (kInternal) when the key is unknown or the value was tampered with or moved.
   virtual Result<std::string> Open(std::string_view connection_id, std::string_view field,
-                                   const domain::StoredSecret& secret) const = 0;
+                                   const StoredSecret& secret) const = 0;
 
   // For values derived from secrets that are compared but never recovered (the idempotency
   // record of a request that carries a password): a MAC of `data`, separated by `purpose`, under
@@ -37,4 +40,4 @@ class SecretSealer {
                                           std::string_view data) const = 0;
 };
 
-}  // namespace connreg::crypto
+}  // namespace connreg::domain

@@ -16,7 +16,7 @@
 // so it is then pinned to that certificate instead (MARIADB_OPT_TLS_PEER_FP, which also makes it
 // refuse a connection without TLS): a server that shows any other certificate to the second
 // connection is refused before the authentication packet is sent.
-#include "probe/drivers/mysql.h"
+#include "probe/drivers/mysql/mysql.h"
 
 #include <errmsg.h>
 #include <mysql.h>
@@ -25,9 +25,10 @@
 #include <memory>
 #include <mutex>
 
-#include "probe/drivers/raw_connection.h"
-#include "probe/drivers/sql_probe.h"
-#include "probe/drivers/tls.h"
+#include "probe/drivers/common/details_fields.h"
+#include "probe/drivers/common/sql_probe.h"
+#include "probe/drivers/common/tls.h"
+#include "probe/raw_connection.h"
 
 namespace connreg::probe {
 namespace {
@@ -212,7 +213,7 @@ class MysqlSession : public SqlSession {
 
 class MysqlDriverImpl : public Driver {
  public:
-  std::optional<Endpoint> Target(const boost::json::object& details,
+  std::optional<Endpoint> Target(const boost::json::object& details, const DriverSettings&,
                                  std::string& why) const override {
     Endpoint e{DetailString(details, "host"), DetailInt(details, "port", 0)};
     if (e.host.empty()) why = "details.host is missing";
@@ -278,7 +279,7 @@ class MysqlDriverImpl : public Driver {
                               "the server does not offer TLS, which useTls requires; no "
                               "credentials were sent");
       }
-      const TlsSettings settings = TlsSettingsOf(run.details);
+      const TlsSettings settings = TlsSettingsOf(run);
       if (settings.mode != TlsMode::kRequire) {
         run.steps.Begin(step::kTls);  // passes connect
         if (!conn.Send(SslRequestPacket(), "the TLS request")) {
@@ -334,9 +335,17 @@ class MysqlDriverImpl : public Driver {
 
 }  // namespace
 
-const Driver& MysqlDriver() {
+std::vector<WarehouseType> MysqlTypes() {
+  using domain::Kind, domain::Req, domain::Opt, domain::Nested;
   static const MysqlDriverImpl* const driver = new MysqlDriverImpl;
-  return *driver;
+  return {{{"mysql",
+            domain::WithTlsFields({Req("host", Kind::kHost).Endpoint(),
+                                   Req("port", Kind::kPort).Endpoint(), Req("user", Kind::kString),
+                                   Req("password", Kind::kPassword), Opt("database", Kind::kString),
+                                   Opt("useTls", Kind::kBool).Default(false),
+                                   Nested("writeAccess", {Req("writeSchema", Kind::kString)})}),
+            domain::TlsSwitch::kUseTls},
+           driver}};
 }
 
 }  // namespace connreg::probe

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "probe/drivers/driver.h"
+#include "probe/driver.h"
 
 namespace connreg::probe {
 

@@ -1,4 +1,4 @@
-#include "probe/drivers/tls.h"
+#include "probe/drivers/common/tls.h"
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -16,9 +16,10 @@
 #include <sstream>
 #include <vector>
 
-#include "probe/drivers/driver.h"
-#include "probe/drivers/raw_connection.h"
+#include "probe/driver.h"
+#include "probe/drivers/common/details_fields.h"
 #include "probe/egress.h"
+#include "probe/raw_connection.h"
 #include "probe/test_result.h"
 
 namespace connreg::probe {
@@ -50,13 +51,15 @@ std::string OpenSslError(std::string_view fallback) {
   return buf;
 }
 
-TlsSettings TlsSettingsOf(const boost::json::object& details) {
+TlsSettings TlsSettingsOf(const ProbeRun& run) {
+  const boost::json::object& details = run.details;
   TlsSettings s;
   std::string mode = DetailString(details, "tlsMode");
   s.mode = mode == "verify-full" ? TlsMode::kVerifyFull
            : mode == "verify-ca" ? TlsMode::kVerifyCa
                                  : TlsMode::kRequire;
   s.ca_pem = DetailString(details, "tlsCaCert");
+  s.extra_ca_file = run.settings.tls_ca_file;
   return s;
 }
 
@@ -81,10 +84,10 @@ std::string TrustedCasPem(const TlsSettings& tls, std::string& why) {
     }
     pem = std::move(*bundle);
   }
-  if (const char* extra = std::getenv("CONNREG_TLS_CA_FILE"); extra && *extra) {
-    auto more = ReadFile(extra);
+  if (!tls.extra_ca_file.empty()) {
+    auto more = ReadFile(tls.extra_ca_file);
     if (!more) {
-      why = std::string("CONNREG_TLS_CA_FILE (") + extra + ") cannot be read";
+      why = "CONNREG_TLS_CA_FILE (" + tls.extra_ca_file + ") cannot be read";
       return "";
     }
     pem += "\n" + *more;

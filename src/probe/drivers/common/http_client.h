@@ -1,4 +1,4 @@
-// What the HTTP-protocol drivers (snowflake, databricks, bigQuery, starburst) share: an HTTP(S)
+// What the HTTP-protocol driver families share: an HTTP(S)
 // client over libcurl that only ever connects to egress-checked addresses, and RS256 JWT signing
 // over OpenSSL.
 //
@@ -9,10 +9,10 @@
 // capped, and every transfer ends by the run's deadline.
 //
 // TLS is verified in full (chain and host name) except where the run's own endpoint has a lower
-// tlsMode (starburst): `require` encrypts without verifying, `verify-ca` verifies the chain only.
-// The CAs trusted are tlsCaCert when given, else the system's; CONNREG_TLS_CA_FILE names an extra
-// PEM CA bundle trusted in addition either way (the tests use it for their self-signed fakes;
-// operators for a private CA).
+// tlsMode: `require` encrypts without verifying, `verify-ca` verifies the chain only. The CAs
+// trusted are tlsCaCert when given, else the system's; DriverSettings::tls_ca_file
+// (CONNREG_TLS_CA_FILE) names an extra PEM CA bundle trusted in addition either way (the tests use
+// it for their self-signed fakes; operators for a private CA).
 #pragma once
 
 #include <cstddef>
@@ -24,8 +24,8 @@
 
 #include <boost/json/value.hpp>
 
-#include "probe/drivers/driver.h"
-#include "probe/drivers/tls.h"
+#include "probe/driver.h"
+#include "probe/drivers/common/tls.h"
 
 typedef void CURL;
 
@@ -86,8 +86,8 @@ class HttpSession {
 
   ProbeRun& run_;
   TlsSettings own_tls_;
-  CURL* curl_ = nullptr;
   std::string extra_ca_file_;
+  CURL* curl_ = nullptr;
   char errbuf_[256] = {};
   // Set while Open() runs: the TLS handshake started (the connect step passed).
   bool opening_ = false;

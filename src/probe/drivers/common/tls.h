@@ -11,6 +11,7 @@
 #include <boost/json/object.hpp>
 
 #include "probe/deadline.h"
+#include "probe/driver.h"
 
 namespace connreg::probe {
 
@@ -24,15 +25,19 @@ enum class TlsMode {
 struct TlsSettings {
   TlsMode mode = TlsMode::kVerifyFull;
   std::string ca_pem;  // details.tlsCaCert, or empty: the system's CAs
+  // The operator's extra CA bundle (DriverSettings::tls_ca_file), trusted in either case; empty:
+  // none.
+  std::string extra_ca_file;
 };
 
-// details.tlsMode and details.tlsCaCert. An absent tlsMode is `require`: connections stored before
-// tlsMode existed keep what they had (the domain fills verify-full into new ones).
-TlsSettings TlsSettingsOf(const boost::json::object& details);
+// details.tlsMode and details.tlsCaCert of the run, with the operator's extra CA bundle. An absent
+// tlsMode is `require`: connections stored before tlsMode existed keep what they had (the domain
+// fills verify-full into new ones).
+TlsSettings TlsSettingsOf(const ProbeRun& run);
 std::string_view TlsModeName(TlsMode mode);  // "require", "verify-ca", "verify-full"
 
 // The CAs a verification trusts, as PEM: tlsCaCert when given, else the system's bundle; and in
-// either case the operator's CONNREG_TLS_CA_FILE, an extra trust source for every driver. Empty
+// either case the operator's extra bundle (CONNREG_TLS_CA_FILE), trusted by every driver. Empty
 // with `why` set when a file cannot be read.
 std::string TrustedCasPem(const TlsSettings& tls, std::string& why);
 

@@ -5,17 +5,20 @@
 //     following data.getResultUrl while the query is still running = the query step
 //   POST /session?delete=true       (logout, best effort)
 // Snowflake answers most errors with HTTP 200 and {"success": false, "code": "...", "message"}.
-#include "probe/drivers/snowflake.h"
+#include "probe/drivers/snowflake/snowflake.h"
 
+#include <array>
 #include <chrono>
 #include <ctime>
 #include <thread>
+#include <utility>
 
 #include <boost/json/serialize.hpp>
 
 #include "crypto/random.h"
-#include "probe/drivers/http_client.h"
-#include "probe/drivers/sql_probe.h"
+#include "probe/drivers/common/details_fields.h"
+#include "probe/drivers/common/http_client.h"
+#include "probe/drivers/common/sql_probe.h"
 
 namespace connreg::probe {
 namespace {
@@ -180,7 +183,7 @@ class SnowflakeSession : public SqlSession {
 
 class SnowflakeDriver : public Driver {
  public:
-  std::optional<Endpoint> Target(const boost::json::object& details,
+  std::optional<Endpoint> Target(const boost::json::object& details, const DriverSettings&,
                                  std::string& why) const override {
     std::string host = DetailString(details, "host");
     if (host.empty()) host = DetailString(details, "server");
@@ -310,9 +313,92 @@ class SnowflakeDriver : public Driver {
 
 }  // namespace
 
-const Driver& SnowflakeProbeDriver() {
+namespace {
+
+// What the table cannot say: "account or host", exactly one login (user and password, user and
+// privateKey, or useOauth: true) agreeing with authType, and writeAccess in one of two shapes.
+Status CheckSnowflake(const domain::DetailsView& d) {
+  if (!d.Has("account") && !d.Has("host")) {
+    return Error::BadRequest("details.account or details.host is required");
+  }
+  const std::string_view auth_type = d.String("authType");
+
+  std::vector<std::string_view> logins;
+  if (d.SecretSet("password")) logins.push_back("password");
+  if (d.SecretSet("privateKey")) logins.push_back("privateKey");
+  if (d.OauthOn()) logins.push_back("useOauth");
+  if (logins.empty()) {
+    if (auth_type == "basic-auth") return Error::BadRequest("details.password is required");
+    if (auth_type == "key-pair") return Error::BadRequest("details.privateKey is required");
+    if (auth_type == "oauth") {
+      return Error::BadRequest("details.useOauth must be true when details.authType is oauth");
+    }
+    return Error::BadRequest("details.password is required: a " + std::string(d.type()) +
+                             " connection needs one login, user and password, user and "
+                             "privateKey, or useOauth: true");
+  }
+  std::string_view preferred = auth_type == "basic-auth" ? "password"
+                               : auth_type == "key-pair" ? "privateKey"
+                               : auth_type == "oauth"    ? "useOauth"
+                                                         : "";
+  if (auto s = d.OneLogin(logins, preferred); !s) return s;
+
+  const std::string_view login = logins.front();
+  if (!auth_type.empty() && login != preferred) {
+    static constexpr std::array<std::pair<std::string_view, std::string_view>, 3> kDescribe{{
+        {"password", "user and password"},
+        {"privateKey", "user and privateKey"},
+        {"useOauth", "useOauth: true"},
+    }};
+    std::string_view described;
+    for (const auto& [l, text] : kDescribe) {
+      if (l == login) described = text;
+    }
+    return Error::BadRequest("details.authType is " + std::string(auth_type) +
+                             " but the login is " + std::string(described));
+  }
+  if (login != "useOauth" && !d.Has("user")) return Error::BadRequest("details.user is required");
+  if (d.SecretSet("privateKeyPassphrase") && !d.SecretSet("privateKey")) {
+    return Error::BadRequest(
+        "details.privateKeyPassphrase needs details.privateKey; send \"privateKeyPassphrase\": "
+        "null to drop it");
+  }
+  if (const auto* wa = d.visible().if_contains("writeAccess")) {
+    const auto& w = wa->get_object();
+    const bool location = w.contains("writeDatabase") || w.contains("writeSchema");
+    if (location || !w.contains("materializationWarehouse")) {
+      for (std::string_view f : {"writeDatabase", "writeSchema"}) {
+        if (!w.contains(f)) {
+          return Error::BadRequest("details.writeAccess." + std::string(f) + " is required");
+        }
+      }
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+std::vector<WarehouseType> SnowflakeTypes() {
+  using domain::Kind, domain::Opt, domain::Nested;
   static const SnowflakeDriver* const driver = new SnowflakeDriver;
-  return *driver;
+  return {
+      {{"snowflake",
+        {Opt("account", Kind::kAccount).Endpoint(), Opt("host", Kind::kHost).Endpoint(),
+         Opt("server", Kind::kHost).Endpoint(), Opt("user", Kind::kString),
+         Opt("password", Kind::kPassword), Opt("privateKey", Kind::kKeySecret),
+         Opt("privateKeyPassphrase", Kind::kSecret), Opt("useOauth", Kind::kBool),
+         Opt("warehouse", Kind::kString), Opt("role", Kind::kString),
+         Opt("database", Kind::kString), Opt("schema", Kind::kString),
+         domain::Choice("authType", {"basic-auth", "key-pair", "oauth"}),
+         // Two accepted shapes; CheckSnowflake decides which fields are required.
+         Nested("writeAccess",
+                {Opt("writeDatabase", Kind::kString), Opt("writeSchema", Kind::kString),
+                 Opt("materializationWarehouse", Kind::kString)}),
+         Nested("userAttributes", {Opt("role", Kind::kString), Opt("warehouse", Kind::kString)})},
+        domain::TlsSwitch::kNone,
+        CheckSnowflake},
+       driver}};
 }
 
 }  // namespace connreg::probe

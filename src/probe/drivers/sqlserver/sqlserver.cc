@@ -32,7 +32,7 @@
 // Deadline. During the login FreeTDS asks the error handler every kLoginWaitSecs of silence
 // whether to go on, which it does until the deadline. After the login an interrupt handler, polled
 // by FreeTDS about once a second, cancels a statement once the deadline has passed.
-#include "probe/drivers/sqlserver.h"
+#include "probe/drivers/sqlserver/sqlserver.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -58,9 +58,10 @@
 #include <tuple>
 #include <vector>
 
-#include "probe/drivers/raw_connection.h"
-#include "probe/drivers/sql_probe.h"
-#include "probe/drivers/tls.h"
+#include "probe/drivers/common/details_fields.h"
+#include "probe/drivers/common/sql_probe.h"
+#include "probe/drivers/common/tls.h"
+#include "probe/raw_connection.h"
 
 // After every other header: db-lib's headers define macros such as TRUE, FAIL and STATUS.
 #include <sybdb.h>
@@ -762,7 +763,7 @@ class WriteLocationSession : public SqlSession {
 
 class SqlServerDriverImpl : public Driver {
  public:
-  std::optional<Endpoint> Target(const boost::json::object& details,
+  std::optional<Endpoint> Target(const boost::json::object& details, const DriverSettings&,
                                  std::string& why) const override {
     Endpoint e{DetailString(details, "server"), DetailInt(details, "port", 1433)};
     if (e.host.empty()) why = "details.server is missing";
@@ -786,7 +787,7 @@ class SqlServerDriverImpl : public Driver {
                                "Unset it to test SQL Server connections");
     }
     const bool tls = TlsOn(run.details);
-    const TlsSettings settings = TlsSettingsOf(run.details);
+    const TlsSettings settings = TlsSettingsOf(run);
     Diagnostics diag(run.deadline);
     DiagnosticsScope scope(&diag);
 
@@ -925,9 +926,23 @@ class SqlServerDriverImpl : public Driver {
 
 }  // namespace
 
-const Driver* SqlServerProbeDriver() {
+std::vector<WarehouseType> SqlServerTypes() {
+  using domain::Kind, domain::Req, domain::Opt, domain::Nested;
+  auto fields = [](bool database_required) {
+    return domain::WithTlsFields({Req("server", Kind::kHost).Endpoint(),
+                                  Req("port", Kind::kPort).Endpoint(),
+                                  Req("user", Kind::kString),
+                                  Req("password", Kind::kPassword),
+                                  {"database", Kind::kString, database_required},
+                                  Opt("useReadUncommittedIsolation", Kind::kBool),
+                                  Nested("writeAccess", {Req("writeDatabase", Kind::kString),
+                                                         Req("writeSchema", Kind::kString)})});
+  };
   static const SqlServerDriverImpl* const driver = new SqlServerDriverImpl;
-  return driver;
+  return {
+      {{"sqlserver", fields(/*database_required=*/false), domain::TlsSwitch::kByMode}, driver},
+      {{"azuresql", fields(/*database_required=*/true), domain::TlsSwitch::kAlways}, driver},
+  };
 }
 
 }  // namespace connreg::probe

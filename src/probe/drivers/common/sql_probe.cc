@@ -1,4 +1,4 @@
-#include "probe/drivers/sql_probe.h"
+#include "probe/drivers/common/sql_probe.h"
 
 #include "crypto/encoding.h"
 #include "crypto/random.h"

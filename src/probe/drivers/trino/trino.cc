@@ -1,7 +1,7 @@
 // Starburst (Trino) through the Trino client REST protocol: POST /v1/statement with the SQL text,
 // then GET each nextUri until the answer has none. The first POST is the authenticate step (the
 // coordinator answers 401 to a bad user or password); following it is the query step.
-#include "probe/drivers/trino.h"
+#include "probe/drivers/trino/trino.h"
 
 #include <chrono>
 #include <thread>
@@ -9,8 +9,9 @@
 #include <boost/json/serialize.hpp>
 
 #include "crypto/encoding.h"
-#include "probe/drivers/http_client.h"
-#include "probe/drivers/sql_probe.h"
+#include "probe/drivers/common/details_fields.h"
+#include "probe/drivers/common/http_client.h"
+#include "probe/drivers/common/sql_probe.h"
 
 namespace connreg::probe {
 namespace {
@@ -160,7 +161,7 @@ class TrinoSession : public SqlSession {
 
 class TrinoDriver : public Driver {
  public:
-  std::optional<Endpoint> Target(const boost::json::object& details,
+  std::optional<Endpoint> Target(const boost::json::object& details, const DriverSettings&,
                                  std::string& why) const override {
     Endpoint e{DetailString(details, "host"), DetailInt(details, "port", 443)};
     if (e.host.empty()) {
@@ -178,7 +179,7 @@ class TrinoDriver : public Driver {
     const bool tls = UsesTls(run.details);
     auto pw = run.secrets.find("password");
     const bool has_password = pw != run.secrets.end() && !pw->second.empty();
-    HttpSession http(run, TlsSettingsOf(run.details));
+    HttpSession http(run, TlsSettingsOf(run));
     if (!http.Open(tls)) return;
     run.steps.Begin(step::kAuthenticate);
     if (has_password && !tls) {
@@ -202,9 +203,18 @@ class TrinoDriver : public Driver {
 
 }  // namespace
 
-const Driver& TrinoProbeDriver() {
+std::vector<WarehouseType> TrinoTypes() {
+  using domain::Kind, domain::Req, domain::Opt, domain::Nested;
   static const TrinoDriver* const driver = new TrinoDriver;
-  return *driver;
+  return {{{"starburst",
+            domain::WithTlsFields(
+                {Req("host", Kind::kHost).Endpoint(), Req("port", Kind::kPort).Endpoint(),
+                 Req("user", Kind::kString), Req("password", Kind::kPassword),
+                 Opt("catalog", Kind::kString), Opt("useTls", Kind::kBool).Default(true),
+                 Nested("writeAccess",
+                        {Req("writeCatalog", Kind::kString), Req("writeSchema", Kind::kString)})}),
+            domain::TlsSwitch::kUseTls},
+           driver}};
 }
 
 }  // namespace connreg::probe

@@ -12,7 +12,7 @@
 // SCRAM-SHA-256-PLUS). Requiring it would refuse every server that authenticates by md5 or
 // password (Redshift supports no SCRAM at all) and every connection stored before this release,
 // and the verified sslmode is what keeps a password from an impostor.
-#include "probe/drivers/postgres.h"
+#include "probe/drivers/postgres/postgres.h"
 
 #include <libpq-fe.h>
 #include <poll.h>
@@ -23,9 +23,10 @@
 #include <list>
 #include <memory>
 
-#include "probe/drivers/raw_connection.h"
-#include "probe/drivers/sql_probe.h"
-#include "probe/drivers/tls.h"
+#include "probe/drivers/common/details_fields.h"
+#include "probe/drivers/common/sql_probe.h"
+#include "probe/drivers/common/tls.h"
+#include "probe/raw_connection.h"
 
 namespace connreg::probe {
 namespace {
@@ -185,7 +186,7 @@ class PostgresDriverImpl : public Driver {
  public:
   explicit PostgresDriverImpl(int default_port) : default_port_(default_port) {}
 
-  std::optional<Endpoint> Target(const boost::json::object& details,
+  std::optional<Endpoint> Target(const boost::json::object& details, const DriverSettings&,
                                  std::string& why) const override {
     Endpoint e{DetailString(details, "host"), DetailInt(details, "port", default_port_)};
     if (e.host.empty()) {
@@ -224,7 +225,7 @@ class PostgresDriverImpl : public Driver {
       set("password", pw->second);
     // A root certificate file turns libpq's `require` into verify-ca: it is given only to modes
     // that verify.
-    const TlsSettings settings = TlsSettingsOf(run.details);
+    const TlsSettings settings = TlsSettingsOf(run);
     std::optional<PrivateFile> trusted;
     if (tls && settings.mode != TlsMode::kRequire) {
       std::string why;
@@ -310,10 +311,24 @@ class PostgresDriverImpl : public Driver {
 
 }  // namespace
 
-const Driver& PostgresDriver(int default_port) {
+std::vector<WarehouseType> PostgresTypes() {
+  using domain::Kind, domain::Req, domain::Opt, domain::Nested;
+  // The same table for each type, but for the port a connection without one connects to.
+  auto fields = [](int default_port) {
+    return domain::WithTlsFields(
+        {Req("host", Kind::kHost).Endpoint(), Req("database", Kind::kString),
+         Opt("port", Kind::kPort).Endpoint().Default(default_port), Opt("user", Kind::kString),
+         Opt("password", Kind::kPassword), Opt("useTls", Kind::kBool).Default(false),
+         Nested("writeAccess", {Req("writeSchema", Kind::kString)})});
+  };
   static const PostgresDriverImpl* const postgres = new PostgresDriverImpl(5432);
   static const PostgresDriverImpl* const redshift = new PostgresDriverImpl(5439);
-  return default_port == 5439 ? *redshift : *postgres;
+  constexpr auto kUseTls = domain::TlsSwitch::kUseTls;
+  return {
+      {{"postgres", fields(5432), kUseTls}, postgres},
+      {{"redshift", fields(5439), kUseTls}, redshift},
+      {{"alloydb", fields(5432), kUseTls}, postgres},
+  };
 }
 
 }  // namespace connreg::probe
