@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import check_connection, check_error, conn_body, schemas, valid_details
+from conftest import TYPES, check_connection, check_error, conn_body, schemas, valid_details
 
 C = "/v2/connections"
 STEP_NAMES = {"resolve", "connect", "tls", "authenticate", "query", "write"}
@@ -123,7 +123,7 @@ def test_test_of_archived_is_409(api):
     check_error(api.post(f"{C}/{cid}/test"), 409, "conflict")
 
 
-@pytest.mark.parametrize("kind", ["snowflake", "bigQuery", "databricks", "starburst", "sqlserver", "azuresql", "redshift"])
+@pytest.mark.parametrize("kind", TYPES)
 def test_every_type_answers_a_test(api, kind):
     body = conn_body(kind, timeoutSecs=3)
     api._remember_secrets(body)

@@ -15,14 +15,12 @@ import uuid
 import pytest
 import requests
 
-from conftest import BIN, conn_body, start_server, stop_and_check, uniq, valid_details
+from conftest import BIN, TYPES, conn_body, start_server, stop_and_check, uniq, valid_details
 
 # Every test here reads the SQLite files or the key file beside them.
 pytestmark = pytest.mark.sqlite_only
 
 C = "/v2/connections"
-TYPES = ["postgres", "redshift", "alloydb", "mysql", "snowflake", "bigQuery", "databricks",
-         "starburst", "sqlserver", "azuresql"]
 
 
 def secret_forms(value: str) -> list[bytes]:
