@@ -1,7 +1,7 @@
 // The HTTP-protocol drivers (snowflake, starburst, databricks, bigQuery) against local protocol
 // fakes: small HTTPS servers on 127.0.0.1 (Boost.Beast over Asio SSL, with a self-signed
-// certificate made at test time and trusted through CONNREG_TLS_CA_FILE) that answer the
-// requests each service's wire protocol makes. The real services cannot run here.
+// certificate made at test time and trusted as the operator's extra CA bundle, --tls-ca-file)
+// that answer the requests each service's wire protocol makes. The real services cannot run here.
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>

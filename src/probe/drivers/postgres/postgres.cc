@@ -275,7 +275,7 @@ class PostgresDriverImpl : public Driver {
         run.steps.Begin(PhaseStep(phase));  // passes the previous one
       }
     };
-    auto fail = [&](std::string_view c, std::string message) {
+    auto fail = [&](std::string_view c, const std::string& message) {
       run.steps.Fail(PhaseStep(phase), c, message);
       return false;
     };
