@@ -5,8 +5,9 @@
 // A family lives in a folder of its own, src/probe/drivers/<family>/, whose one function returns
 // its WarehouseTypes: for each `details.type`, the details table (domain/details_spec.h: fields,
 // secrets, defaults, endpoint, TLS switch) and the Driver. Adding a warehouse is that folder, its
-// #include and one entry in drivers/registry.cc, a schema in docs/openapi.json (a unit test
-// checks it against the table), and its tests.
+// #include and one entry in drivers/registry.cc, a schema with an example in docs/openapi.json (a
+// unit test checks both against the table; the e2e suite builds its bodies from the example), and
+// its tests.
 #pragma once
 
 #include <map>

@@ -2,7 +2,8 @@
 // docs/openapi.json, as the server serves it (embedded at build time), must say what it says:
 // the same types in the same order wherever the document lists them, and for each type a
 // `details` schema with exactly the table's fields, its required ones, its secrets, and the JSON
-// shape of each field's kind. A new type or field that the document lacks fails here, naming it.
+// shape of each field's kind, and an example that the validation accepts. A new type or field that
+// the document lacks fails here, naming it.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -14,6 +15,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "api/docs.h"
+#include "domain/details.h"
 #include "domain/details_spec.h"
 #include "probe/drivers/registry.h"
 
@@ -203,6 +205,27 @@ TEST(ProbeRegistry, OpenApiDetailsSchemaOfEachTypeIsItsTable) {
     auto types = Strings(schema.at("properties").at("type").at("enum"));
     EXPECT_NE(std::find(types.begin(), types.end(), spec.type), types.end());
     ExpectFields(spec.fields, schema, "details.", /*top=*/true);
+  }
+}
+
+// The example of each details schema is what the e2e suite builds its bodies from
+// (tests/e2e/conftest.py, valid_details): it must pass the validation of every type the schema
+// serves, with a value for each secret field the type requires.
+TEST(ProbeRegistry, OpenApiDetailsExampleOfEachTypeIsValid) {
+  const auto& mapping =
+      Schemas().at("ConnectionDetails").at("discriminator").at("mapping").as_object();
+  for (const auto& spec : Catalog().specs()) {
+    SCOPED_TRACE(std::string(spec.type));
+    const auto* ref = mapping.if_contains(spec.type);
+    ASSERT_NE(ref, nullptr);
+    const auto* examples = Resolve(ref->as_string()).if_contains("examples");
+    ASSERT_NE(examples, nullptr) << *ref << " has no examples";
+    ASSERT_EQ(examples->as_array().size(), 1u) << *ref;
+    boost::json::object details = examples->as_array().front().as_object();
+    details["type"] = spec.type;
+    auto parsed = domain::ParseDetails(Catalog(), details);
+    ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+    EXPECT_EQ(parsed->type, spec.type);
   }
 }
 
