@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import jsonschema
 import pytest
@@ -688,12 +688,10 @@ def uniq(prefix: str = "c") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-def valid_details(kind: str, **extra) -> dict:
-    """A minimal valid `details` of a warehouse type: the example of its schema, each secret value
-    made unique (so a leak names its test); a JSON key's private_key_id is its unique part."""
-    d: dict[str, Any] = copy.deepcopy(_DETAILS_SCHEMA[kind]["examples"][0])
-    d["type"] = kind
-    for field, value in d.items():
+def fill_secrets(details: dict, make: Callable[[str], str]) -> dict:
+    """Gives each secret field of `details` that holds a string the value make(old value); a
+    secret that holds a JSON key (a service account) stays a key, with make(its private_key_id)."""
+    for field, value in details.items():
         if field not in SECRET_FIELDS or not isinstance(value, str):
             continue
         try:
@@ -701,9 +699,18 @@ def valid_details(kind: str, **extra) -> dict:
         except ValueError:
             key = None
         if isinstance(key, dict):
-            d[field] = json.dumps({**key, "private_key_id": uuid.uuid4().hex})
+            details[field] = json.dumps({**key, "private_key_id": make(str(key.get("private_key_id")))})
         else:
-            d[field] = f"{value}-{uuid.uuid4().hex}"
+            details[field] = make(value)
+    return details
+
+
+def valid_details(kind: str, **extra) -> dict:
+    """A minimal valid `details` of a warehouse type: the example of its schema, each secret value
+    with a suffix of its own (so a leak names its test)."""
+    d: dict[str, Any] = copy.deepcopy(_DETAILS_SCHEMA[kind]["examples"][0])
+    d["type"] = kind
+    fill_secrets(d, lambda example: f"{example}-{uuid.uuid4().hex}")
     d.update(extra)
     return d
 
