@@ -18,6 +18,7 @@
 #include "domain/connection_input.h"
 #include "domain/details.h"
 #include "fuzz_support.h"
+#include "probe/drivers/registry.h"
 
 namespace {
 using namespace connreg;
@@ -51,7 +52,7 @@ const domain::Connection& Stored() {
         R"({"name":"Warehouse","description":{"team":"bi"},"timeoutSecs":120,
             "details":{"type":"postgres","host":"db.example.com","database":"app","port":5432,
                        "user":"u","password":"pg-pass-1","writeAccess":{"writeSchema":"w"}}})");
-    auto r = domain::BuildNewConnection(body, kActor, kNow, kId, Sealer());
+    auto r = domain::BuildNewConnection(probe::Catalog(), body, kActor, kNow, kId, Sealer());
     if (!r.ok()) std::abort();
     return std::move(r).value();
   }();
@@ -60,13 +61,14 @@ const domain::Connection& Stored() {
 
 void Updates(const domain::Connection& stored, const boost::json::value& body) {
   bool restore = false;
-  auto put = domain::BuildReplacement(stored, body, kEditor, kNow + 1, Sealer(), &restore);
+  auto put = domain::BuildReplacement(probe::Catalog(), stored, body, kEditor, kNow + 1, Sealer(),
+                                      &restore);
   ExpectBadRequestOr(put);
   if (put.ok()) {
     CheckConnection(*put);
     if (put->version != stored.version + 1) std::abort();
   }
-  auto patch = domain::BuildMerge(stored, body, kEditor, kNow + 1, Sealer());
+  auto patch = domain::BuildMerge(probe::Catalog(), stored, body, kEditor, kNow + 1, Sealer());
   ExpectBadRequestOr(patch);
   if (patch.ok()) {
     CheckConnection(*patch);
@@ -84,19 +86,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       boost::json::parse(std::string_view(reinterpret_cast<const char*>(data), size), ec, {}, opts);
   if (ec) return 0;
 
-  ExpectBadRequestOr(domain::ParseDetails(v));
-  ExpectBadRequestOr(domain::ParseDetails(v, {"password", "privateKey", "token"}));
+  ExpectBadRequestOr(domain::ParseDetails(probe::Catalog(), v));
+  ExpectBadRequestOr(
+      domain::ParseDetails(probe::Catalog(), v, {"password", "privateKey", "token"}));
   if (const auto* o = v.if_object(); o != nullptr && o->contains("details")) {
-    ExpectBadRequestOr(domain::ParseDetails(o->at("details")));
+    ExpectBadRequestOr(domain::ParseDetails(probe::Catalog(), o->at("details")));
   }
 
-  auto created = domain::BuildNewConnection(v, kActor, kNow, kId, Sealer());
+  auto created = domain::BuildNewConnection(probe::Catalog(), v, kActor, kNow, kId, Sealer());
   ExpectBadRequestOr(created);
   if (created.ok()) CheckConnection(*created);
   Updates(Stored(), v);
 
   if (const auto* a = v.if_array(); a != nullptr && a->size() == 2) {
-    auto first = domain::BuildNewConnection((*a)[0], kActor, kNow, kId, Sealer());
+    auto first = domain::BuildNewConnection(probe::Catalog(), (*a)[0], kActor, kNow, kId, Sealer());
     ExpectBadRequestOr(first);
     if (first.ok()) Updates(*first, (*a)[1]);
   }

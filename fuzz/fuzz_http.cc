@@ -37,6 +37,7 @@
 #include "crypto/random.h"
 #include "crypto/sodium_sealer.h"
 #include "domain/connection_input.h"
+#include "probe/drivers/registry.h"
 #include "probe/engine.h"
 #include "store/sqlite_store.h"
 
@@ -99,7 +100,7 @@ Env& TheEnv() {
     auto body = boost::json::parse(
         R"({"name":"Warehouse","details":{"type":"postgres","host":"db.example.invalid",
             "database":"app","user":"u","password":"pg-pass-1"}})");
-    auto c = domain::BuildNewConnection(body, {"org-fuzz", "member-admin"}, now,
+    auto c = domain::BuildNewConnection(probe::Catalog(), body, {"org-fuzz", "member-admin"}, now,
                                         "0b0e2f7a-1111-4222-8333-444455556666", *e->sealer);
     if (!c.ok()) std::abort();
     Must(s.CreateConnection(*c), "connection");
@@ -113,7 +114,7 @@ Env& TheEnv() {
     e->engine = std::make_unique<probe::ProbeEngine>(
         probe_options, [](std::string_view) -> const probe::Driver* { return nullptr; });
     e->api = std::make_unique<api::Api>(
-        *e->store, *e->pool, *e->sealer, *e->engine,
+        *e->store, *e->pool, *e->sealer, probe::Catalog(), *e->engine,
         api::ApiOptions{.rate_limit = 0, .cors_origins = {"https://app.example"}});
     return e;
   }();

@@ -31,6 +31,7 @@
 #include "crypto/random.h"
 #include "domain/connection_input.h"
 #include "fuzz_support.h"
+#include "probe/drivers/registry.h"
 #include "store/store.h"
 
 namespace {
@@ -113,8 +114,10 @@ bool AcceptedOr400(const Result<T>& r) {
 void Update(const domain::Connection& stored, const boost::json::value& body, bool replace) {
   const domain::Actor editor{stored.organization_id, "member-2"};
   bool restore = false;
-  auto next = replace ? domain::BuildReplacement(stored, body, editor, kNow + 1, Sealer(), &restore)
-                      : domain::BuildMerge(stored, body, editor, kNow + 1, Sealer());
+  auto next = replace
+                  ? domain::BuildReplacement(probe::Catalog(), stored, body, editor, kNow + 1,
+                                             Sealer(), &restore)
+                  : domain::BuildMerge(probe::Catalog(), stored, body, editor, kNow + 1, Sealer());
   if (!AcceptedOr400(next)) return;
   next->is_archived = false;
   if (auto s = Store().UpdateConnection(*next, stored.version); !s.ok()) {
@@ -138,7 +141,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   store::Organization org{crypto::NewUuid4(), "fuzz", kNow};
   if (auto s = Store().CreateOrganization(org); !s.ok()) Fail("org:", s.error().message);
   const domain::Actor actor{org.organization_id, "member-1"};
-  auto c = domain::BuildNewConnection(create, actor, kNow, crypto::NewUuid4(), Sealer());
+  auto c = domain::BuildNewConnection(probe::Catalog(), create, actor, kNow, crypto::NewUuid4(),
+                                      Sealer());
   if (!AcceptedOr400(c)) return 0;
   if (auto s = Store().CreateConnection(*c); !s.ok()) {
     Fail("an accepted connection is not stored:", s.error().message);

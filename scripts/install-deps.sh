@@ -11,7 +11,7 @@ BUILD_PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 TEST_PKGS=(
-  git clang-format python3 python3-pytest python3-jsonschema python3-requests curl sqlite3 wrk nginx-light
+  git clang-format clang-tidy python3 python3-pytest python3-jsonschema python3-requests curl sqlite3 wrk nginx-light
   postgresql mariadb-server
 )
 

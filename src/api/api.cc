@@ -7,8 +7,8 @@
 
 #include "api/docs.h"
 #include "auth/credentials.h"
+#include "auth/tokens.h"
 #include "core/log.h"
-#include "crypto/hash.h"
 #include "metrics/metrics.h"
 
 namespace connreg::api {
@@ -61,7 +61,7 @@ bool Authenticate(Context& ctx) {
     ReplyUnauthorized(ctx.ex, "the Authorization header is not a bearer token");
     return false;
   }
-  auto principal = ctx.tokens.ResolveAccessToken(crypto::TokenHash(*token), NowMs());
+  auto principal = auth::ResolveBearerToken(ctx.tokens, *token, NowMs());
   if (!principal) {
     if (principal.error().code == ErrorCode::kNotFound) {
       ReplyUnauthorized(ctx.ex, "the access token is invalid, expired or revoked");
@@ -77,13 +77,14 @@ bool Authenticate(Context& ctx) {
 
 }  // namespace
 
-Api::Api(store::Store& store, BlockingPool& pool, const crypto::SecretSealer& sealer,
-         probe::ProbeEngine& engine, ApiOptions options)
+Api::Api(store::Store& store, BlockingPool& pool, const domain::SecretSealer& sealer,
+         const domain::TypeCatalog& types, probe::ProbeEngine& engine, ApiOptions options)
     : store_(store),
       shared_limits_(store.SharesRateLimits() ? &store : nullptr),
       point_reads_are_local_(store.PointReadsAreLocal()),
       pool_(pool),
       sealer_(sealer),
+      types_(types),
       engine_(engine),
       options_(std::move(options)),
       router_(AllRoutes()),
@@ -157,6 +158,7 @@ Continuation Api::Dispatch(http::Exchange& ex, Router::Match& match) {
               .server_keys = store_,
               .health = store_,
               .sealer = sealer_,
+              .types = types_,
               .options = options_,
               .params = std::move(match.params),
               .principal = std::nullopt,

@@ -15,8 +15,8 @@
 #include "api/rate_limiter.h"
 #include "api/router.h"
 #include "core/blocking_pool.h"
-#include "crypto/sealer.h"
 #include "domain/connection_input.h"
+#include "domain/secret_sealer.h"
 #include "http/exchange.h"
 #include "probe/engine.h"
 #include "store/store.h"
@@ -45,7 +45,8 @@ struct Context {
   store::IdempotencyStore& idempotency;  // Idempotency-Key of a create
   store::ServerKeyStore& server_keys;    // the page-token MAC key
   store::StoreHealth& health;            // /readyz
-  const crypto::SecretSealer& sealer;
+  const domain::SecretSealer& sealer;
+  const domain::TypeCatalog& types;  // the details table of every warehouse type
   const ApiOptions& options;
   std::vector<std::string> params;            // the route's placeholders, in order
   std::optional<store::Principal> principal;  // set for routes that need auth
@@ -58,9 +59,10 @@ struct Context {
 class Api : public http::Handler {
  public:
   // Hands each request the narrow interfaces of `store` (Context); keeps for itself where point
-  // reads run and where rate limits are kept.
-  Api(store::Store& store, BlockingPool& pool, const crypto::SecretSealer& sealer,
-      probe::ProbeEngine& engine, ApiOptions options);
+  // reads run and where rate limits are kept. `types` is what details are validated against (the
+  // driver registry's catalogue, probe/drivers/registry.h).
+  Api(store::Store& store, BlockingPool& pool, const domain::SecretSealer& sealer,
+      const domain::TypeCatalog& types, probe::ProbeEngine& engine, ApiOptions options);
 
   boost::asio::awaitable<void> Handle(http::Exchange& ex) override;
 
@@ -90,7 +92,8 @@ class Api : public http::Handler {
   store::RateLimitStore* shared_limits_;
   const bool point_reads_are_local_;
   BlockingPool& pool_;
-  const crypto::SecretSealer& sealer_;
+  const domain::SecretSealer& sealer_;
+  const domain::TypeCatalog& types_;
   probe::ProbeEngine& engine_;
   ApiOptions options_;
   Router router_;

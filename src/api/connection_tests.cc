@@ -4,7 +4,7 @@
 #include "api/json_body.h"
 #include "crypto/random.h"
 #include "metrics/metrics.h"
-#include "probe/probe.h"
+#include "probe/test_result.h"
 
 namespace connreg::api {
 namespace {
@@ -67,7 +67,7 @@ void HandleTestProposedChange(Context& ctx) {
   auto body = ParseJsonBody(ctx.ex.request, /*allow_empty=*/true);
   if (!body) return ReplyError(ctx.ex, body.error());
   if (body->is_null()) return RunAndReply(ctx, *c, /*record=*/false);
-  auto proposed = domain::BuildMerge(*c, *body, ctx.actor(), NowMs(), ctx.sealer);
+  auto proposed = domain::BuildMerge(ctx.types, *c, *body, ctx.actor(), NowMs(), ctx.sealer);
   if (!proposed) return ReplyError(ctx.ex, proposed.error());
   RunAndReply(ctx, *proposed, /*record=*/false);
 }
@@ -78,7 +78,8 @@ void HandleTestUnsavedConnection(Context& ctx) {
   }
   auto body = ParseJsonBody(ctx.ex.request);
   if (!body) return ReplyError(ctx.ex, body.error());
-  auto c = domain::BuildNewConnection(*body, ctx.actor(), NowMs(), crypto::NewUuid4(), ctx.sealer);
+  auto c = domain::BuildNewConnection(ctx.types, *body, ctx.actor(), NowMs(), crypto::NewUuid4(),
+                                      ctx.sealer);
   if (!c) return ReplyError(ctx.ex, c.error());
   RunAndReply(ctx, *c, /*record=*/false);
 }

@@ -16,7 +16,6 @@
 #include "api/render.h"
 #include "core/log.h"
 #include "crypto/random.h"
-#include "domain/details.h"
 
 namespace connreg::api {
 namespace {
@@ -168,7 +167,7 @@ void HandleCreateConnection(Context& ctx) {
       if (prior.error().code != ErrorCode::kNotFound) ReplyError(ctx.ex, prior.error());
       return prior.error().code != ErrorCode::kNotFound;
     }
-    auto same = IsSameRequest(prior->request_hash, kRequestLine, *body, ctx.sealer);
+    auto same = IsSameRequest(ctx.types, prior->request_hash, kRequestLine, *body, ctx.sealer);
     if (!same) {
       ReplyError(ctx.ex, same.error());
     } else if (!*same) {
@@ -180,13 +179,15 @@ void HandleCreateConnection(Context& ctx) {
   };
   if (key && replay()) return;
 
-  auto c = domain::BuildNewConnection(*body, ctx.actor(), now, crypto::NewUuid4(), ctx.sealer);
+  auto c = domain::BuildNewConnection(ctx.types, *body, ctx.actor(), now, crypto::NewUuid4(),
+                                      ctx.sealer);
   if (!c) return ReplyError(ctx.ex, c.error());
   const std::string location = "/v2/connections/" + c->connection_id;
   Status saved = OkStatus();
   if (key) {
-    store::IdempotentResponse response{RequestFingerprint(kRequestLine, *body, ctx.sealer), 201,
-                                       boost::json::serialize(RenderConnection(*c)), location, now};
+    store::IdempotentResponse response{
+        RequestFingerprint(ctx.types, kRequestLine, *body, ctx.sealer), 201,
+        boost::json::serialize(RenderConnection(*c)), location, now};
     saved = ctx.idempotency.CreateConnectionIdempotent(*c, ctx.principal->member_id, *key, response,
                                                        now - kIdempotencyWindowMs);
     if (!saved && saved.error().code == ErrorCode::kConflict && replay()) return;
@@ -217,7 +218,8 @@ void HandleReplaceConnection(Context& ctx) {
   UpdateWith(ctx, [&](const domain::Connection& stored) -> std::optional<domain::Connection> {
     if (RejectSample(ctx, stored)) return std::nullopt;
     bool restore = false;
-    auto next = domain::BuildReplacement(stored, *body, ctx.actor(), NowMs(), ctx.sealer, &restore);
+    auto next = domain::BuildReplacement(ctx.types, stored, *body, ctx.actor(), NowMs(), ctx.sealer,
+                                         &restore);
     if (!next) {
       ReplyError(ctx.ex, next.error());
       return std::nullopt;
@@ -242,7 +244,7 @@ void HandlePatchConnection(Context& ctx) {
       ReplyError(ctx.ex, Error::Conflict("the connection is archived; restore it with PUT"));
       return std::nullopt;
     }
-    auto next = domain::BuildMerge(stored, *body, ctx.actor(), NowMs(), ctx.sealer);
+    auto next = domain::BuildMerge(ctx.types, stored, *body, ctx.actor(), NowMs(), ctx.sealer);
     if (!next) {
       ReplyError(ctx.ex, next.error());
       return std::nullopt;
@@ -349,7 +351,7 @@ void HandleListConnections(Context& ctx) {
       if (v.size() > 1024) return ReplyError(ctx.ex, Error::BadRequest("search is too long"));
       if (!v.empty()) q.search = domain::FoldName(v);
     } else if (k == "type") {
-      if (!domain::IsWarehouseType(v)) {
+      if (ctx.types.Find(v) == nullptr) {
         return ReplyError(ctx.ex, Error::BadRequest("type is not a warehouse type: " +
                                                     std::string(v.substr(0, 64))));
       }

@@ -7,7 +7,6 @@
 
 #include "crypto/encoding.h"
 #include "crypto/hash.h"
-#include "domain/details.h"
 
 namespace connreg::api {
 namespace {
@@ -24,7 +23,8 @@ struct SplitRequest {
 
 // Takes the secret values (details fields that are secrets of details.type; a JSON null is no
 // value) out of the body.
-SplitRequest Split(std::string_view request_line, const boost::json::value& body) {
+SplitRequest Split(const domain::TypeCatalog& types, std::string_view request_line,
+                   const boost::json::value& body) {
   boost::json::value redacted = body;
   boost::json::array secrets;
   if (auto* root = redacted.if_object()) {
@@ -35,7 +35,7 @@ SplitRequest Split(std::string_view request_line, const boost::json::value& body
           type = t->get_string();
         }
         for (auto& member : *details) {
-          if (member.value().is_null() || !domain::IsSecretField(type, member.key())) continue;
+          if (member.value().is_null() || !types.IsSecretField(type, member.key())) continue;
           secrets.push_back(boost::json::array{"details." + std::string(member.key()),
                                                std::move(member.value())});
           member.value() = kRedacted;
@@ -53,9 +53,9 @@ std::string MacInput(const SplitRequest& r) { return r.body_hash + "\n" + r.secr
 
 }  // namespace
 
-std::string RequestFingerprint(std::string_view request_line, const boost::json::value& body,
-                               const crypto::SecretSealer& sealer) {
-  const SplitRequest r = Split(request_line, body);
+std::string RequestFingerprint(const domain::TypeCatalog& types, std::string_view request_line,
+                               const boost::json::value& body, const domain::SecretSealer& sealer) {
+  const SplitRequest r = Split(types, request_line, body);
   std::string out = std::string(kVersion) + ":" + r.body_hash + ":";
   if (!r.secrets.empty()) {
     const auto digest = sealer.Digest(kPurpose, MacInput(r));
@@ -66,8 +66,9 @@ std::string RequestFingerprint(std::string_view request_line, const boost::json:
   return out;
 }
 
-Result<bool> IsSameRequest(std::string_view stored, std::string_view request_line,
-                           const boost::json::value& body, const crypto::SecretSealer& sealer) {
+Result<bool> IsSameRequest(const domain::TypeCatalog& types, std::string_view stored,
+                           std::string_view request_line, const boost::json::value& body,
+                           const domain::SecretSealer& sealer) {
   // v2:<hash>:<key id>:<mac>
   std::array<std::string_view, 4> parts;
   std::size_t n = 0;
@@ -83,7 +84,7 @@ Result<bool> IsSameRequest(std::string_view stored, std::string_view request_lin
         "Idempotency-Key was recorded by an earlier version of the server and its request "
         "cannot be compared; use a new key");
   }
-  const SplitRequest r = Split(request_line, body);
+  const SplitRequest r = Split(types, request_line, body);
   if (!crypto::ConstantTimeEquals(parts[1], r.body_hash)) return false;
   if (parts[2].empty() || r.secrets.empty()) return parts[2].empty() && r.secrets.empty();
   auto mac = sealer.DigestUnder(parts[2], kPurpose, MacInput(r));

@@ -16,18 +16,21 @@
 #include <boost/json/value.hpp>
 
 #include "core/result.h"
-#include "crypto/sealer.h"
+#include "domain/details_spec.h"
+#include "domain/secret_sealer.h"
 
 namespace connreg::api {
 
-// `request_line` names the operation ("POST /v2/connections"); `body` is the parsed body.
-std::string RequestFingerprint(std::string_view request_line, const boost::json::value& body,
-                               const crypto::SecretSealer& sealer);
+// `request_line` names the operation ("POST /v2/connections"); `body` is the parsed body; `types`
+// says which details fields are secrets.
+std::string RequestFingerprint(const domain::TypeCatalog& types, std::string_view request_line,
+                               const boost::json::value& body, const domain::SecretSealer& sealer);
 
 // Whether `stored` is the fingerprint of this request. kConflict when it cannot be told: the
 // record's MAC is under a master key no longer held (rotated away), or the record predates this
 // format.
-Result<bool> IsSameRequest(std::string_view stored, std::string_view request_line,
-                           const boost::json::value& body, const crypto::SecretSealer& sealer);
+Result<bool> IsSameRequest(const domain::TypeCatalog& types, std::string_view stored,
+                           std::string_view request_line, const boost::json::value& body,
+                           const domain::SecretSealer& sealer);
 
 }  // namespace connreg::api

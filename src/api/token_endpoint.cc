@@ -5,8 +5,7 @@
 
 #include "api/api.h"
 #include "auth/credentials.h"
-#include "crypto/hash.h"
-#include "crypto/random.h"
+#include "auth/tokens.h"
 
 namespace connreg::api {
 namespace {
@@ -112,58 +111,39 @@ void HandleToken(Context& ctx) {
       if (used_basic) ex.response.set(http_::field::www_authenticate, "Basic");
       return;
     }
-    auto found = ctx.tokens.GetActiveApiClient(creds->id);
-    if (!found && found.error().code != ErrorCode::kNotFound) return ReplyError(ex, found.error());
-    // Hash and compare even for an unknown client, so timing does not tell which ids exist.
-    const std::string presented = crypto::TokenHash(creds->secret);
-    if (!found || !crypto::ConstantTimeEquals(presented, found->secret_hash)) {
-      ReplyOAuthError(ex, 401, "invalid_client", "the client credentials are not valid");
+    auto checked = auth::CheckClient(ctx.tokens, *creds);
+    if (!checked) {
+      if (checked.error().code != ErrorCode::kUnauthorized) return ReplyError(ex, checked.error());
+      ReplyOAuthError(ex, 401, "invalid_client", checked.error().message);
       if (used_basic) ex.response.set(http_::field::www_authenticate, "Basic");
       return;
     }
-    client = std::move(*found);
+    client = std::move(*checked);
   }
 
-  const TimeMs now = NowMs();
-  const std::string access = crypto::RandomToken(32);
-  const std::string refresh = crypto::RandomToken(32);
-  store::AccessToken access_row{
-      crypto::TokenHash(access), "", "", "", now + ctx.options.access_token_ttl_secs * 1000, ""};
-  store::RefreshToken refresh_row{
-      crypto::TokenHash(refresh), "", "", "", "", now + ctx.options.refresh_token_ttl_secs * 1000};
-  if (refresh_grant) {
-    auto principal = ctx.tokens.RotateRefreshToken(crypto::TokenHash(*presented_refresh),
-                                                   client ? client->client_id : std::string(), now,
-                                                   access_row, refresh_row);
-    if (!principal) {
-      switch (principal.error().code) {
-        case ErrorCode::kNotFound:
-          return ReplyOAuthError(ex, 400, "invalid_grant",
-                                 "the refresh token is invalid, expired or revoked");
-        case ErrorCode::kConflict:
-          return ReplyOAuthError(ex, 400, "invalid_grant",
-                                 "the refresh token was already used; every token issued from "
-                                 "it has been revoked");
-        default: return ReplyError(ex, principal.error());
-      }
+  const auth::TokenLifetimes lifetimes{ctx.options.access_token_ttl_secs,
+                                       ctx.options.refresh_token_ttl_secs};
+  auto issued = refresh_grant ? auth::RefreshTokens(ctx.tokens, *presented_refresh,
+                                                    client ? client->client_id : std::string(),
+                                                    lifetimes, NowMs())
+                              : auth::IssueTokens(ctx.tokens, *client, lifetimes, NowMs());
+  if (!issued && !refresh_grant) return ReplyError(ex, issued.error());
+  if (!issued) {
+    switch (issued.error().code) {
+      case ErrorCode::kNotFound:
+        return ReplyOAuthError(ex, 400, "invalid_grant",
+                               "the refresh token is invalid, expired or revoked");
+      case ErrorCode::kConflict:
+        return ReplyOAuthError(ex, 400, "invalid_grant",
+                               "the refresh token was already used; every token issued from "
+                               "it has been revoked");
+      default: return ReplyError(ex, issued.error());
     }
-    ex.member_id = principal->member_id;
-  } else {
-    auto member = ctx.tokens.GetMember(client->member_id);
-    if (!member) return ReplyError(ex, member.error());
-    const std::string family = crypto::NewUuid4();
-    access_row.client_id = refresh_row.client_id = client->client_id;
-    access_row.member_id = refresh_row.member_id = member->member_id;
-    access_row.organization_id = refresh_row.organization_id = member->organization_id;
-    access_row.family_id = refresh_row.family_id = family;
-    if (auto s = ctx.tokens.SaveTokenPair(access_row, refresh_row); !s) {
-      return ReplyError(ex, s.error());
-    }
-    ex.member_id = member->member_id;
   }
+  ex.member_id = issued->member_id;
   ReplyJson(ex, 200,
-            {{"access_token", access},
-             {"refresh_token", refresh},
+            {{"access_token", issued->access_token},
+             {"refresh_token", issued->refresh_token},
              {"token_type", "bearer"},
              {"expires_in", ctx.options.access_token_ttl_secs}});
   ex.response.set(http_::field::cache_control, "no-store");

@@ -104,29 +104,38 @@ int Run(int argc, char** argv) {
       ->envname("CONNREG_RATE_LIMIT")
       ->check(CLI::Range(0.0, 1e9));
   serve_cmd
-      ->add_option("--test-concurrency", serve.test_concurrency,
+      ->add_option("--test-concurrency", serve.probe.test_concurrency,
                    "connection tests run at once (default 32); more wait in a queue")
       ->envname("CONNREG_TEST_CONCURRENCY");
   serve_cmd
-      ->add_option("--test-concurrency-per-org", serve.test_concurrency_per_org,
+      ->add_option("--test-concurrency-per-org", serve.probe.test_concurrency_per_org,
                    "connection tests one organization runs at once (default half the pool)")
       ->envname("CONNREG_TEST_CONCURRENCY_PER_ORG");
   serve_cmd
-      ->add_option("--test-timeout-max", serve.test_timeout_max,
+      ->add_option("--test-timeout-max", serve.probe.test_timeout_max,
                    "cap on a connection test's deadline, seconds (default 60)")
       ->envname("CONNREG_TEST_TIMEOUT_MAX");
   serve_cmd
-      ->add_option("--egress-deny", serve.egress_deny,
+      ->add_option("--egress-deny", serve.probe.egress_deny,
                    "CIDR list tests may not connect to (added to the built-in list)")
       ->envname("CONNREG_EGRESS_DENY");
   serve_cmd
-      ->add_option("--egress-allow", serve.egress_allow,
+      ->add_option("--egress-allow", serve.probe.egress_allow,
                    "CIDR list tests may only connect to (default: anything not denied)")
       ->envname("CONNREG_EGRESS_ALLOW");
   serve_cmd
-      ->add_option("--egress-allow-loopback", serve.egress_allow_loopback,
+      ->add_option("--egress-allow-loopback", serve.probe.egress_allow_loopback,
                    "true: tests may connect to loopback (127.0.0.0/8, ::1); default false")
       ->envname("CONNREG_EGRESS_ALLOW_LOOPBACK");
+  serve_cmd
+      ->add_option("--tls-ca-file", serve.probe.drivers.tls_ca_file,
+                   "PEM CA bundle every driver that verifies a server trusts too (a private CA)")
+      ->envname("CONNREG_TLS_CA_FILE");
+  serve_cmd
+      ->add_option(
+          "--bigquery-api-url", serve.probe.drivers.bigquery_api_url,
+          "the BigQuery API bigQuery tests go to (default https://bigquery.googleapis.com)")
+      ->envname("CONNREG_BIGQUERY_API_URL");
   serve_cmd
       ->add_option("--cors-origins", serve.cors_origins,
                    "comma-separated origins allowed by CORS, or *")

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "crypto/master_key_source.h"
+#include "probe/engine.h"
 #include "store/store.h"
 
 namespace connreg::cli {
@@ -35,13 +36,8 @@ struct ServeOptions {
   std::string log_level = "info";
   double rate_limit = 0;
   std::string cors_origins;  // comma-separated
-  // Connection tests (contract section 7); empty strings keep the defaults.
-  std::string test_concurrency;
-  std::string test_concurrency_per_org;
-  std::string test_timeout_max;
-  std::string egress_deny;
-  std::string egress_allow;
-  std::string egress_allow_loopback;
+  // Connection tests (contract section 7) and their drivers; empty strings keep the defaults.
+  probe::ProbeEngine::Settings probe;
 };
 
 int Serve(const ServeOptions& options);

@@ -23,6 +23,8 @@
 #include "crypto/master_key_source.h"
 #include "crypto/random.h"
 #include "http/server.h"
+#include "metrics/metrics.h"
+#include "probe/drivers/registry.h"
 #include "probe/engine.h"
 #include "store/store.h"
 
@@ -129,26 +131,16 @@ int Serve(const ServeOptions& o) {
                           ? o.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   boost::asio::io_context ioc(threads);
-  BlockingPool pool(static_cast<std::size_t>(o.db_threads));
+  BlockingPool pool(static_cast<std::size_t>(o.db_threads),
+                    &metrics::ObserverOf(metrics::Pool::kBlocking));
   api::ApiOptions api_options{.access_token_ttl_secs = o.token_ttl,
                               .refresh_token_ttl_secs = o.refresh_ttl,
                               .rate_limit = o.rate_limit,
                               .cors_origins = SplitList(o.cors_origins)};
-  // The probe engine reads its settings from the environment; flags given on the command line
-  // are copied there first so both spellings mean the same.
-  for (auto [name, value] :
-       {std::pair{"CONNREG_TEST_CONCURRENCY", &o.test_concurrency},
-        std::pair{"CONNREG_TEST_CONCURRENCY_PER_ORG", &o.test_concurrency_per_org},
-        std::pair{"CONNREG_TEST_TIMEOUT_MAX", &o.test_timeout_max},
-        std::pair{"CONNREG_EGRESS_DENY", &o.egress_deny},
-        std::pair{"CONNREG_EGRESS_ALLOW", &o.egress_allow},
-        std::pair{"CONNREG_EGRESS_ALLOW_LOOPBACK", &o.egress_allow_loopback}}) {
-    if (!value->empty()) ::setenv(name, value->c_str(), 1);
-  }
-  auto probe_options = probe::ProbeEngine::OptionsFromEnv();
+  auto probe_options = probe::ProbeEngine::ParseOptions(o.probe);
   if (!probe_options) throw std::runtime_error(probe_options.error().message);
-  probe::ProbeEngine engine(std::move(*probe_options));
-  api::Api api(*store, pool, sealer, engine, api_options);
+  probe::ProbeEngine engine(std::move(*probe_options), probe::FindDriver);
+  api::Api api(*store, pool, sealer, probe::Catalog(), engine, api_options);
   http::ServerLimits limits;
   limits.header_timeout = std::chrono::seconds(o.header_timeout);
   limits.drain_timeout = std::chrono::seconds(o.drain_timeout);

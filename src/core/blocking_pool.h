@@ -3,7 +3,8 @@
 // and the coroutine resumes on its own executor. The pool's threads run at a lower scheduling
 // priority (nice +5) than the I/O threads: on a busy machine, CPU-heavy work here (a listing of
 // 1000 connections) yields to the cheap requests the I/O threads answer inline, instead of
-// starving them (measured by bench/isolation.py). Thread-safe.
+// starving them (measured by bench/isolation.py). How busy it is goes to a PoolObserver, the
+// server's metrics in production. Thread-safe.
 #pragma once
 
 #include <sys/resource.h>
@@ -23,7 +24,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "metrics/metrics.h"
+#include "core/pool_observer.h"
 
 namespace connreg {
 
@@ -31,8 +32,10 @@ class BlockingPool {
  public:
   static constexpr int kNice = 5;
 
-  explicit BlockingPool(std::size_t threads) : work_(ctx_.get_executor()) {
-    metrics::SetPoolSize(metrics::Pool::kBlocking, static_cast<long>(threads));
+  // `observer`, when given, must outlive the pool.
+  explicit BlockingPool(std::size_t threads, PoolObserver* observer = nullptr)
+      : observer_(observer), work_(ctx_.get_executor()) {
+    if (observer_ != nullptr) observer_->SetSize(static_cast<long>(threads));
     for (std::size_t i = 0; i < threads; ++i) {
       threads_.emplace_back([this] {
         // Per thread on Linux; failing to lower the priority only loses the preference.
@@ -53,15 +56,16 @@ class BlockingPool {
     co_return co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(R)>(
         [this, fn = std::move(fn)](auto handler) mutable {
           auto ex = boost::asio::get_associated_executor(handler);
-          boost::asio::post(ctx_, [fn = std::move(fn), handler = std::move(handler), ex]() mutable {
-            metrics::AddPoolInUse(metrics::Pool::kBlocking, 1);
-            R result = fn();
-            metrics::AddPoolInUse(metrics::Pool::kBlocking, -1);
-            boost::asio::post(ex,
-                              [handler = std::move(handler), result = std::move(result)]() mutable {
-                                std::move(handler)(std::move(result));
-                              });
-          });
+          boost::asio::post(
+              ctx_, [this, fn = std::move(fn), handler = std::move(handler), ex]() mutable {
+                if (observer_ != nullptr) observer_->AddInUse(1);
+                R result = fn();
+                if (observer_ != nullptr) observer_->AddInUse(-1);
+                boost::asio::post(
+                    ex, [handler = std::move(handler), result = std::move(result)]() mutable {
+                      std::move(handler)(std::move(result));
+                    });
+              });
         },
         boost::asio::use_awaitable);
   }
@@ -77,6 +81,7 @@ class BlockingPool {
   boost::asio::io_context::executor_type executor() { return ctx_.get_executor(); }
 
  private:
+  PoolObserver* const observer_;
   boost::asio::io_context ctx_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   std::vector<std::thread> threads_;

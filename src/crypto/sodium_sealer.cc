@@ -86,8 +86,8 @@ std::shared_ptr<const MasterKey> SodiumSealer::Find(std::string_view key_id) con
   return it == keys_.end() ? nullptr : it->second;
 }
 
-SecretSealer::KeyedDigest SodiumSealer::Digest(std::string_view purpose,
-                                               std::string_view data) const {
+domain::SecretSealer::KeyedDigest SodiumSealer::Digest(std::string_view purpose,
+                                                       std::string_view data) const {
   auto key = Current();
   return {key->id(), KeyedBlake2b(*key, purpose, data)};
 }

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "crypto/sealer.h"
+#include "domain/secret_sealer.h"
 
 namespace connreg::crypto {
 
@@ -42,7 +42,7 @@ struct Keyring {
   std::vector<std::shared_ptr<const MasterKey>> previous;
 };
 
-class SodiumSealer : public SecretSealer {
+class SodiumSealer : public domain::SecretSealer {
  public:
   explicit SodiumSealer(Keyring keys);
   // Replaces the keyring (a key rotation picked up at run time). Thread-safe.

@@ -14,8 +14,8 @@
 namespace connreg::domain {
 
 // A secret field of the details (password, privateKey, ...), as it reaches the store.
-// `sealed` is what the store writes: until the credentials issue it is the value itself, then
-// ciphertext under the key named by `key_id`. The store never interprets it.
+// `sealed` is what the store writes: the value's ciphertext under the master key named by
+// `key_id` (domain/secret_sealer.h). The store never interprets it.
 struct StoredSecret {
   std::string sealed;
   std::string key_id;
@@ -46,7 +46,7 @@ struct Connection {
   TimeMs last_active_at = 0;
   std::int64_t version = 1;
 
-  // Details without any secret field, normalized by domain/details.h.
+  // Details without any secret field, as domain/details.h validated them.
   boost::json::object details;
   // The `description` object given at create/update; nullopt when none was given.
   std::optional<boost::json::object> description;

@@ -9,7 +9,6 @@
 
 #include <boost/json/serialize.hpp>
 
-#include "crypto/sealer.h"
 #include "domain/details.h"
 #include "domain/names.h"
 
@@ -98,12 +97,12 @@ Result<BodyFields> ParseBodyFields(const boost::json::value& body, Verb verb) {
 // Secret fields of `type` that `stored` has and `details` does not mention: a PUT or PATCH of the
 // same type keeps them. A type change keeps none, since the old credentials mean nothing to the
 // new warehouse.
-std::set<std::string> KeptSecrets(const Connection& stored, std::string_view type,
-                                  const boost::json::object& details) {
+std::set<std::string> KeptSecrets(const TypeCatalog& types, const Connection& stored,
+                                  std::string_view type, const boost::json::object& details) {
   std::set<std::string> kept;
   if (type != stored.type) return kept;
   for (const auto& [field, secret] : stored.secrets) {
-    if (IsSecretField(type, field) && !details.contains(field)) kept.insert(field);
+    if (types.IsSecretField(type, field) && !details.contains(field)) kept.insert(field);
   }
   return kept;
 }
@@ -121,7 +120,7 @@ std::map<std::string, StoredSecret> NextSecrets(const Connection* stored,
                                                 const std::set<std::string>& kept,
                                                 const ParsedDetails& parsed,
                                                 std::string_view connection_id, TimeMs now,
-                                                const crypto::SecretSealer& sealer) {
+                                                const SecretSealer& sealer) {
   std::map<std::string, StoredSecret> secrets;
   if (stored != nullptr) {
     for (const auto& field : kept) {
@@ -157,14 +156,14 @@ Connection NextVersion(const Connection& stored, const Actor& actor, TimeMs now)
 
 }  // namespace
 
-Result<Connection> BuildNewConnection(const boost::json::value& body, const Actor& actor,
-                                      TimeMs now, std::string connection_id,
-                                      const crypto::SecretSealer& sealer) {
+Result<Connection> BuildNewConnection(const TypeCatalog& types, const boost::json::value& body,
+                                      const Actor& actor, TimeMs now, std::string connection_id,
+                                      const SecretSealer& sealer) {
   auto fields = ParseBodyFields(body, Verb::kCreate);
   if (!fields) return std::move(fields).error();
-  auto parsed = ParseDetails(*fields->details);
+  auto parsed = ParseDetails(types, *fields->details);
   if (!parsed) return std::move(parsed).error();
-  if (auto s = SettleDetails(nullptr, false, {}, &*parsed); !s) return std::move(s).error();
+  if (auto s = SettleDetails(types, nullptr, false, {}, &*parsed); !s) return std::move(s).error();
 
   Connection c;
   c.organization_id = actor.organization_id;
@@ -186,21 +185,21 @@ Result<Connection> BuildNewConnection(const boost::json::value& body, const Acto
   return c;
 }
 
-Result<Connection> BuildReplacement(const Connection& stored, const boost::json::value& body,
-                                    const Actor& actor, TimeMs now,
-                                    const crypto::SecretSealer& sealer, bool* restore) {
+Result<Connection> BuildReplacement(const TypeCatalog& types, const Connection& stored,
+                                    const boost::json::value& body, const Actor& actor, TimeMs now,
+                                    const SecretSealer& sealer, bool* restore) {
   auto fields = ParseBodyFields(body, Verb::kReplace);
   if (!fields) return std::move(fields).error();
   const auto* body_details = fields->details->if_object();
   if (body_details == nullptr) return Error::BadRequest("details must be an object");
   const std::string_view type = DetailsType(*body_details);
-  const std::set<std::string> kept = KeptSecrets(stored, type, *body_details);
+  const std::set<std::string> kept = KeptSecrets(types, stored, type, *body_details);
   const boost::json::object* prior = type == stored.type ? &stored.details : nullptr;
   boost::json::object details = *body_details;
-  if (prior != nullptr) KeepOnReplace(type, *prior, &details);
-  auto parsed = ParseDetails(boost::json::value(std::move(details)), kept);
+  if (prior != nullptr) KeepOnReplace(types, type, *prior, &details);
+  auto parsed = ParseDetails(types, boost::json::value(std::move(details)), kept);
   if (!parsed) return std::move(parsed).error();
-  if (auto s = SettleDetails(prior, body_details->contains("tlsMode"), kept, &*parsed); !s) {
+  if (auto s = SettleDetails(types, prior, body_details->contains("tlsMode"), kept, &*parsed); !s) {
     return std::move(s).error();
   }
 
@@ -216,8 +215,9 @@ Result<Connection> BuildReplacement(const Connection& stored, const boost::json:
   return next;
 }
 
-Result<Connection> BuildMerge(const Connection& stored, const boost::json::value& body,
-                              const Actor& actor, TimeMs now, const crypto::SecretSealer& sealer) {
+Result<Connection> BuildMerge(const TypeCatalog& types, const Connection& stored,
+                              const boost::json::value& body, const Actor& actor, TimeMs now,
+                              const SecretSealer& sealer) {
   auto fields = ParseBodyFields(body, Verb::kMerge);
   if (!fields) return std::move(fields).error();
 
@@ -240,17 +240,17 @@ Result<Connection> BuildMerge(const Connection& stored, const boost::json::value
     boost::json::object merged = stored.details;
     for (const auto& member : *patch) {
       const std::string_view key = member.key();
-      if (member.value().is_null() && !IsSecretField(type, key)) {
+      if (member.value().is_null() && !types.IsSecretField(type, key)) {
         merged.erase(key);
       } else {
         merged[key] = member.value();
       }
     }
-    const std::set<std::string> kept = KeptSecrets(stored, type, *patch);
-    auto parsed = ParseDetails(boost::json::value(std::move(merged)), kept);
+    const std::set<std::string> kept = KeptSecrets(types, stored, type, *patch);
+    auto parsed = ParseDetails(types, boost::json::value(std::move(merged)), kept);
     if (!parsed) return std::move(parsed).error();
     const boost::json::object* prior = type == stored.type ? &stored.details : nullptr;
-    if (auto s = SettleDetails(prior, patch->contains("tlsMode"), kept, &*parsed); !s) {
+    if (auto s = SettleDetails(types, prior, patch->contains("tlsMode"), kept, &*parsed); !s) {
       return std::move(s).error();
     }
     auto secrets = NextSecrets(&stored, kept, *parsed, stored.connection_id, now, sealer);

@@ -12,176 +12,15 @@
 namespace connreg::domain {
 namespace {
 
-// Plain strings are limited in characters (code points); the two key-material fields, which are
-// PEM or JSON blobs, are limited in bytes.
+// Plain strings are limited in characters (code points); the key material fields, which are PEM
+// or JSON blobs, are limited in bytes.
 constexpr std::size_t kMaxStringChars = 4096;
 constexpr std::size_t kMaxKeyBytes = std::size_t{64} * 1024;
-
-enum class Kind {
-  kString,   // any string up to kMaxStringChars
-  kHost,     // host name or IP literal
-  kAccount,  // snowflake account identifier: a label of <account>.snowflakecomputing.com
-  kPort,     // integer 1..65535
-  kBool,
-  kStringList,      // array of strings
-  kAuthType,        // snowflake: basic-auth | key-pair | oauth
-  kTlsMode,         // require | verify-ca | verify-full
-  kCaBundle,        // PEM certificates, up to kMaxKeyBytes
-  kObject,          // nested object checked against `nested`
-  kPassword,        // secret: string or {"type":"plain","value":string}
-  kSecret,          // secret: string up to kMaxStringChars
-  kKeySecret,       // secret: string up to kMaxKeyBytes (privateKey)
-  kServiceAccount,  // secret: JSON string holding a JSON object, up to kMaxKeyBytes
-};
-
-bool IsSecretKind(Kind k) {
-  return k == Kind::kPassword || k == Kind::kSecret || k == Kind::kKeySecret ||
-         k == Kind::kServiceAccount;
-}
-
-struct FieldSpec {
-  std::string_view name;
-  Kind kind;
-  bool required = false;
-  // For kObject: the fields of the nested object.
-  std::vector<FieldSpec> nested = {};
-  // Part of the endpoint (contract section 4): the field decides where the secrets are sent, so
-  // a request that changes it must give every secret of the connection again.
-  bool endpoint = false;
-  // What the field means when absent (a default port, starburst's useTls), compared in its
-  // place when deciding whether the endpoint changed; null when absence means nothing more.
-  boost::json::value fallback = nullptr;
-  // An extension a Sigma client cannot know to send (tlsMode, tlsCaCert): a PUT that leaves it
-  // out keeps the stored value, as for a secret; null clears it.
-  bool kept_by_put = false;
-
-  FieldSpec Endpoint() && {
-    endpoint = true;
-    return std::move(*this);
-  }
-  FieldSpec Default(boost::json::value v) && {
-    fallback = std::move(v);
-    return std::move(*this);
-  }
-};
-
-// How a type turns TLS on (contract section 4, extension). kUseTls: the `useTls` field (with its
-// fallback when absent); kAlways: every connection (azuresql); kByMode: giving a `tlsMode`
-// (sqlserver, whose driver otherwise encrypts only when the server offers it); kNone: the type
-// has no TLS settings (the HTTP drivers always verify).
-enum class TlsSwitch { kNone, kUseTls, kAlways, kByMode };
-
-struct TypeSpec {
-  std::string_view type;
-  std::vector<FieldSpec> fields;
-  TlsSwitch tls = TlsSwitch::kNone;
-};
-
-FieldSpec Req(std::string_view name, Kind kind) { return {name, kind, true}; }
-FieldSpec Opt(std::string_view name, Kind kind) { return {name, kind, false}; }
-FieldSpec Nested(std::string_view name, std::vector<FieldSpec> fields) {
-  return {name, Kind::kObject, false, std::move(fields)};
-}
 
 constexpr std::string_view kTlsModes[] = {"require", "verify-ca", "verify-full"};  // weak first
 constexpr std::string_view kDefaultTlsMode = "verify-full";
 // What a connection with TLS on and no tlsMode gets: rows stored before tlsMode existed.
 constexpr std::string_view kLegacyTlsMode = "require";
-
-// The TLS fields every type with TLS settings has, after its own.
-std::vector<FieldSpec> WithTlsFields(std::vector<FieldSpec> fields) {
-  FieldSpec mode = Opt("tlsMode", Kind::kTlsMode);
-  FieldSpec ca = Opt("tlsCaCert", Kind::kCaBundle);
-  mode.kept_by_put = ca.kept_by_put = true;
-  fields.push_back(std::move(mode));
-  fields.push_back(std::move(ca));
-  return fields;
-}
-
-std::vector<FieldSpec> PostgresFamily(std::int64_t default_port) {
-  return WithTlsFields({Req("host", Kind::kHost).Endpoint(), Req("database", Kind::kString),
-                        Opt("port", Kind::kPort).Endpoint().Default(default_port),
-                        Opt("user", Kind::kString), Opt("password", Kind::kPassword),
-                        Opt("useTls", Kind::kBool).Default(false),
-                        Nested("writeAccess", {Req("writeSchema", Kind::kString)})});
-}
-
-std::vector<FieldSpec> SqlServerFamily(bool database_required) {
-  return WithTlsFields({Req("server", Kind::kHost).Endpoint(),
-                        Req("port", Kind::kPort).Endpoint(),
-                        Req("user", Kind::kString),
-                        Req("password", Kind::kPassword),
-                        {"database", Kind::kString, database_required},
-                        Opt("useReadUncommittedIsolation", Kind::kBool),
-                        Nested("writeAccess", {Req("writeDatabase", Kind::kString),
-                                               Req("writeSchema", Kind::kString)})});
-}
-
-// The contract's section 4 table, one entry per `details.type`, in the contract's order.
-const std::vector<TypeSpec>& Specs() {
-  static const std::vector<TypeSpec>* const specs = new std::vector<TypeSpec>{
-      {"postgres", PostgresFamily(5432), TlsSwitch::kUseTls},
-      {"redshift", PostgresFamily(5439), TlsSwitch::kUseTls},
-      {"alloydb", PostgresFamily(5432), TlsSwitch::kUseTls},
-      {"mysql",
-       WithTlsFields({Req("host", Kind::kHost).Endpoint(), Req("port", Kind::kPort).Endpoint(),
-                      Req("user", Kind::kString), Req("password", Kind::kPassword),
-                      Opt("database", Kind::kString), Opt("useTls", Kind::kBool).Default(false),
-                      Nested("writeAccess", {Req("writeSchema", Kind::kString)})}),
-       TlsSwitch::kUseTls},
-      // Snowflake's "account or host" and its one-login rule are checked in CheckSnowflake.
-      {"snowflake",
-       {Opt("account", Kind::kAccount).Endpoint(), Opt("host", Kind::kHost).Endpoint(),
-        Opt("server", Kind::kHost).Endpoint(), Opt("user", Kind::kString),
-        Opt("password", Kind::kPassword), Opt("privateKey", Kind::kKeySecret),
-        Opt("privateKeyPassphrase", Kind::kSecret), Opt("useOauth", Kind::kBool),
-        Opt("warehouse", Kind::kString), Opt("role", Kind::kString), Opt("database", Kind::kString),
-        Opt("schema", Kind::kString), Opt("authType", Kind::kAuthType),
-        // Two accepted shapes; CheckSnowflake decides which fields are required.
-        Nested("writeAccess",
-               {Opt("writeDatabase", Kind::kString), Opt("writeSchema", Kind::kString),
-                Opt("materializationWarehouse", Kind::kString)}),
-        Nested("userAttributes", {Opt("role", Kind::kString), Opt("warehouse", Kind::kString)})}},
-      // The endpoint of a service-account key, its token_uri, is inside the secret itself: it
-      // cannot change without the secret being given again, and bigQuery has no other secret.
-      {"bigQuery",
-       {Req("projectId", Kind::kString), Opt("additionalProjectIds", Kind::kStringList),
-        Opt("serviceAccount", Kind::kServiceAccount), Opt("useOauth", Kind::kBool),
-        Nested("writeAccess",
-               {Req("writeProject", Kind::kString), Req("writeDataset", Kind::kString)})}},
-      // Databricks' token-or-OAuth rule is checked in CheckDatabricks.
-      {"databricks",
-       {Req("host", Kind::kHost).Endpoint(), Req("endpoint", Kind::kString).Endpoint(),
-        Opt("token", Kind::kSecret), Opt("useOauth", Kind::kBool),
-        Opt("workspaceUrl", Kind::kString).Endpoint(), Opt("catalog", Kind::kString),
-        Nested("writeAccess",
-               {Req("writeCatalog", Kind::kString), Req("writeSchema", Kind::kString)})}},
-      {"starburst",
-       WithTlsFields({Req("host", Kind::kHost).Endpoint(), Req("port", Kind::kPort).Endpoint(),
-                      Req("user", Kind::kString), Req("password", Kind::kPassword),
-                      Opt("catalog", Kind::kString), Opt("useTls", Kind::kBool).Default(true),
-                      Nested("writeAccess", {Req("writeCatalog", Kind::kString),
-                                             Req("writeSchema", Kind::kString)})}),
-       TlsSwitch::kUseTls},
-      {"sqlserver", SqlServerFamily(/*database_required=*/false), TlsSwitch::kByMode},
-      {"azuresql", SqlServerFamily(/*database_required=*/true), TlsSwitch::kAlways},
-  };
-  return *specs;
-}
-
-const TypeSpec* FindType(std::string_view type) {
-  for (const auto& spec : Specs()) {
-    if (spec.type == type) return &spec;
-  }
-  return nullptr;
-}
-
-const FieldSpec* FindField(const std::vector<FieldSpec>& fields, std::string_view name) {
-  for (const auto& f : fields) {
-    if (f.name == name) return &f;
-  }
-  return nullptr;
-}
 
 std::size_t CodePoints(std::string_view s) {
   return static_cast<std::size_t>(std::count_if(
@@ -230,11 +69,11 @@ bool IsPemCertificates(std::string_view s) {
          s.find("-----END CERTIFICATE-----", begin) != std::string_view::npos;
 }
 
-std::string TypeList() {
+std::string Joined(const std::vector<std::string_view>& items) {
   std::string out;
-  for (auto t : WarehouseTypes()) {
+  for (auto item : items) {
     if (!out.empty()) out += ", ";
-    out += t;
+    out += item;
   }
   return out;
 }
@@ -254,10 +93,8 @@ class DetailsParser {
     if (auto s = CheckRequired(spec_.fields, out_.visible, "details."); !s) {
       return std::move(s).error();
     }
-    if (spec_.type == "snowflake") {
-      if (auto s = CheckSnowflake(); !s) return std::move(s).error();
-    } else if (spec_.type == "databricks") {
-      if (auto s = CheckDatabricks(); !s) return std::move(s).error();
+    if (spec_.rule != nullptr) {
+      if (auto s = spec_.rule(View()); !s) return std::move(s).error();
     }
     const auto* oauth = out_.visible.if_contains("useOauth");
     out_.use_oauth = oauth != nullptr && oauth->is_bool() && oauth->get_bool();
@@ -378,10 +215,11 @@ class DetailsParser {
         }
         return OkStatus();
       }
-      case Kind::kAuthType: {
+      case Kind::kChoice: {
         const auto* s = v.if_string();
-        if (s == nullptr || (*s != "basic-auth" && *s != "key-pair" && *s != "oauth")) {
-          return Error::BadRequest(path + " must be one of basic-auth, key-pair, oauth");
+        if (s == nullptr || std::find(field.choices.begin(), field.choices.end(),
+                                      std::string_view(*s)) == field.choices.end()) {
+          return Error::BadRequest(path + " must be one of " + Joined(field.choices));
         }
         return OkStatus();
       }
@@ -429,132 +267,18 @@ class DetailsParser {
     return OkStatus();
   }
 
-  // A secret counts as set when the request gives it a value, or leaves a stored one untouched.
-  bool SecretSet(std::string_view field) const {
-    auto it = out_.secret_changes.find(std::string(field));
-    if (it != out_.secret_changes.end()) return it->second.has_value();
-    return kept_.count(std::string(field)) > 0;
+  DetailsView View() const {
+    return DetailsView(spec_.type, out_.visible, out_.secret_changes, kept_);
   }
-
-  bool SecretMentioned(std::string_view field) const {
-    return out_.secret_changes.count(std::string(field)) > 0;
-  }
-
-  bool Has(std::string_view field) const { return out_.visible.contains(field); }
 
   Status CheckRequired(const std::vector<FieldSpec>& fields, const boost::json::object& present,
                        const std::string& prefix) const {
     for (const auto& f : fields) {
       if (!f.required) continue;
-      const bool set = IsSecretKind(f.kind) ? SecretSet(f.name) : present.contains(f.name);
+      const bool set = IsSecretKind(f.kind) ? View().SecretSet(f.name) : present.contains(f.name);
       if (!set) return Error::BadRequest(prefix + std::string(f.name) + " is required");
     }
     return OkStatus();
-  }
-
-  bool OauthOn() const {
-    const auto* v = out_.visible.if_contains("useOauth");
-    return v != nullptr && v->is_bool() && v->get_bool();
-  }
-
-  // Among the logins in `set` (contract: exactly one), the one to keep is the one authType
-  // names, else one the request itself sends, else the first; the message asks the client to
-  // drop the other explicitly rather than guessing which credential it meant to retire.
-  Status OneLogin(const std::vector<std::string_view>& set, std::string_view preferred) const {
-    if (set.size() <= 1) return OkStatus();
-    std::string_view keep = set.front();
-    if (std::find(set.begin(), set.end(), preferred) != set.end()) {
-      keep = preferred;
-    } else {
-      for (auto login : set) {
-        if (login == "useOauth" || SecretMentioned(login)) {
-          keep = login;
-          break;
-        }
-      }
-    }
-    std::string_view drop = set.front() == keep ? set[1] : set.front();
-    std::string message = "details." + std::string(drop) + " conflicts with details." +
-                          std::string(keep) + " (a " + std::string(spec_.type) +
-                          " connection has one login); ";
-    if (drop == "useOauth") {
-      message += "remove \"useOauth\" or set it to false";
-    } else {
-      message += "send \"" + std::string(drop) + "\": null to drop it";
-    }
-    return Error::BadRequest(std::move(message));
-  }
-
-  Status CheckSnowflake() const {
-    if (!Has("account") && !Has("host")) {
-      return Error::BadRequest("details.account or details.host is required");
-    }
-    std::string_view auth_type;
-    if (const auto* a = out_.visible.if_contains("authType")) auth_type = a->get_string();
-
-    std::vector<std::string_view> logins;
-    if (SecretSet("password")) logins.push_back("password");
-    if (SecretSet("privateKey")) logins.push_back("privateKey");
-    if (OauthOn()) logins.push_back("useOauth");
-    if (logins.empty()) {
-      if (auth_type == "basic-auth") return Error::BadRequest("details.password is required");
-      if (auth_type == "key-pair") return Error::BadRequest("details.privateKey is required");
-      if (auth_type == "oauth") {
-        return Error::BadRequest("details.useOauth must be true when details.authType is oauth");
-      }
-      return Error::BadRequest(
-          "details.password is required: a snowflake connection needs one login, user and "
-          "password, user and privateKey, or useOauth: true");
-    }
-    std::string_view preferred = auth_type == "basic-auth" ? "password"
-                                 : auth_type == "key-pair" ? "privateKey"
-                                 : auth_type == "oauth"    ? "useOauth"
-                                                           : "";
-    if (auto s = OneLogin(logins, preferred); !s) return s;
-
-    const std::string_view login = logins.front();
-    if (!auth_type.empty() && login != preferred) {
-      static constexpr std::array<std::pair<std::string_view, std::string_view>, 3> kDescribe{{
-          {"password", "user and password"},
-          {"privateKey", "user and privateKey"},
-          {"useOauth", "useOauth: true"},
-      }};
-      std::string_view described;
-      for (const auto& [l, d] : kDescribe) {
-        if (l == login) described = d;
-      }
-      return Error::BadRequest("details.authType is " + std::string(auth_type) +
-                               " but the login is " + std::string(described));
-    }
-    if (login != "useOauth" && !Has("user")) return Error::BadRequest("details.user is required");
-    if (SecretSet("privateKeyPassphrase") && !SecretSet("privateKey")) {
-      return Error::BadRequest(
-          "details.privateKeyPassphrase needs details.privateKey; send \"privateKeyPassphrase\": "
-          "null to drop it");
-    }
-    if (const auto* wa = out_.visible.if_contains("writeAccess")) {
-      const auto& w = wa->get_object();
-      const bool location = w.contains("writeDatabase") || w.contains("writeSchema");
-      if (location || !w.contains("materializationWarehouse")) {
-        for (std::string_view f : {"writeDatabase", "writeSchema"}) {
-          if (!w.contains(f)) {
-            return Error::BadRequest("details.writeAccess." + std::string(f) + " is required");
-          }
-        }
-      }
-    }
-    return OkStatus();
-  }
-
-  Status CheckDatabricks() const {
-    std::vector<std::string_view> logins;
-    if (SecretSet("token")) logins.push_back("token");
-    if (OauthOn()) logins.push_back("useOauth");
-    if (logins.empty()) {
-      return Error::BadRequest(
-          "details.token is required: a databricks connection needs a token or useOauth: true");
-    }
-    return OneLogin(logins, "");
   }
 
   const TypeSpec& spec_;
@@ -639,42 +363,24 @@ std::optional<std::string_view> ChangedEndpointField(const TypeSpec& spec,
 
 }  // namespace
 
-const std::vector<std::string_view>& WarehouseTypes() {
-  static const std::vector<std::string_view>* const types = [] {
-    auto* v = new std::vector<std::string_view>;
-    for (const auto& spec : Specs()) v->push_back(spec.type);
-    return v;
-  }();
-  return *types;
-}
-
-bool IsWarehouseType(std::string_view type) { return FindType(type) != nullptr; }
-
-bool IsSecretField(std::string_view type, std::string_view field) {
-  const TypeSpec* spec = FindType(type);
-  if (spec == nullptr) return false;
-  const FieldSpec* f = FindField(spec->fields, field);
-  return f != nullptr && IsSecretKind(f->kind);
-}
-
-Result<ParsedDetails> ParseDetails(const boost::json::value& details,
+Result<ParsedDetails> ParseDetails(const TypeCatalog& types, const boost::json::value& details,
                                    const std::set<std::string>& kept_secrets) {
   const auto* obj = details.if_object();
   if (obj == nullptr) return Error::BadRequest("details must be an object");
   const auto* type = obj->if_contains("type");
   if (type == nullptr || type->is_null()) return Error::BadRequest("details.type is required");
   const auto* name = type->if_string();
-  const TypeSpec* spec = name != nullptr ? FindType(*name) : nullptr;
+  const TypeSpec* spec = name != nullptr ? types.Find(*name) : nullptr;
   if (spec == nullptr) {
-    return Error::BadRequest("details.type must be one of " + TypeList());
+    return Error::BadRequest("details.type must be one of " + Joined(types.types()));
   }
   DetailsParser parser(*spec, kept_secrets);
   return parser.Run(*obj);
 }
 
-void KeepOnReplace(std::string_view type, const boost::json::object& stored,
-                   boost::json::object* body_details) {
-  const TypeSpec* spec = FindType(type);
+void KeepOnReplace(const TypeCatalog& types, std::string_view type,
+                   const boost::json::object& stored, boost::json::object* body_details) {
+  const TypeSpec* spec = types.Find(type);
   if (spec == nullptr) return;
   for (const auto& field : spec->fields) {
     if (!field.kept_by_put || body_details->contains(field.name)) continue;
@@ -682,9 +388,10 @@ void KeepOnReplace(std::string_view type, const boost::json::object& stored,
   }
 }
 
-Status SettleDetails(const boost::json::object* stored, bool tls_mode_mentioned,
-                     const std::set<std::string>& kept, ParsedDetails* next) {
-  const TypeSpec* spec = FindType(next->type);
+Status SettleDetails(const TypeCatalog& types, const boost::json::object* stored,
+                     bool tls_mode_mentioned, const std::set<std::string>& kept,
+                     ParsedDetails* next) {
+  const TypeSpec* spec = types.Find(next->type);
   if (spec == nullptr) return Error::Internal("settling details of an unknown type");
   // TLS default: verify-full whenever TLS is on and no mode is given, except on a row stored
   // before tlsMode existed that keeps TLS on without mentioning the mode: it keeps `require`.

@@ -211,7 +211,7 @@ void RefuseConnection(tcp::socket& socket) {
 
 // Completion of every coroutine this file spawns. The coroutines catch at their boundary; this
 // is the last line of defence and must not be silent.
-void LogEscapedException(std::exception_ptr e) {
+void LogEscapedException(const std::exception_ptr& e) {
   if (!e) return;
   try {
     std::rethrow_exception(e);

@@ -143,6 +143,27 @@ void AddPoolWaiting(Pool pool, long delta) {
   R().pools[static_cast<int>(pool)].waiting.fetch_add(delta, std::memory_order_relaxed);
 }
 
+namespace {
+
+class PoolGauges final : public PoolObserver {
+ public:
+  explicit PoolGauges(Pool pool) : pool_(pool) {}
+  void SetSize(long size) override { SetPoolSize(pool_, size); }
+  void AddInUse(long delta) override { AddPoolInUse(pool_, delta); }
+
+ private:
+  Pool pool_;
+};
+
+}  // namespace
+
+PoolObserver& ObserverOf(Pool pool) {
+  static PoolGauges* const gauges[] = {new PoolGauges(Pool::kBlocking),
+                                       new PoolGauges(Pool::kProbe),
+                                       new PoolGauges(Pool::kDatabase)};
+  return *gauges[static_cast<int>(pool)];
+}
+
 std::string Render() {
   std::string out;
   out += "# HELP connreg_build_info Build information.\n# TYPE connreg_build_info gauge\n";

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/pool_observer.h"
+
 namespace connreg::metrics {
 
 // One HTTP request finished: `route` is the template ("/v2/connections/{connectionId}") or "-".
@@ -24,6 +26,9 @@ enum class Pool { kBlocking, kProbe, kDatabase };
 void SetPoolSize(Pool pool, long size);
 void AddPoolInUse(Pool pool, long delta);
 void AddPoolWaiting(Pool pool, long delta);
+// SetPoolSize and AddPoolInUse of `pool` as an observer, for a pool that takes one (BlockingPool).
+// Lives as long as the process.
+PoolObserver& ObserverOf(Pool pool);
 
 // The Prometheus text exposition (version 0.0.4) of everything recorded.
 std::string Render();

@@ -1,12 +1,11 @@
 #include "probe/engine.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <exception>
 #include <future>
 
 #include "probe/deadline.h"
-#include "probe/drivers/raw_connection.h"
+#include "probe/raw_connection.h"
 #include "probe/scrub.h"
 #include "probe/step_log.h"
 
@@ -15,15 +14,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-Result<int> IntFromEnv(const char* name, int fallback, int lo, int hi) {
-  const char* raw = std::getenv(name);
-  if (!raw || !*raw) return fallback;
-  std::string s(raw);
-  if (s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos) {
+Result<int> ParseInt(std::string_view name, const std::string& raw, int fallback, int lo, int hi) {
+  if (raw.empty()) return fallback;
+  if (raw.size() > 9 || raw.find_first_not_of("0123456789") != std::string::npos) {
     return Error::BadRequest(std::string(name) + " must be an integer from " + std::to_string(lo) +
                              " to " + std::to_string(hi));
   }
-  int v = std::stoi(s);
+  int v = std::stoi(raw);
   if (v < lo || v > hi) {
     return Error::BadRequest(std::string(name) + " must be an integer from " + std::to_string(lo) +
                              " to " + std::to_string(hi));
@@ -31,12 +28,10 @@ Result<int> IntFromEnv(const char* name, int fallback, int lo, int hi) {
   return v;
 }
 
-Result<bool> BoolFromEnv(const char* name, bool fallback) {
-  const char* raw = std::getenv(name);
-  if (!raw || !*raw) return fallback;
-  std::string_view v(raw);
-  if (v == "true") return true;
-  if (v == "false") return false;
+Result<bool> ParseBool(std::string_view name, const std::string& raw, bool fallback) {
+  if (raw.empty()) return fallback;
+  if (raw == "true") return true;
+  if (raw == "false") return false;
   return Error::BadRequest(std::string(name) + " must be true or false");
 }
 
@@ -87,15 +82,18 @@ class ProbeEngine::TestJob : public FairPool::Job {
   std::vector<std::string_view> plan_;
 };
 
-Result<ProbeEngine::Options> ProbeEngine::OptionsFromEnv() {
+Result<ProbeEngine::Options> ProbeEngine::ParseOptions(const Settings& settings) {
   Options o;
-  auto concurrency = IntFromEnv("CONNREG_TEST_CONCURRENCY", o.concurrency, 1, 4096);
+  auto concurrency =
+      ParseInt("CONNREG_TEST_CONCURRENCY", settings.test_concurrency, o.concurrency, 1, 4096);
   if (!concurrency) return concurrency.error();
-  auto max = IntFromEnv("CONNREG_TEST_TIMEOUT_MAX", o.timeout_max_secs, 1, 86400);
+  auto max =
+      ParseInt("CONNREG_TEST_TIMEOUT_MAX", settings.test_timeout_max, o.timeout_max_secs, 1, 86400);
   if (!max) return max.error();
   o.concurrency = *concurrency;
   o.timeout_max_secs = *max;
-  auto per_org = IntFromEnv("CONNREG_TEST_CONCURRENCY_PER_ORG", 0, 1, 4096);
+  auto per_org =
+      ParseInt("CONNREG_TEST_CONCURRENCY_PER_ORG", settings.test_concurrency_per_org, 0, 1, 4096);
   if (!per_org) return per_org.error();
   if (*per_org > o.concurrency) {
     return Error::BadRequest(
@@ -106,19 +104,20 @@ Result<ProbeEngine::Options> ProbeEngine::OptionsFromEnv() {
   o.concurrency_per_org = *per_org;
   std::vector<Cidr> deny;
   std::vector<Cidr> allow;
-  if (const char* raw = std::getenv("CONNREG_EGRESS_DENY")) {
-    auto list = ParseCidrList(raw);
+  if (!settings.egress_deny.empty()) {
+    auto list = ParseCidrList(settings.egress_deny);
     if (!list) return Error::BadRequest("CONNREG_EGRESS_DENY: " + list.error().message);
     deny = std::move(*list);
   }
-  if (const char* raw = std::getenv("CONNREG_EGRESS_ALLOW")) {
-    auto list = ParseCidrList(raw);
+  if (!settings.egress_allow.empty()) {
+    auto list = ParseCidrList(settings.egress_allow);
     if (!list) return Error::BadRequest("CONNREG_EGRESS_ALLOW: " + list.error().message);
     allow = std::move(*list);
   }
-  auto loopback = BoolFromEnv(kAllowLoopbackVariable, false);
+  auto loopback = ParseBool(kAllowLoopbackVariable, settings.egress_allow_loopback, false);
   if (!loopback) return loopback.error();
   o.egress = EgressPolicy(std::move(deny), std::move(allow), *loopback);
+  o.drivers = settings.drivers;
   return o;
 }
 
@@ -188,7 +187,7 @@ void ProbeEngine::TestJob::Run() {
                      "no " + c.type + " driver is built into this server");
   }
   std::string why;
-  std::optional<Endpoint> endpoint = driver->Target(c.details, why);
+  std::optional<Endpoint> endpoint = driver->Target(c.details, engine_.options_.drivers, why);
   if (!endpoint) return steps.Add(step::kResolve, status::kFailed, code::kDnsFailure, why);
 
   steps.Begin(step::kResolve);
@@ -198,8 +197,9 @@ void ProbeEngine::TestJob::Run() {
   steps.Pass();
   PreferReachable(resolved.addresses, endpoint->port, deadline_);
 
-  ProbeRun run{c.details,          secrets_,  c.write_access, *endpoint,
-               resolved.addresses, deadline_, steps,          egress};
+  ProbeRun run{
+      c.details, secrets_, c.write_access,          *endpoint, resolved.addresses, deadline_,
+      steps,     egress,   engine_.options_.drivers};
   try {
     driver->Run(run);
   } catch (const std::exception& e) {

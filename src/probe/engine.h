@@ -1,10 +1,18 @@
-// ProbeEngine: runs connection tests off the request threads (contract section 7), as jobs of
-// the organization they belong to on a FairPool (fair_pool.h): at most `concurrency` tests run at
-// once, at most `concurrency_per_org` of them for one organization, and the queue is served
-// round-robin between organizations. Each test's result is delivered by its deadline (timeoutSecs,
-// default 30, capped by timeout_max_secs; time queued counts) even when a driver call blocks: the
-// pool's watchdog completes the test with a `timeout` step and the stuck worker's late result is
-// discarded.
+// Testing a connection against its warehouse (contract section 7). The path of one test:
+//   ProbeEngine (this file): queue, deadline and watchdog, on the engine's own threads
+//   -> ResolveAndCheck (egress.h): resolve the host, check every address against the policy
+//   -> Driver (driver.h): one per warehouse type, from its family's folder under drivers/
+//      (drivers/registry.h), connecting to the checked address: connect, tls, authenticate,
+//      query, write
+//   -> StepLog (step_log.h) and Scrubber (scrub.h): every message recorded is free of secrets
+//   -> TestResult (test_result.h), rendered by RenderTestResult.
+//
+// ProbeEngine runs connection tests off the request threads, as jobs of the organization they
+// belong to on a FairPool (fair_pool.h): at most `concurrency` tests run at once, at most
+// `concurrency_per_org` of them for one organization, and the queue is served round-robin between
+// organizations. Each test's result is delivered by its deadline (timeoutSecs, default 30, capped
+// by timeout_max_secs; time queued counts) even when a driver call blocks: the pool's watchdog
+// completes the test with a `timeout` step and the stuck worker's late result is discarded.
 #pragma once
 
 #include <functional>
@@ -13,7 +21,7 @@
 
 #include "core/result.h"
 #include "domain/connection.h"
-#include "probe/drivers/driver.h"
+#include "probe/driver.h"
 #include "probe/egress.h"
 #include "probe/fair_pool.h"
 #include "probe/test_result.h"
@@ -30,19 +38,30 @@ class ProbeEngine {
     int default_timeout_secs = 30;  // for connections without timeoutSecs
     // CONNREG_EGRESS_DENY / CONNREG_EGRESS_ALLOW / CONNREG_EGRESS_ALLOW_LOOPBACK
     EgressPolicy egress;
+    DriverSettings drivers;  // CONNREG_TLS_CA_FILE, CONNREG_BIGQUERY_API_URL
   };
-  // Finds the driver for a details.type (FindDriver; tests substitute their own).
+  // The operator's settings as given (`connreg serve` flags or their CONNREG_ variables); an
+  // empty string keeps the default.
+  struct Settings {
+    std::string test_concurrency;          // CONNREG_TEST_CONCURRENCY: 1..4096
+    std::string test_concurrency_per_org;  // CONNREG_TEST_CONCURRENCY_PER_ORG: 1..4096, <= pool
+    std::string test_timeout_max;          // CONNREG_TEST_TIMEOUT_MAX: 1..86400
+    // CONNREG_EGRESS_DENY (added to the built-in deny list) and CONNREG_EGRESS_ALLOW: CIDR lists,
+    // comma or space separated.
+    std::string egress_deny;
+    std::string egress_allow;
+    std::string egress_allow_loopback;  // CONNREG_EGRESS_ALLOW_LOOPBACK: true or false
+    DriverSettings drivers;             // taken as they are
+  };
+  // Finds the driver for a details.type (the registry's FindDriver; tests substitute their own).
   using DriverLookup = std::function<const Driver*(std::string_view type)>;
   using Done = std::function<void(TestResult)>;
 
-  // Options from the environment: CONNREG_TEST_CONCURRENCY (1..4096),
-  // CONNREG_TEST_CONCURRENCY_PER_ORG (1..4096, at most the pool), CONNREG_TEST_TIMEOUT_MAX
-  // (1..86400), CONNREG_EGRESS_DENY (added to the built-in deny list) and CONNREG_EGRESS_ALLOW
-  // (CIDR lists, comma or space separated), CONNREG_EGRESS_ALLOW_LOOPBACK (true or false). A bad
-  // value is a kBadRequest error naming the variable; meant for start-up.
-  static Result<Options> OptionsFromEnv();
+  // The options `settings` ask for. A bad value is a kBadRequest error naming its variable; meant
+  // for start-up.
+  static Result<Options> ParseOptions(const Settings& settings);
 
-  explicit ProbeEngine(Options options, DriverLookup drivers = FindDriver);
+  ProbeEngine(Options options, DriverLookup drivers);
   // Completes every queued test with a failed result, then waits for running drivers to return
   // (they end by their own timeouts, at the latest shortly after their deadlines).
   ~ProbeEngine() = default;

@@ -86,7 +86,7 @@ struct Span {
 Scrubber::Scrubber(const std::map<std::string, std::string>& secrets, std::size_t max_length)
     : max_length_(std::max<std::size_t>(max_length, 16)) {
   std::map<std::string, Needle> forms;  // by text: one needle per form
-  auto add = [&](std::string text, bool fold_case, bool whole_word) {
+  auto add = [&](const std::string& text, bool fold_case, bool whole_word) {
     std::string squeezed;
     for (char c : text) {
       if (!IsSkipped(static_cast<unsigned char>(c)))

@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import jsonschema
 import pytest
@@ -49,13 +49,19 @@ TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 UUID4_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 SANE_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
-# Field names that hold a secret of a warehouse (contract section 4, marked *).
-SECRET_FIELDS = {"password", "privateKey", "privateKeyPassphrase", "serviceAccount", "token"}
 ALWAYS_PRESENT = ("organizationId", "connectionId", "isSample", "isAuditLog", "lastActiveAt",
                   "name", "type", "useOauth", "createdBy", "updatedBy", "createdAt", "updatedAt",
                   "isArchived")
-TYPES = ("postgres", "redshift", "alloydb", "mysql", "snowflake", "bigQuery", "databricks",
-         "starburst", "sqlserver", "azuresql")
+# What the suite knows of the warehouse types comes from docs/openapi.json, the document the
+# server serves, which a unit test (probe_registry_test.cc) holds to the server's registry of
+# driver families: the types in the contract's order (the `details` discriminator), each one's
+# details schema with a valid example, and the secret fields (contract section 4, marked *), which
+# stored details never show.
+_SCHEMAS = json.loads((REPO / "docs" / "openapi.json").read_text())["components"]["schemas"]
+_DETAILS_SCHEMA = {t: _SCHEMAS[ref.rsplit("/", 1)[1]]
+                   for t, ref in _SCHEMAS["ConnectionDetails"]["discriminator"]["mapping"].items()}
+TYPES = tuple(_DETAILS_SCHEMA)
+SECRET_FIELDS = frozenset(_SCHEMAS["Connection"]["properties"]["details"]["propertyNames"]["not"]["enum"])
 
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 12.0
@@ -682,37 +688,29 @@ def uniq(prefix: str = "c") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+def fill_secrets(details: dict, make: Callable[[str], str]) -> dict:
+    """Gives each secret field of `details` that holds a string the value make(old value); a
+    secret that holds a JSON key (a service account) stays a key, with make(its private_key_id)."""
+    for field, value in details.items():
+        if field not in SECRET_FIELDS or not isinstance(value, str):
+            continue
+        try:
+            key = json.loads(value)
+        except ValueError:
+            key = None
+        if isinstance(key, dict):
+            details[field] = json.dumps({**key, "private_key_id": make(str(key.get("private_key_id")))})
+        else:
+            details[field] = make(value)
+    return details
+
+
 def valid_details(kind: str, **extra) -> dict:
-    """A minimal valid `details` of each warehouse type (contract section 4)."""
-    d: dict[str, Any]
-    if kind in ("postgres", "redshift", "alloydb"):
-        d = {"type": kind, "host": "db.example.invalid", "database": "analytics", "user": "reader",
-             "password": "pw-" + uuid.uuid4().hex}
-    elif kind == "mysql":
-        d = {"type": kind, "host": "mysql.example.invalid", "port": 3306, "user": "reader",
-             "password": "pw-" + uuid.uuid4().hex}
-    elif kind == "snowflake":
-        d = {"type": kind, "account": "acme-xy12345", "user": "READER", "password": "pw-" + uuid.uuid4().hex,
-             "warehouse": "COMPUTE_WH", "role": "ANALYST"}
-    elif kind == "bigQuery":
-        d = {"type": kind, "projectId": "acme-analytics",
-             "serviceAccount": json.dumps({"type": "service_account", "project_id": "acme-analytics",
-                                           "private_key_id": uuid.uuid4().hex,
-                                           "client_email": "reader@acme-analytics.iam.gserviceaccount.com"})}
-    elif kind == "databricks":
-        d = {"type": kind, "host": "dbc-12345.cloud.databricks.invalid",
-             "endpoint": "/sql/1.0/warehouses/abc123", "token": "dapi" + uuid.uuid4().hex}
-    elif kind == "starburst":
-        d = {"type": kind, "host": "starburst.example.invalid", "port": 443, "user": "reader",
-             "password": "pw-" + uuid.uuid4().hex}
-    elif kind == "sqlserver":
-        d = {"type": kind, "server": "sql.example.invalid", "port": 1433, "user": "reader",
-             "password": "pw-" + uuid.uuid4().hex}
-    elif kind == "azuresql":
-        d = {"type": kind, "server": "acme.database.windows.invalid", "port": 1433, "user": "reader",
-             "password": "pw-" + uuid.uuid4().hex, "database": "analytics"}
-    else:
-        raise ValueError(kind)
+    """A minimal valid `details` of a warehouse type: the example of its schema, each secret value
+    with a suffix of its own (so a leak names its test)."""
+    d: dict[str, Any] = copy.deepcopy(_DETAILS_SCHEMA[kind]["examples"][0])
+    d["type"] = kind
+    fill_secrets(d, lambda example: f"{example}-{uuid.uuid4().hex}")
     d.update(extra)
     return d
 

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import check_connection, check_error, conn_body, schemas, valid_details
+from conftest import SECRET_FIELDS, TYPES, check_connection, check_error, conn_body, schemas, valid_details
 
 C = "/v2/connections"
 STEP_NAMES = {"resolve", "connect", "tls", "authenticate", "query", "write"}
@@ -123,11 +123,11 @@ def test_test_of_archived_is_409(api):
     check_error(api.post(f"{C}/{cid}/test"), 409, "conflict")
 
 
-@pytest.mark.parametrize("kind", ["snowflake", "bigQuery", "databricks", "starburst", "sqlserver", "azuresql", "redshift"])
+@pytest.mark.parametrize("kind", TYPES)
 def test_every_type_answers_a_test(api, kind):
     body = conn_body(kind, timeoutSecs=3)
     api._remember_secrets(body)
-    secrets = [v for k, v in body["details"].items() if k in ("password", "token", "serviceAccount")]
+    secrets = [v for k, v in body["details"].items() if k in SECRET_FIELDS]
     check_result(api.post(f"{C}/test", body, timeout=70), secrets)
 
 

@@ -10,7 +10,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import (SECRET_FIELDS, check_connection, check_error, conn_body, etag_value,
+from conftest import (SECRET_FIELDS, TYPES, check_connection, check_error, conn_body, etag_value,
                       schemas, uniq, valid_details)
 
 C = "/v2/connections"
@@ -405,7 +405,7 @@ def test_structured_password_form(api):
 
 
 def test_secret_fields_of_every_type_are_hidden(api):
-    for kind in ("snowflake", "bigQuery", "databricks", "starburst", "sqlserver", "azuresql"):
+    for kind in TYPES:
         obj = api.create(conn_body(kind))
         for f in SECRET_FIELDS:
             assert f not in obj["details"], (kind, f)

@@ -14,6 +14,7 @@
 #include "crypto/hash.h"
 #include "crypto/random.h"
 #include "crypto/sodium_sealer.h"
+#include "probe/drivers/registry.h"
 
 namespace connreg::api {
 namespace {
@@ -49,10 +50,10 @@ class ApiIdempotency : public ::testing::Test {
   ApiIdempotency() : key_(MakeKey()), sealer_(crypto::Keyring{key_, {}}) {}
 
   std::string Fingerprint(const std::string& body) {
-    return RequestFingerprint(kLine, boost::json::parse(body), sealer_);
+    return RequestFingerprint(probe::Catalog(), kLine, boost::json::parse(body), sealer_);
   }
   Result<bool> Same(const std::string& stored, const std::string& body) {
-    return IsSameRequest(stored, kLine, boost::json::parse(body), sealer_);
+    return IsSameRequest(probe::Catalog(), stored, kLine, boost::json::parse(body), sealer_);
   }
 
   std::shared_ptr<const crypto::MasterKey> key_;
@@ -79,7 +80,8 @@ TEST_F(ApiIdempotency, Finding4StoredHashAllowsNoDictionaryAttack) {
   EXPECT_NE(pa[1], old);
   // The same under another master key is another MAC.
   crypto::SodiumSealer other(crypto::Keyring{MakeKey(), {}});
-  EXPECT_NE(Parts(RequestFingerprint(kLine, boost::json::parse(Body("Summer2024!")), other))[3],
+  EXPECT_NE(Parts(RequestFingerprint(probe::Catalog(), kLine,
+                                     boost::json::parse(Body("Summer2024!")), other))[3],
             pa[3]);
 }
 
@@ -123,7 +125,7 @@ TEST_F(ApiIdempotency, Finding4ReplayAfterKeyRotationIsAConflict) {
   EXPECT_NE(after.error().message.find("rotation"), std::string::npos);
   // A record without a secret needs no key.
   const std::string plain =
-      RequestFingerprint(kLine, boost::json::parse(R"({"name":"w"})"), sealer_);
+      RequestFingerprint(probe::Catalog(), kLine, boost::json::parse(R"({"name":"w"})"), sealer_);
   sealer_.SetKeys(crypto::Keyring{MakeKey(), {}});
   EXPECT_TRUE(Same(plain, R"({"name":"w"})").value());
 }

@@ -11,6 +11,7 @@
 
 #include "crypto/random.h"
 #include "crypto/sodium_sealer.h"
+#include "probe/drivers/registry.h"
 
 namespace connreg::domain {
 namespace {
@@ -33,7 +34,7 @@ class DomainConnectionInput : public ::testing::Test {
   }
 
   Result<Connection> Create(std::string_view body) {
-    return BuildNewConnection(J(body), actor_, kCreated, kId, sealer_);
+    return BuildNewConnection(probe::Catalog(), J(body), actor_, kCreated, kId, sealer_);
   }
 
   Connection MustCreate(std::string_view body) {
@@ -64,7 +65,7 @@ class DomainConnectionInput : public ::testing::Test {
   Result<Connection> CreateNamed(const std::string& name) {
     boost::json::object body{{"name", name},
                              {"details", J(R"({"type":"alloydb","host":"h","database":"d"})")}};
-    return BuildNewConnection(body, actor_, kCreated, kId, sealer_);
+    return BuildNewConnection(probe::Catalog(), body, actor_, kCreated, kId, sealer_);
   }
 
   Actor actor_{"org-1", "member-1"};
@@ -153,7 +154,7 @@ TEST_F(DomainConnectionInput, CreateEveryTypeSealsItsSecrets) {
   for (const auto& tc : cases) {
     SCOPED_TRACE(tc.details);
     boost::json::object body{{"name", "n"}, {"details", J(tc.details)}};
-    auto c = BuildNewConnection(body, actor_, kCreated, kId, sealer_);
+    auto c = BuildNewConnection(probe::Catalog(), body, actor_, kCreated, kId, sealer_);
     ASSERT_TRUE(c.ok()) << c.error().message;
     EXPECT_EQ(c->type, J(tc.details).at("type").as_string());
     if (tc.secret_field == nullptr) {
@@ -235,7 +236,7 @@ TEST_F(DomainConnectionInput, DescriptionRules) {
     boost::json::object body{{"name", "n"},
                              {"details", J(R"({"type":"alloydb","host":"h","database":"d"})")},
                              {"description", std::move(description)}};
-    return BuildNewConnection(body, actor_, kCreated, kId, sealer_);
+    return BuildNewConnection(probe::Catalog(), body, actor_, kCreated, kId, sealer_);
   };
   // {"a":"…"} serializes to 8 bytes plus the string.
   boost::json::object at_limit{{"a", std::string(16 * 1024 - 8, 'x')}};
@@ -332,7 +333,7 @@ class DomainConnectionReplace : public DomainConnectionInput {
 
   Result<Connection> Put(std::string_view body, bool* restore = nullptr) {
     bool ignored = true;
-    return BuildReplacement(stored_, J(body), editor_, kLater, sealer_,
+    return BuildReplacement(probe::Catalog(), stored_, J(body), editor_, kLater, sealer_,
                             restore != nullptr ? restore : &ignored);
   }
 
@@ -455,7 +456,7 @@ class DomainConnectionMerge : public DomainConnectionInput {
   }
 
   Result<Connection> Patch(std::string_view body) {
-    return BuildMerge(stored_, J(body), editor_, kLater, sealer_);
+    return BuildMerge(probe::Catalog(), stored_, J(body), editor_, kLater, sealer_);
   }
 
   Connection stored_;
@@ -557,12 +558,14 @@ TEST_F(DomainConnectionMerge, TypeChangeDropsSecretsAndKeepsCommonFields) {
 TEST_F(DomainConnectionMerge, SnowflakeSwitchToOauth) {
   Connection sf = MustCreate(
       R"({"name":"sf","details":{"type":"snowflake","account":"a","user":"u","password":"pw"}})");
-  auto both = BuildMerge(sf, J(R"({"details":{"useOauth":true}})"), editor_, kLater, sealer_);
+  auto both = BuildMerge(probe::Catalog(), sf, J(R"({"details":{"useOauth":true}})"), editor_,
+                         kLater, sealer_);
   EXPECT_EQ(ErrorOf(both),
             "details.password conflicts with details.useOauth (a snowflake connection has one "
             "login); send \"password\": null to drop it");
-  auto next = BuildMerge(sf, J(R"({"details":{"useOauth":true,"password":null}})"), editor_, kLater,
-                         sealer_);
+  auto next =
+      BuildMerge(probe::Catalog(), sf, J(R"({"details":{"useOauth":true,"password":null}})"),
+                 editor_, kLater, sealer_);
   ASSERT_TRUE(next.ok()) << next.error().message;
   EXPECT_TRUE(next->use_oauth);
   EXPECT_TRUE(next->secrets.empty());

@@ -1,4 +1,5 @@
 #include "domain/details.h"
+#include "probe/drivers/registry.h"
 
 #include <gtest/gtest.h>
 
@@ -14,7 +15,7 @@ boost::json::value J(std::string_view text) { return boost::json::parse(text); }
 
 // The message of the 400 that `details` must produce; fails the test when it parses.
 std::string BadValue(const boost::json::value& details, const std::set<std::string>& kept = {}) {
-  auto r = ParseDetails(details, kept);
+  auto r = ParseDetails(probe::Catalog(), details, kept);
   EXPECT_FALSE(r.ok()) << boost::json::serialize(details);
   if (r.ok()) return "<parsed>";
   EXPECT_EQ(r.error().code, ErrorCode::kBadRequest);
@@ -26,7 +27,7 @@ std::string BadRequest(std::string_view text, const std::set<std::string>& kept 
 }
 
 ParsedDetails Parsed(std::string_view text, const std::set<std::string>& kept = {}) {
-  auto r = ParseDetails(J(text), kept);
+  auto r = ParseDetails(probe::Catalog(), J(text), kept);
   EXPECT_TRUE(r.ok()) << text << ": " << (r.ok() ? "" : r.error().message);
   return r.ok() ? std::move(r).value() : ParsedDetails{};
 }
@@ -91,26 +92,32 @@ const std::vector<ValidCase>& ValidCases() {
   return *cases;
 }
 
-TEST(DomainDetails, WarehouseTypesAreTheTenOfTheContract) {
-  const std::vector<std::string_view> expected = {
-      "postgres", "redshift",   "alloydb",   "mysql",     "snowflake",
-      "bigQuery", "databricks", "starburst", "sqlserver", "azuresql"};
-  EXPECT_EQ(WarehouseTypes(), expected);
-  EXPECT_TRUE(IsWarehouseType("bigQuery"));
-  EXPECT_FALSE(IsWarehouseType("bigquery"));
-  EXPECT_FALSE(IsWarehouseType(""));
+TEST(DomainDetails, TypeNamesAreExact) {
+  // The list itself is the registry's (probe/drivers/registry.h), checked against
+  // docs/openapi.json by probe_registry_test.cc.
+  EXPECT_NE(probe::Catalog().Find("bigQuery"), nullptr);
+  EXPECT_EQ(probe::Catalog().Find("bigquery"), nullptr);
+  EXPECT_EQ(probe::Catalog().Find(""), nullptr);
+}
+
+TEST(DomainDetails, UnknownTypeListsEveryTypeOfTheCatalogue) {
+  std::string expected = "details.type must be one of ";
+  for (auto type : probe::Catalog().types()) {
+    expected += std::string(type) + (type == probe::Catalog().types().back() ? "" : ", ");
+  }
+  EXPECT_EQ(BadRequest(R"({"type":"nope"})"), expected);
 }
 
 TEST(DomainDetails, SecretFieldsPerType) {
-  EXPECT_TRUE(IsSecretField("postgres", "password"));
-  EXPECT_TRUE(IsSecretField("snowflake", "privateKey"));
-  EXPECT_TRUE(IsSecretField("snowflake", "privateKeyPassphrase"));
-  EXPECT_TRUE(IsSecretField("bigQuery", "serviceAccount"));
-  EXPECT_TRUE(IsSecretField("databricks", "token"));
-  EXPECT_FALSE(IsSecretField("databricks", "password"));
-  EXPECT_FALSE(IsSecretField("postgres", "user"));
-  EXPECT_FALSE(IsSecretField("postgres", "token"));
-  EXPECT_FALSE(IsSecretField("nope", "password"));
+  EXPECT_TRUE(probe::Catalog().IsSecretField("postgres", "password"));
+  EXPECT_TRUE(probe::Catalog().IsSecretField("snowflake", "privateKey"));
+  EXPECT_TRUE(probe::Catalog().IsSecretField("snowflake", "privateKeyPassphrase"));
+  EXPECT_TRUE(probe::Catalog().IsSecretField("bigQuery", "serviceAccount"));
+  EXPECT_TRUE(probe::Catalog().IsSecretField("databricks", "token"));
+  EXPECT_FALSE(probe::Catalog().IsSecretField("databricks", "password"));
+  EXPECT_FALSE(probe::Catalog().IsSecretField("postgres", "user"));
+  EXPECT_FALSE(probe::Catalog().IsSecretField("postgres", "token"));
+  EXPECT_FALSE(probe::Catalog().IsSecretField("nope", "password"));
 }
 
 TEST(DomainDetails, EveryTypeAcceptsAValidBodyAndSeparatesSecrets) {
@@ -129,7 +136,7 @@ TEST(DomainDetails, EveryTypeAcceptsAValidBodyAndSeparatesSecrets) {
     const boost::json::value body = J(c.json);
     const auto& in = body.as_object();
     for (const auto& m : in) {
-      if (IsSecretField(c.type, m.key())) continue;
+      if (probe::Catalog().IsSecretField(c.type, m.key())) continue;
       ASSERT_TRUE(p.visible.contains(m.key())) << m.key();
       EXPECT_EQ(p.visible.at(m.key()), m.value()) << m.key();
     }
@@ -304,7 +311,7 @@ TEST(DomainDetails, Hosts) {
     SCOPED_TRACE(host);
     boost::json::value d = J(R"({"type":"postgres","database":"d"})");
     d.as_object()["host"] = host;
-    EXPECT_TRUE(ParseDetails(d).ok());
+    EXPECT_TRUE(ParseDetails(probe::Catalog(), d).ok());
   }
   for (const char* host : {"", "db example.com", "db/x", "db?x=1", "a=b", "user@db", "db#x",
                            "db\nx", "db\x7fx", "d\xc3\xa9.example.com", "db\tx"}) {
@@ -337,19 +344,19 @@ TEST(DomainDetails, Finding7SnowflakeAccountIsValidatedLikeAHost) {
   for (const char* account : {"acme-xy12345", "xy12345.us-east-1.aws", "org_acct-1", "ACME"}) {
     boost::json::value d = J(R"({"type":"snowflake","useOauth":true})");
     d.as_object()["account"] = account;
-    EXPECT_TRUE(ParseDetails(d).ok()) << account;
+    EXPECT_TRUE(ParseDetails(probe::Catalog(), d).ok()) << account;
   }
 }
 
 TEST(DomainDetails, StringLengthLimits) {
   boost::json::value d = J(R"({"type":"postgres","host":"h"})");
   d.as_object()["database"] = std::string(4096, 'd');
-  EXPECT_TRUE(ParseDetails(d).ok());
+  EXPECT_TRUE(ParseDetails(probe::Catalog(), d).ok());
   // Characters, not bytes: 4096 two-byte characters are fine.
   std::string wide;
   for (int i = 0; i < 4096; ++i) wide += "\xc3\xa9";
   d.as_object()["database"] = wide;
-  EXPECT_TRUE(ParseDetails(d).ok());
+  EXPECT_TRUE(ParseDetails(probe::Catalog(), d).ok());
   d.as_object()["database"] = std::string(4097, 'd');
   EXPECT_EQ(BadValue(d), "details.database must be at most 4096 characters");
 
@@ -362,14 +369,14 @@ TEST(DomainDetails, StringLengthLimits) {
   // privateKey and serviceAccount may be up to 64 KiB.
   boost::json::value sf = J(R"({"type":"snowflake","account":"a","user":"u"})");
   sf.as_object()["privateKey"] = std::string(64 * 1024, 'k');
-  EXPECT_TRUE(ParseDetails(sf).ok());
+  EXPECT_TRUE(ParseDetails(probe::Catalog(), sf).ok());
   sf.as_object()["privateKey"] = std::string(64 * 1024 + 1, 'k');
   EXPECT_EQ(BadValue(sf), "details.privateKey must be at most 64 KiB");
 
   boost::json::value bq = J(R"({"type":"bigQuery","projectId":"p"})");
   std::string key = R"({"k":")" + std::string(5000, 'x') + R"("})";
   bq.as_object()["serviceAccount"] = key;
-  EXPECT_TRUE(ParseDetails(bq).ok());
+  EXPECT_TRUE(ParseDetails(probe::Catalog(), bq).ok());
   bq.as_object()["serviceAccount"] = R"({"k":")" + std::string(64 * 1024, 'x') + R"("})";
   EXPECT_EQ(BadValue(bq), "details.serviceAccount must be a service-account key as a JSON string");
 }

@@ -14,6 +14,7 @@
 #include "crypto/random.h"
 #include "crypto/sodium_sealer.h"
 #include "domain/connection_input.h"
+#include "probe/drivers/registry.h"
 
 namespace connreg::domain {
 namespace {
@@ -34,6 +35,7 @@ class DomainSecretEndpoint : public ::testing::Test {
 
   Connection Create(std::string_view details) {
     auto c = BuildNewConnection(
+        probe::Catalog(),
         boost::json::parse(R"({"name":"n","details":)" + std::string(details) + "}"), actor_, kNow,
         kId, sealer_);
     EXPECT_TRUE(c.ok()) << details << ": " << (c.ok() ? "" : c.error().message);
@@ -41,14 +43,16 @@ class DomainSecretEndpoint : public ::testing::Test {
   }
 
   Result<Connection> Patch(const Connection& stored, std::string_view body) {
-    return BuildMerge(stored, boost::json::parse(body), actor_, kNow + 1, sealer_);
+    return BuildMerge(probe::Catalog(), stored, boost::json::parse(body), actor_, kNow + 1,
+                      sealer_);
   }
 
   Result<Connection> Put(const Connection& stored, std::string_view details) {
     bool restore = false;
     return BuildReplacement(
-        stored, boost::json::parse(R"({"name":"n","details":)" + std::string(details) + "}"),
-        actor_, kNow + 1, sealer_, &restore);
+        probe::Catalog(), stored,
+        boost::json::parse(R"({"name":"n","details":)" + std::string(details) + "}"), actor_,
+        kNow + 1, sealer_, &restore);
   }
 
   static std::string ErrorOf(const Result<Connection>& r) {
@@ -225,6 +229,7 @@ TEST_F(DomainSecretEndpoint, NewConnectionsVerifyFullWhenTlsIsOn) {
 TEST_F(DomainSecretEndpoint, TlsFieldsAreValidated) {
   auto err = [&](std::string_view details) {
     return ErrorOf(BuildNewConnection(
+        probe::Catalog(),
         boost::json::parse(R"({"name":"n","details":)" + std::string(details) + "}"), actor_, kNow,
         kId, sealer_));
   };

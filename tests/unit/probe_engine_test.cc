@@ -17,7 +17,6 @@
 
 #include <boost/json/serialize.hpp>
 
-#include "probe/probe.h"
 #include "probe_test_support.h"
 
 namespace connreg::probe {
@@ -45,7 +44,8 @@ std::string Names(const TestResult& r) {
 class CountingDriver : public Driver {
  public:
   explicit CountingDriver(std::chrono::milliseconds work) : work_(work) {}
-  std::optional<Endpoint> Target(const boost::json::object&, std::string&) const override {
+  std::optional<Endpoint> Target(const boost::json::object&, const DriverSettings&,
+                                 std::string&) const override {
     return Endpoint{"127.0.0.1", 1};
   }
   bool UsesTls(const boost::json::object&) const override { return false; }
@@ -72,7 +72,8 @@ class CountingDriver : public Driver {
 // A driver whose query never returns until released: a library call that ignores its timeouts.
 class StuckDriver : public Driver {
  public:
-  std::optional<Endpoint> Target(const boost::json::object&, std::string&) const override {
+  std::optional<Endpoint> Target(const boost::json::object&, const DriverSettings&,
+                                 std::string&) const override {
     return Endpoint{"127.0.0.1", 1};
   }
   bool UsesTls(const boost::json::object&) const override { return false; }
@@ -188,14 +189,14 @@ TEST(ProbeEngine, DeadlineIsTimeoutSecsCappedByTheMaximum) {
   ProbeEngine::Options options = LoopbackOptions();
   options.concurrency = 1;
   options.timeout_max_secs = 60;
-  ProbeEngine engine(options);
+  ProbeEngine engine(options, FindDriver);
   EXPECT_EQ(engine.DeadlineSecs(MakeConnection("postgres", {}, std::nullopt)), 30);
   EXPECT_EQ(engine.DeadlineSecs(MakeConnection("postgres", {}, 5)), 5);
   EXPECT_EQ(engine.DeadlineSecs(MakeConnection("postgres", {}, 86400)), 60);
 }
 
 TEST(ProbeEngine, OAuthAndMissingDriversFailWithoutConnecting) {
-  ProbeEngine engine(LoopbackOptions());
+  ProbeEngine engine(LoopbackOptions(), FindDriver);
   domain::Connection oauth = MakeConnection("snowflake", {{"account", "a"}, {"useOauth", true}});
   oauth.use_oauth = true;
   TestResult r = engine.RunTest(oauth, {});
@@ -218,7 +219,7 @@ TEST(ProbeEngine, OAuthAndMissingDriversFailWithoutConnecting) {
 }
 
 TEST(ProbeEngine, DeniedAddressFailsResolveWithEgressDenied) {
-  ProbeEngine engine(LoopbackOptions());
+  ProbeEngine engine(LoopbackOptions(), FindDriver);
   for (const char* type : {"postgres", "mysql"}) {
     TestResult r = engine.RunTest(
         MakeConnection(type, {{"host", "169.254.169.254"}, {"port", 5432}, {"user", "u"}}), {});
@@ -231,20 +232,20 @@ TEST(ProbeEngine, DeniedAddressFailsResolveWithEgressDenied) {
   }
   ProbeEngine::Options allow_only_ten;
   allow_only_ten.egress = EgressPolicy({}, {*ParseCidr("10.0.0.0/8")});
-  ProbeEngine strict(allow_only_ten);
+  ProbeEngine strict(allow_only_ten, FindDriver);
   TestResult r = strict.RunTest(MakeConnection("postgres", {{"host", "127.0.0.1"}}), {});
   EXPECT_EQ(r.steps[0].code, "egress_denied");
 }
 
 TEST(ProbeEngine, UnresolvableHostFailsResolveWithDnsFailure) {
-  ProbeEngine engine(LoopbackOptions());
+  ProbeEngine engine(LoopbackOptions(), FindDriver);
   TestResult r = engine.RunTest(MakeConnection("postgres", {{"host", "no-such-host.invalid"}}), {});
   EXPECT_EQ(r.steps[0].name, "resolve");
   EXPECT_EQ(r.steps[0].code, "dns_failure");
 }
 
 TEST(ProbeEngine, ClosedPortIsConnectionRefused) {
-  ProbeEngine engine(LoopbackOptions());
+  ProbeEngine engine(LoopbackOptions(), FindDriver);
   int port = ClosedPort();
   for (const char* type : {"postgres", "mysql"}) {
     TestResult r = engine.RunTest(
@@ -262,7 +263,7 @@ TEST(ProbeEngine, ClosedPortIsConnectionRefused) {
 
 TEST(ProbeEngine, ServerThatNeverAnswersTimesOutWithinTheDeadline) {
   BlackHole hole;
-  ProbeEngine engine(LoopbackOptions());
+  ProbeEngine engine(LoopbackOptions(), FindDriver);
   for (const char* type : {"postgres", "mysql"}) {
     for (bool tls : {false, true}) {
       auto start = Clock::now();
@@ -318,35 +319,32 @@ TEST(ProbeRender, RendersStepsAndErrors) {
   EXPECT_NE(o.at("writeError").as_string().find("read test failed"), std::string::npos);
 }
 
-TEST(ProbeEngine, OptionsFromEnvRejectsBadValues) {
-  ::setenv("CONNREG_EGRESS_DENY", "10.0.0.0/8, not-a-cidr", 1);
-  auto bad = ProbeEngine::OptionsFromEnv();
-  ::unsetenv("CONNREG_EGRESS_DENY");
+TEST(ProbeEngine, ParseOptionsRejectsBadValuesNamingTheirVariable) {
+  ProbeEngine::Settings settings;
+  settings.egress_deny = "10.0.0.0/8, not-a-cidr";
+  auto bad = ProbeEngine::ParseOptions(settings);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().message.find("CONNREG_EGRESS_DENY"), std::string::npos);
 
-  ::setenv("CONNREG_TEST_CONCURRENCY", "0", 1);
-  EXPECT_FALSE(ProbeEngine::OptionsFromEnv().ok());
-  ::setenv("CONNREG_TEST_CONCURRENCY", "4", 1);
-  ::setenv("CONNREG_TEST_CONCURRENCY_PER_ORG", "5", 1);
-  auto above_pool = ProbeEngine::OptionsFromEnv();
+  settings = {};
+  settings.test_concurrency = "0";
+  EXPECT_FALSE(ProbeEngine::ParseOptions(settings).ok());
+  settings.test_concurrency = "4";
+  settings.test_concurrency_per_org = "5";
+  auto above_pool = ProbeEngine::ParseOptions(settings);
   ASSERT_FALSE(above_pool.ok());
   EXPECT_NE(above_pool.error().message.find("CONNREG_TEST_CONCURRENCY_PER_ORG"), std::string::npos);
-  ::setenv("CONNREG_TEST_CONCURRENCY_PER_ORG", "3", 1);
-  ::setenv("CONNREG_EGRESS_ALLOW_LOOPBACK", "yes", 1);
-  auto not_bool = ProbeEngine::OptionsFromEnv();
+  settings.test_concurrency_per_org = "3";
+  settings.egress_allow_loopback = "yes";
+  auto not_bool = ProbeEngine::ParseOptions(settings);
   ASSERT_FALSE(not_bool.ok());
   EXPECT_NE(not_bool.error().message.find("CONNREG_EGRESS_ALLOW_LOOPBACK must be true or false"),
             std::string::npos);
-  ::setenv("CONNREG_EGRESS_ALLOW_LOOPBACK", "true", 1);
-  ::setenv("CONNREG_TEST_TIMEOUT_MAX", "7", 1);
-  ::setenv("CONNREG_EGRESS_ALLOW", "10.0.0.0/8", 1);
-  auto ok = ProbeEngine::OptionsFromEnv();
-  for (const char* v :
-       {"CONNREG_TEST_CONCURRENCY", "CONNREG_TEST_CONCURRENCY_PER_ORG",
-        "CONNREG_EGRESS_ALLOW_LOOPBACK", "CONNREG_TEST_TIMEOUT_MAX", "CONNREG_EGRESS_ALLOW"}) {
-    ::unsetenv(v);
-  }
+  settings.egress_allow_loopback = "true";
+  settings.test_timeout_max = "7";
+  settings.egress_allow = "10.0.0.0/8";
+  settings.drivers.tls_ca_file = "/etc/connreg/ca.pem";
+  auto ok = ProbeEngine::ParseOptions(settings);
   ASSERT_TRUE(ok.ok()) << ok.error().message;
   EXPECT_EQ(ok->concurrency, 4);
   EXPECT_EQ(ok->concurrency_per_org, 3);
@@ -354,8 +352,9 @@ TEST(ProbeEngine, OptionsFromEnvRejectsBadValues) {
   EXPECT_TRUE(ok->egress.allow_loopback());
   EXPECT_EQ(ok->egress.allow().size(), 1u);
   EXPECT_TRUE(ok->egress.deny().empty()) << "the built-in denials are not the operator's list";
+  EXPECT_EQ(ok->drivers.tls_ca_file, "/etc/connreg/ca.pem");
 
-  auto defaults = ProbeEngine::OptionsFromEnv();
+  auto defaults = ProbeEngine::ParseOptions({});
   ASSERT_TRUE(defaults.ok());
   EXPECT_FALSE(defaults->egress.allow_loopback());
   ProbeEngine engine(*defaults, [](std::string_view) { return nullptr; });
@@ -364,17 +363,15 @@ TEST(ProbeEngine, OptionsFromEnvRejectsBadValues) {
 
 TEST(ProbeEngine, RedshiftDefaultsToPort5439AndMysqlNeedsAPort) {
   std::string why;
-  auto redshift = FindDriver("redshift")->Target({{"host", "h"}}, why);
+  const DriverSettings settings;
+  auto redshift = FindDriver("redshift")->Target({{"host", "h"}}, settings, why);
   ASSERT_TRUE(redshift.has_value());
   EXPECT_EQ(redshift->port, 5439);
-  auto postgres = FindDriver("postgres")->Target({{"host", "h"}}, why);
+  auto postgres = FindDriver("postgres")->Target({{"host", "h"}}, settings, why);
   EXPECT_EQ(postgres->port, 5432);
-  EXPECT_EQ(FindDriver("alloydb")->Target({{"host", "h"}, {"port", 6000}}, why)->port, 6000);
-  EXPECT_FALSE(FindDriver("mysql")->Target({{"host", "h"}}, why).has_value());
-  for (const char* type : {"postgres", "redshift", "alloydb", "mysql", "snowflake", "bigQuery",
-                           "databricks", "starburst", "sqlserver", "azuresql"}) {
-    EXPECT_NE(FindDriver(type), nullptr) << type;
-  }
+  EXPECT_EQ(FindDriver("alloydb")->Target({{"host", "h"}, {"port", 6000}}, settings, why)->port,
+            6000);
+  EXPECT_FALSE(FindDriver("mysql")->Target({{"host", "h"}}, settings, why).has_value());
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // The HTTP-protocol drivers (snowflake, starburst, databricks, bigQuery) against local protocol
 // fakes: small HTTPS servers on 127.0.0.1 (Boost.Beast over Asio SSL, with a self-signed
-// certificate made at test time and trusted through CONNREG_TLS_CA_FILE) that answer the
-// requests each service's wire protocol makes. The real services cannot run here.
+// certificate made at test time and trusted as the operator's extra CA bundle, --tls-ca-file)
+// that answer the requests each service's wire protocol makes. The real services cannot run here.
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -31,7 +31,7 @@
 #include <boost/json.hpp>
 
 #include "crypto/encoding.h"
-#include "probe/drivers/http_client.h"
+#include "probe/drivers/common/http_client.h"
 #include "probe/engine.h"
 #include "probe_test_support.h"
 
@@ -111,7 +111,6 @@ const TestTls& Tls() {
     t->ca_file =
         ::testing::TempDir() + "connreg-http-drivers-ca-" + std::to_string(::getpid()) + ".pem";
     std::ofstream(t->ca_file) << t->cert_pem;
-    setenv("CONNREG_TLS_CA_FILE", t->ca_file.c_str(), 1);
     return t;
   }();
   return *tls;
@@ -253,10 +252,19 @@ FakeResponse Json(const boost::json::value& v, int status = 200) {
 
 // --- helpers ------------------------------------------------------------------------------------
 
+// LoopbackOptions() with the fakes' CA trusted as the operator's extra bundle
+// (CONNREG_TLS_CA_FILE).
+ProbeEngine::Options TrustingOptions() {
+  ProbeEngine::Options o = test_support::LoopbackOptions();
+  o.drivers.tls_ca_file = Tls().ca_file;
+  return o;
+}
+
+// Runs a test on an engine that trusts the fakes' CA (Engine() does not).
 TestResult RunProbe(const domain::Connection& c,
                     const std::map<std::string, std::string>& secrets) {
-  Tls();
-  return Engine().RunTest(c, secrets);
+  static ProbeEngine* const engine = new ProbeEngine(TrustingOptions(), FindDriver);
+  return engine->RunTest(c, secrets);
 }
 
 // Every secret's value is absent from the rendered result.
@@ -491,12 +499,8 @@ TEST(ProbeHttpSnowflake, LoginThatNeverAnswersTimesOutInAuthenticate) {
 TEST(ProbeHttpSnowflake, UntrustedCertificateIsTlsFailure) {
   // The CA file is not trusted by a session without it: the system store alone must refuse it.
   SnowflakeFake fake;
-  const char* saved = std::getenv("CONNREG_TLS_CA_FILE");
-  std::string keep = saved ? saved : "";
-  unsetenv("CONNREG_TLS_CA_FILE");
   TestResult r = Engine().RunTest(MakeConnection("snowflake", SnowflakeDetails(fake.server.port())),
                                   {{"password", kSfPassword}});
-  setenv("CONNREG_TLS_CA_FILE", keep.c_str(), 1);
   EXPECT_EQ(Steps(r),
             "resolve:SUCCESS connect:SUCCESS tls:FAILED/tls_failure authenticate:SKIPPED "
             "query:SKIPPED")
@@ -575,23 +579,19 @@ TEST(ProbeHttpTrino, ReadSucceedsFollowingNextUri) {
 }
 
 TEST(ProbeHttpTrino, TlsModeDecidesWhatIsVerified) {
-  // The fake's certificate is not trusted here (no CONNREG_TLS_CA_FILE): `require` encrypts
-  // without verifying, the verifying modes need it as tlsCaCert.
+  // The fake's certificate is not trusted by Engine() (no CONNREG_TLS_CA_FILE): `require`
+  // encrypts without verifying, the verifying modes need it as tlsCaCert.
   TrinoFake fake;
-  const char* saved = std::getenv("CONNREG_TLS_CA_FILE");
-  std::string keep = saved ? saved : "";
-  unsetenv("CONNREG_TLS_CA_FILE");
   auto run = [&](const char* mode, const std::string* ca) {
     auto details = TrinoDetails(fake.server.port());
     details["tlsMode"] = mode;
     if (ca) details["tlsCaCert"] = *ca;
-    return RunProbe(MakeConnection("starburst", details), {{"password", kTrinoPassword}});
+    return Engine().RunTest(MakeConnection("starburst", details), {{"password", kTrinoPassword}});
   };
   TestResult require = run("require", nullptr);
   TestResult untrusted = run("verify-ca", nullptr);
   TestResult trusted_ca = run("verify-ca", &Tls().cert_pem);
   TestResult trusted_full = run("verify-full", &Tls().cert_pem);
-  setenv("CONNREG_TLS_CA_FILE", keep.c_str(), 1);
   EXPECT_EQ(require.read, "SUCCESS") << Describe(require);
   EXPECT_EQ(Steps(untrusted),
             "resolve:SUCCESS connect:SUCCESS tls:FAILED/tls_failure authenticate:SKIPPED "
@@ -775,7 +775,7 @@ TEST(ProbeHttpClient, EgressDeniedAddressIsNeverRequested) {
   // The engine's resolve step refuses a denied endpoint before the driver runs.
   ProbeEngine::Options options;
   options.egress = EgressPolicy({*ParseCidr("127.0.0.0/8")}, {}, /*allow_loopback=*/true);
-  ProbeEngine engine(options);
+  ProbeEngine engine(options, FindDriver);
   TrinoFake fake;
   TestResult r = engine.RunTest(MakeConnection("starburst", TrinoDetails(fake.server.port())),
                                 {{"password", kTrinoPassword}});
@@ -917,9 +917,10 @@ struct BigQueryFake {
 // Runs a bigQuery test against the API fake listening on `api_port`.
 TestResult RunBigQuery(int api_port, const boost::json::object& details,
                        const std::map<std::string, std::string>& secrets, int timeout_secs = 10) {
-  std::string url = "https://127.0.0.1:" + std::to_string(api_port);
-  setenv("CONNREG_BIGQUERY_API_URL", url.c_str(), 1);
-  return RunProbe(MakeConnection("bigQuery", details, timeout_secs), secrets);
+  ProbeEngine::Options options = TrustingOptions();
+  options.drivers.bigquery_api_url = "https://127.0.0.1:" + std::to_string(api_port);
+  ProbeEngine engine(options, FindDriver);
+  return engine.RunTest(MakeConnection("bigQuery", details, timeout_secs), secrets);
 }
 
 std::map<std::string, std::string> BigQuerySecrets(const boost::json::object& key_file) {

@@ -1,7 +1,8 @@
 // Regression tests of issue 18, "Credentials go only where they were configured to go: findings
 // of an outside attack", probe side. Each test is named after the finding it proves fixed. They
-// use only interfaces that existed before the fix (Scrubber::Scrub, ProbeEngine, OptionsFromEnv),
-// so this file also builds against the code the attack was made on, where every one fails.
+// use only interfaces that existed before the fix (Scrubber::Scrub, ProbeEngine, its options; read
+// from the environment by OptionsFromEnv then, given to ParseOptions since), so the file built
+// against the code the attack was made on, where every one failed.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -93,12 +94,17 @@ TEST(ProbeRegression18, ScrubberCatchesASecretSplitByANewline) {
 }
 
 // --- Finding 5: "::" reaches loopback even when an operator denies loopback ------------------
-// These build policies as the server does, through ProbeEngine::OptionsFromEnv.
+// These build policies as the server does, through ProbeEngine::ParseOptions, from settings named
+// by their variables.
 
-EgressPolicy PolicyFromEnv(std::map<std::string, std::string> env) {
-  for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
-  auto options = ProbeEngine::OptionsFromEnv();
-  for (const auto& [k, v] : env) ::unsetenv(k.c_str());
+EgressPolicy PolicyFromEnv(const std::map<std::string, std::string>& env) {
+  ProbeEngine::Settings settings;
+  for (const auto& [k, v] : env) {
+    if (k == "CONNREG_EGRESS_DENY") settings.egress_deny = v;
+    if (k == "CONNREG_EGRESS_ALLOW") settings.egress_allow = v;
+    if (k == "CONNREG_EGRESS_ALLOW_LOOPBACK") settings.egress_allow_loopback = v;
+  }
+  auto options = ProbeEngine::ParseOptions(settings);
   EXPECT_TRUE(options.ok()) << options.error().message;
   return options.ok() ? options->egress : EgressPolicy();
 }
@@ -187,7 +193,7 @@ TEST(ProbeRegression18, OneOrganizationCannotStarveAnother) {
   BlackHole hole;
   ProbeEngine::Options options = LoopbackOptions();
   options.concurrency = 4;
-  ProbeEngine engine(options);
+  ProbeEngine engine(options, FindDriver);
   constexpr int kHanging = 12;
   std::vector<std::promise<TestResult>> hanging(kHanging);
   for (int i = 0; i < kHanging; ++i) {

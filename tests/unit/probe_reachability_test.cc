@@ -6,7 +6,7 @@
 
 #include <chrono>
 
-#include "probe/drivers/raw_connection.h"
+#include "probe/raw_connection.h"
 #include "probe_test_support.h"
 
 namespace connreg::probe {

@@ -22,7 +22,6 @@
 #include <boost/json/serialize.hpp>
 
 #include "probe/engine.h"
-#include "probe/probe.h"
 #include "probe_test_support.h"
 
 namespace connreg::probe {

@@ -674,7 +674,7 @@ TEST(ProbeSqlServer, FreeTdsRedirectionToADeniedAddressIsNeverConnected) {
 
   ProbeEngine::Options options = LoopbackOptions();
   options.egress = EgressPolicy({*ParseCidr("127.0.0.2/32")}, {}, /*allow_loopback=*/true);
-  ProbeEngine engine(options);
+  ProbeEngine engine(options, FindDriver);
   TestResult r =
       engine.RunTest(MakeConnection("sqlserver", Details(fake.port())), {{"password", kPassword}});
   EXPECT_EQ(Steps(r),

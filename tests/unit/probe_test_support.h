@@ -15,8 +15,8 @@
 #include <boost/json/serialize.hpp>
 
 #include "domain/connection.h"
+#include "probe/drivers/registry.h"
 #include "probe/engine.h"
-#include "probe/probe.h"
 #include "probe/test_result.h"
 
 namespace connreg::probe::test_support {
@@ -44,7 +44,7 @@ inline ProbeEngine::Options LoopbackOptions() {
 
 // An engine with LoopbackOptions(), shared by a test binary's tests.
 inline ProbeEngine& Engine() {
-  static ProbeEngine* engine = new ProbeEngine(LoopbackOptions());
+  static ProbeEngine* engine = new ProbeEngine(LoopbackOptions(), FindDriver);
   return *engine;
 }
 

@@ -1,0 +1,21 @@
+// Reading the fields of validated details (domain/details.h has checked every type and limit), as
+// the drivers need them: a missing or mistyped field reads as the fallback.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <boost/json/object.hpp>
+
+namespace connreg::probe {
+
+// A string field, or "".
+std::string DetailString(const boost::json::object& details, std::string_view field);
+// An integer field, or `fallback`.
+int DetailInt(const boost::json::object& details, std::string_view field, int fallback);
+// A boolean field, or `fallback`.
+bool DetailBool(const boost::json::object& details, std::string_view field, bool fallback);
+// writeAccess.<field>, or "".
+std::string WriteAccessString(const boost::json::object& details, std::string_view field);
+
+}  // namespace connreg::probe
