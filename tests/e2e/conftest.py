@@ -3,8 +3,9 @@
 Every test talks to the real `connreg` binary ($CONNREG_BIN, default build/connreg), started on
 127.0.0.1:0 with a fresh SQLite store in its own temporary directory. The contract is
 $CONNREG_SHARED/spec/contract.md; response bodies are validated against the schemas of Sigma's
-OpenAPI document ($CONNREG_SHARED/reference/sigma-openapi-connections.json) and against the
-stricter rules of the contract (section 3), see `check_connection`.
+OpenAPI document ($CONNREG_SHARED/reference/sigma-openapi.json, its oneOfs read as anyOfs:
+sigma_reference.py) and against the stricter rules of the contract (sections 3 and 12), see
+`check_connection` and `check_member`.
 
 What lives here:
 - `Server`: start/stop one `connreg serve`, read its log lines, run the operator CLI on its store.
@@ -38,12 +39,13 @@ import jsonschema
 import pytest
 import requests
 
+import sigma_reference
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
 BIN = os.environ.get("CONNREG_BIN") or str(REPO / "build" / "connreg")
 SHARED = Path(os.environ.get("CONNREG_SHARED") or "/work/shared")
-SIGMA_OPENAPI = SHARED / "reference" / "sigma-openapi-connections.json"
 
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 UUID4_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -408,35 +410,11 @@ def etag_value(resp: requests.Response) -> str:
 # Sigma's OpenAPI schemas
 
 
-def _relax_overlapping_enum_oneofs(node: Any) -> Any:
-    """Sigma's document has `oneOf` lists of plain string enums that overlap (grant `permission`:
-    "annotate" is in both the inode and the connection enum), so no value of the overlap can ever
-    validate. Such a `oneOf` is read as the `anyOf` it is meant to be; nothing else changes."""
-    if isinstance(node, dict):
-        out = {k: _relax_overlapping_enum_oneofs(v) for k, v in node.items()}
-        branches = out.get("oneOf")
-        if isinstance(branches, list) and branches and all(
-                isinstance(b, dict) and "enum" in b and set(b) <= {"type", "enum", "description", "title"}
-                for b in branches):
-            seen: set = set()
-            overlap = False
-            for b in branches:
-                vals = {json.dumps(v) for v in b["enum"]}
-                overlap |= bool(seen & vals)
-                seen |= vals
-            if overlap:
-                out["anyOf"] = out.pop("oneOf")
-        return out
-    if isinstance(node, list):
-        return [_relax_overlapping_enum_oneofs(v) for v in node]
-    return node
-
-
 class Schemas:
     """Response schemas of Sigma's OpenAPI document, internal $refs resolved."""
 
-    def __init__(self, path: Path = SIGMA_OPENAPI):
-        self.doc = _relax_overlapping_enum_oneofs(json.loads(Path(path).read_text()))
+    def __init__(self):
+        self.doc = sigma_reference.sigma_document()
         self.ops: dict[str, dict] = {}
         for p, item in self.doc["paths"].items():
             for method, op in item.items():
@@ -672,6 +650,56 @@ def check_page(page: Any) -> dict:
     for e in page["entries"]:
         check_connection(e)
     return page
+
+
+# --------------------------------------------------------------------------------------------
+# Members and teams (contract section 12)
+
+ACCOUNT_TYPES = ("admin", "creator", "explorer", "viewer")
+
+
+def expect_ok(resp: requests.Response, op_id: str, status: int = 200) -> Any:
+    """A success of Sigma's operation `op_id`: the status, and a body valid against Sigma's
+    schema of it."""
+    assert resp.status_code == status, \
+        f"{resp.request.method} {resp.request.path_url}: expected {status}, got {resp.status_code}: {resp.text[:500]}"
+    body = resp.json()
+    schemas().validate(op_id, status, body)
+    return body
+
+
+def check_member(obj: Any, *, organization_id: str | None = None) -> dict:
+    """The member object of contract section 12, beyond Sigma's schema."""
+    assert isinstance(obj, dict), obj
+    assert set(obj) == {"organizationId", "memberId", "memberType", "firstName", "lastName", "email",
+                        "profileImgUrl", "createdBy", "updatedBy", "createdAt", "updatedAt",
+                        "homeFolderId", "userKind", "isArchived", "isInactive"}, sorted(obj)
+    assert obj["memberType"] in ACCOUNT_TYPES, obj
+    assert obj["profileImgUrl"] is None and obj["userKind"] == "internal", obj
+    assert isinstance(obj["isArchived"], bool) and isinstance(obj["isInactive"], bool), obj
+    for f in ("memberId", "firstName", "email", "createdBy", "updatedBy", "homeFolderId"):
+        assert isinstance(obj[f], str) and obj[f], f"{f}: {obj}"
+    for f in ("createdAt", "updatedAt"):
+        check_timestamp(obj[f], f)
+    assert obj["updatedAt"] >= obj["createdAt"], obj
+    if organization_id is not None:
+        assert obj["organizationId"] == organization_id, obj
+    return obj
+
+
+def check_team(obj: Any, *, with_members: bool) -> dict:
+    """The team object of contract section 12; `members` on single-team responses only."""
+    assert isinstance(obj, dict), obj
+    keys = {"teamId", "name", "description", "visibility", "isArchived", "workspaceId", "createdBy",
+            "updatedBy", "createdAt", "updatedAt"}
+    assert set(obj) == keys | ({"members"} if with_members else set()), sorted(obj)
+    assert obj["visibility"] in ("public", "private") and obj["workspaceId"] is None, obj
+    assert obj["description"] is None or isinstance(obj["description"], str), obj
+    for f in ("createdAt", "updatedAt"):
+        check_timestamp(obj[f], f)
+    if with_members:
+        assert obj["members"] == sorted(obj["members"]), obj
+    return obj
 
 
 # --------------------------------------------------------------------------------------------

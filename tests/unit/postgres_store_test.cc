@@ -197,8 +197,8 @@ class RawSession {
 // transaction (it waited first, so its deadlock check runs first) with 40P01, and the store
 // runs it again, which then succeeds. Without the retry the call would fail.
 TEST_F(PostgresStoreTest, DeadlockedTransactionIsRetried) {
-  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "m1@a", "viewer", kT0}).ok());
-  ASSERT_TRUE(store_->CreateMember({"m2", "org-a", "m2@a", "viewer", kT0}).ok());
+  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "m1@a", "viewer", kT0}, {}).ok());
+  ASSERT_TRUE(store_->CreateMember({"m2", "org-a", "m2@a", "viewer", kT0}, {}).ok());
   Create(MakeConnection("org-a", Id(1), "c"));
   ASSERT_TRUE(store_
                   ->UpsertGrants("org-a", Id(1),

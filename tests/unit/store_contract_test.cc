@@ -633,19 +633,19 @@ TEST_P(StoreContractTest, OrganizationsAndMembers) {
   EXPECT_EQ(*store_->CountOrganizations(), 2);
   EXPECT_EQ(store_->CreateOrganization({"org-a", "again", kT0}).error().code, ErrorCode::kConflict);
 
-  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "viewer", kT0}).ok());
+  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "viewer", kT0}, {}).ok());
   auto m = store_->GetMember("m1");
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->organization_id, "org-a");
   EXPECT_EQ(m->email, "a@b.c");
   EXPECT_EQ(m->account_type, "viewer");
   EXPECT_EQ(store_->GetMember("m2").error().code, ErrorCode::kNotFound);
-  EXPECT_EQ(store_->CreateMember({"m2", "org-none", "x@y.z", "admin", kT0}).error().code,
+  EXPECT_EQ(store_->CreateMember({"m2", "org-none", "x@y.z", "admin", kT0}, {}).error().code,
             ErrorCode::kNotFound);
 }
 
 TEST_P(StoreContractTest, AccessTokensResolveOnlyWhileValid) {
-  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "admin", kT0}).ok());
+  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "admin", kT0}, {}).ok());
   ASSERT_TRUE(store_->CreateApiClient({"c1", "m1", "hash-1", kT0, std::nullopt}).ok());
   ASSERT_TRUE(store_->CreateApiClient({"c2", "m1", "hash-2", kT0, kT0 + 1}).ok());
   EXPECT_EQ(store_->CreateApiClient({"c3", "m-none", "h", kT0, std::nullopt}).error().code,
@@ -683,7 +683,7 @@ TEST_P(StoreContractTest, AccessTokensResolveOnlyWhileValid) {
 }
 
 TEST_P(StoreContractTest, RevokingAClientKillsItsIssuedTokens) {
-  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "creator", kT0}).ok());
+  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "creator", kT0}, {}).ok());
   ASSERT_TRUE(store_->CreateApiClient({"c1", "m1", "h", kT0, std::nullopt}).ok());
   ASSERT_TRUE(store_->SaveAccessToken({"tok", "c1", "m1", "org-a", kT0 + 3600}).ok());
   ASSERT_EQ(store_->ResolveAccessToken("tok", kT0)->account_type, "creator");
@@ -692,7 +692,7 @@ TEST_P(StoreContractTest, RevokingAClientKillsItsIssuedTokens) {
 }
 
 TEST_P(StoreContractTest, RevokeApiClientKillsTokensAtOnceAndKeepsTheFirstTime) {
-  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "admin", kT0}).ok());
+  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "admin", kT0}, {}).ok());
   ASSERT_TRUE(store_->CreateApiClient({"c1", "m1", "h1", kT0, std::nullopt}).ok());
   ASSERT_TRUE(store_->CreateApiClient({"c2", "m1", "h2", kT0, std::nullopt}).ok());
   ASSERT_TRUE(store_
@@ -735,7 +735,7 @@ class StoreRefreshContractTest : public StoreContractTest {
   void SetUp() override {
     StoreContractTest::SetUp();
     if (HasFatalFailure()) return;
-    ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "creator", kT0}).ok());
+    ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "creator", kT0}, {}).ok());
     ASSERT_TRUE(store_->CreateApiClient({"c1", "m1", "h1", kT0, std::nullopt}).ok());
     ASSERT_TRUE(store_->CreateApiClient({"c2", "m1", "h2", kT0, std::nullopt}).ok());
     ASSERT_TRUE(store_
@@ -1283,18 +1283,18 @@ class StoreGrantsContractTest : public StoreContractTest {
   void SetUp() override {
     StoreContractTest::SetUp();
     if (HasFatalFailure()) return;
-    Must(store_->CreateMember({"admin-a", "org-a", "admin@a", "admin", kT0}));
+    Must(store_->CreateMember({"admin-a", "org-a", "admin@a", "admin", kT0}, {}));
     for (const char* m : {"m1", "m2", "m3"}) {
-      Must(store_->CreateMember({m, "org-a", std::string(m) + "@a", "viewer", kT0}));
+      Must(store_->CreateMember({m, "org-a", std::string(m) + "@a", "viewer", kT0}, {}));
     }
-    Must(store_->CreateMember({"mb", "org-b", "mb@b", "viewer", kT0}));
-    Must(store_->CreateTeam({"t1", "org-a", "Team 1", kT0}));
-    Must(store_->CreateTeam({"t2", "org-a", "Team 2", kT0}));
-    Must(store_->CreateTeam({"tb", "org-b", "Team B", kT0}));
-    Must(store_->AddTeamMember("t1", "m2"));
-    Must(store_->AddTeamMember("t2", "m2"));
-    Must(store_->AddTeamMember("t2", "m3"));
-    Must(store_->AddTeamMember("tb", "mb"));
+    Must(store_->CreateMember({"mb", "org-b", "mb@b", "viewer", kT0}, {}));
+    Must(store_->CreateTeam({"t1", "org-a", "Team 1", kT0}, {}));
+    Must(store_->CreateTeam({"t2", "org-a", "Team 2", kT0}, {}));
+    Must(store_->CreateTeam({"tb", "org-b", "Team B", kT0}, {}));
+    Must(store_->ChangeTeamMembers("org-a", "t1", {{"m2"}, {}}, "admin-a"));
+    Must(store_->ChangeTeamMembers("org-a", "t2", {{"m2"}, {}}, "admin-a"));
+    Must(store_->ChangeTeamMembers("org-a", "t2", {{"m3"}, {}}, "admin-a"));
+    Must(store_->ChangeTeamMembers("org-b", "tb", {{"mb"}, {}}, "admin-a"));
     for (int i = 1; i <= 6; ++i) {
       Must(store_->CreateConnection(MakeConnection("org-a", Id(i), "c" + std::to_string(i))));
     }
@@ -1341,21 +1341,25 @@ INSTANTIATE_TEST_SUITE_P(, StoreGrantsContractTest,
 // ---- teams ---------------------------------------------------------------------------------
 
 TEST_P(StoreGrantsContractTest, TeamsAndMembership) {
-  auto t = store_->GetTeam("t1");
+  auto t = store_->GetTeam("org-a", "t1", nullptr);
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->organization_id, "org-a");
   EXPECT_EQ(t->name, "Team 1");
   EXPECT_EQ(t->created_at, kT0);
-  EXPECT_EQ(store_->GetTeam("t-none").error().code, ErrorCode::kNotFound);
-  EXPECT_EQ(store_->CreateTeam({"t9", "org-none", "x", kT0}).error().code, ErrorCode::kNotFound);
-  EXPECT_EQ(store_->CreateTeam({"t1", "org-a", "again", kT0}).error().code, ErrorCode::kConflict);
+  EXPECT_EQ(store_->GetTeam("org-a", "t-none", nullptr).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->CreateTeam({"t9", "org-none", "x", kT0}, {}).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(store_->CreateTeam({"t1", "org-a", "again", kT0}, {}).error().code,
+            ErrorCode::kConflict);
 
   // Adding twice is not an error and adds no row.
-  ASSERT_TRUE(store_->AddTeamMember("t1", "m2").ok());
+  ASSERT_TRUE(store_->ChangeTeamMembers("org-a", "t1", {{"m2"}, {}}, "admin-a").ok());
   EXPECT_EQ(Raw("SELECT count(*) FROM team_members WHERE team_id = 't1'"), "1");
-  EXPECT_EQ(store_->AddTeamMember("t-none", "m1").error().code, ErrorCode::kNotFound);
-  EXPECT_EQ(store_->AddTeamMember("t1", "m-none").error().code, ErrorCode::kNotFound);
-  Status cross = store_->AddTeamMember("t1", "mb");
+  EXPECT_EQ(store_->ChangeTeamMembers("org-a", "t-none", {{"m1"}, {}}, "admin-a").error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(store_->ChangeTeamMembers("org-a", "t1", {{"m-none"}, {}}, "admin-a").error().code,
+            ErrorCode::kBadRequest);
+  Status cross = store_->ChangeTeamMembers("org-a", "t1", {{"mb"}, {}}, "admin-a");
   ASSERT_FALSE(cross.ok());
   EXPECT_EQ(cross.error().code, ErrorCode::kBadRequest);
   EXPECT_EQ(Raw("SELECT count(*) FROM team_members WHERE member_id = 'mb'"), "1");

@@ -170,8 +170,8 @@ inline void ExpectVersion1DataUpgraded(Store& store, const std::string& c1_id) {
   EXPECT_EQ(c->name, "Old");
   EXPECT_EQ(c->secrets.at("password").sealed, std::string("\x01\x02", 2));
   EXPECT_EQ(*store.SecretKeyIds(), (std::vector<std::string>{"k1"}));
-  ASSERT_TRUE(store.CreateTeam({"t1", "org-a", "T", kT0}).ok());
-  ASSERT_TRUE(store.AddTeamMember("t1", "m1").ok());
+  ASSERT_TRUE(store.CreateTeam({"t1", "org-a", "T", kT0}, {}).ok());
+  ASSERT_TRUE(store.ChangeTeamMembers("org-a", "t1", {{"m1"}, {}}, "admin-a").ok());
   Grant g;
   g.grant_id = "g1";
   g.team_id = "t1";
