@@ -228,7 +228,6 @@ Result<NewMember> BuildNewMember(const boost::json::value& body, const Actor& ac
   for (TeamMembership& t : out.teams) {
     t.member_id = m.member_id;
     t.added_by = actor.member_id;
-    t.added_at = now;
   }
   return out;
 }

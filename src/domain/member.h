@@ -68,7 +68,6 @@ struct TeamMembership {
   std::string member_id;
   bool is_team_admin = false;
   std::string added_by;
-  TimeMs added_at = 0;
 };
 
 // ---- members ----------------------------------------------------------------------------------

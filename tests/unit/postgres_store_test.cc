@@ -280,6 +280,27 @@ TEST(PostgresStoreMigrations, Migration2UpgradesAVersion1DatabaseKeepingItsData)
   test_support::ExpectVersion1DataUpgraded(store, c1);
 }
 
+// Migration 4 alters members and teams in place; the old rows read as section 12's objects.
+TEST(PostgresStoreMigrations, Migration4UpgradesAVersion3DatabaseKeepingItsMembersAndTeams) {
+  ASSERT_GE(Migrations().size(), 4u);
+  ASSERT_EQ(Migrations()[3].version, 4);
+  std::unique_ptr<TestDatabase> db;
+  try {
+    db = std::make_unique<TestDatabase>();
+  } catch (const std::exception& e) {
+    FAIL() << e.what();
+  }
+  const std::string url = db->url();
+  PostgresRawSql(url, test_support::SchemaUpToSql(3, &Migration::postgres));
+  PostgresRawSql(url, test_support::Version3MembersSql());
+  EXPECT_EQ(PostgresRawSql(url, "SELECT max(version) FROM schema_migrations"), "3");
+
+  PostgresStore store(url);
+  EXPECT_EQ(PostgresRawSql(url, "SELECT max(version) FROM schema_migrations"),
+            std::to_string(Migrations().back().version));
+  test_support::ExpectVersion3MembersUpgraded(store);
+}
+
 // ---- urls ----------------------------------------------------------------------------------
 
 TEST(PostgresStoreOpen, OpensPostgresUrlsWithoutEchoingPasswords) {
