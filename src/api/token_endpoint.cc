@@ -181,6 +181,10 @@ void HandleToken(Context& ctx) {
     access_row.organization_id = refresh_row.organization_id = member->organization_id;
     access_row.family_id = refresh_row.family_id = family;
     if (auto s = ctx.tokens.SaveTokenPair(access_row, refresh_row); !s) {
+      // Revoked, or its member deactivated, since it was looked up.
+      if (s.error().code == ErrorCode::kNotFound) {
+        return ReplyOAuthError(ex, 401, "invalid_client", "the client credentials are not valid");
+      }
       return ReplyError(ex, s.error());
     }
     ex.member_id = member->member_id;

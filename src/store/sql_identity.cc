@@ -74,6 +74,16 @@ IdentityQueries::IdentityQueries(sql::QueryBook& b)
                         "WHERE client_id = :client_id"),
       delete_client_access_tokens(b, "DELETE FROM access_tokens WHERE client_id = :client_id"),
       delete_client_refresh_tokens(b, "DELETE FROM refresh_tokens WHERE client_id = :client_id"),
+      // A token is saved only while its client may be issued one, checked in the saving
+      // transaction: where rows are locked, the client and member rows are share-locked, so a
+      // revocation or a deactivation committing meanwhile either waits for the save (and then
+      // deletes the token) or is seen by it (and nothing is saved). A check before the
+      // transaction alone would let a token issued during a deactivation revive with the member.
+      lock_token_issuer(b,
+                        "SELECT 1 FROM api_clients AS c JOIN members AS m"
+                        " ON m.member_id = c.member_id AND NOT m.is_archived AND NOT m.is_inactive"
+                        " WHERE c.client_id = :client_id AND c.revoked_at IS NULL" +
+                            std::string(b.dialect().RowLocks(" FOR SHARE OF c, m"))),
       insert_access_token(b, sql::InsertSql("access_tokens", kAccessTokenColumns)),
       insert_refresh_token(b, sql::InsertSql("refresh_tokens", kRefreshTokenColumns)),
       // On the path of every request: three primary-key lookups in one statement. A member
@@ -120,6 +130,14 @@ Status InsertOrganization(Session& s, const IdentityQueries& q, const Organizati
 Status InsertApiClient(Session& s, const IdentityQueries& q, const ApiClient& client) {
   return Reword(WriteRow(s, q.insert_api_client, kApiClientColumns, client), ErrorCode::kNotFound,
                 "member not found");
+}
+
+// kNotFound unless `client_id` may be issued a token (see lock_token_issuer).
+Status LockTokenIssuer(Session& s, const IdentityQueries& q, const std::string& client_id) {
+  auto found = Exists(s, q.lock_token_issuer, {{"client_id", client_id}});
+  if (!found) return std::move(found).error();
+  if (!*found) return Error::NotFound("client not found, revoked, or its member is not active");
+  return OkStatus();
 }
 
 Status InsertAccessToken(Session& s, const IdentityQueries& q, const AccessToken& t) {
@@ -208,8 +226,10 @@ Status SqlStore::RevokeApiClient(const std::string& client_id, TimeMs now) {
 // ---- tokens --------------------------------------------------------------------------------
 
 Status SqlStore::SaveAccessToken(const AccessToken& token) {
-  return Run<Ok>("save_access_token", Access::kWrite,
-                 [&](Session& s) { return InsertAccessToken(s, q_->identity, token); });
+  return Run<Ok>("save_access_token", Access::kWrite, [&](Session& s) -> Status {
+    if (Status st = LockTokenIssuer(s, q_->identity, token.client_id); !st) return st;
+    return InsertAccessToken(s, q_->identity, token);
+  });
 }
 
 // The pair belongs to the refresh token's family; an access token without a family_id joins it.
@@ -224,6 +244,7 @@ Status SqlStore::SaveTokenPair(const AccessToken& access, const RefreshToken& re
     AccessToken a = access;
     a.family_id = refresh.family_id;
     return RunBody<Ok>("save_token_pair", Access::kWrite, [&](Session& s) -> Status {
+      if (Status st = LockTokenIssuer(s, q_->identity, a.client_id); !st) return st;
       Status st = TokenInsertError(InsertAccessToken(s, q_->identity, a));
       if (!st) return st;
       return TokenInsertError(InsertRefreshToken(s, q_->identity, refresh));

@@ -254,10 +254,11 @@ Result<Team> LoadTeam(Session& s, const MemberQueries& q, const std::string& org
   return ReadOne(*st, kTeamColumns, "team not found");
 }
 
-// kBadRequest unless `member_id` is an active member of the organization: who may join or leave
-// a team.
-Status CheckActiveMember(Session& s, const MemberQueries& q, const std::string& organization_id,
-                         const std::string& member_id) {
+// kBadRequest unless `member_id` is a member of the organization, and with `must_be_active` an
+// active one: who may join a team. Anyone of the organization may be removed from one (taking
+// access away is never refused, even from a deactivated member).
+Status CheckMember(Session& s, const MemberQueries& q, const std::string& organization_id,
+                   const std::string& member_id, bool must_be_active) {
   auto st =
       Select(s, q.member_state, {{"member_id", member_id}, {"organization_id", organization_id}});
   if (!st) return std::move(st).error();
@@ -266,9 +267,9 @@ Status CheckActiveMember(Session& s, const MemberQueries& q, const std::string& 
   if (!*row) {
     return Error::BadRequest("member " + member_id + " is not a member of this organization");
   }
-  if (st->Bool("is_archived") || st->Bool("is_inactive")) {
+  if (must_be_active && (st->Bool("is_archived") || st->Bool("is_inactive"))) {
     return Error::BadRequest("member " + member_id +
-                             " is not active: inactive members cannot join or leave a team");
+                             " is not active: inactive members cannot join a team");
   }
   return OkStatus();
 }
@@ -413,7 +414,10 @@ Status SqlStore::CreateTeam(const Team& team, const std::vector<std::string>& me
         Reword(std::move(inserted), ErrorCode::kConflict, "a team with this id already exists");
     if (!inserted) return inserted;
     for (const std::string& member_id : members) {
-      if (Status st = CheckActiveMember(s, q, team.organization_id, member_id); !st) return st;
+      if (Status st = CheckMember(s, q, team.organization_id, member_id, /*must_be_active=*/true);
+          !st) {
+        return st;
+      }
       TeamMembership m{team.team_id, member_id, false, team.created_by};
       if (Status st = AddMembership(s, q, m); !st) return st;
     }
@@ -486,13 +490,18 @@ Status SqlStore::ChangeTeamMembers(const std::string& organization_id, const std
     if (!team) return std::move(team).error();
     if (team->is_archived) return Error::Conflict("the team is archived");
     for (const std::string& member_id : change.add) {
-      if (Status st = CheckActiveMember(s, q, organization_id, member_id); !st) return st;
+      if (Status st = CheckMember(s, q, organization_id, member_id, /*must_be_active=*/true); !st) {
+        return st;
+      }
       if (Status st = AddMembership(s, q, {team_id, member_id, false, actor_member_id}); !st) {
         return st;
       }
     }
     for (const std::string& member_id : change.remove) {
-      if (Status st = CheckActiveMember(s, q, organization_id, member_id); !st) return st;
+      if (Status st = CheckMember(s, q, organization_id, member_id, /*must_be_active=*/false);
+          !st) {
+        return st;
+      }
       auto n = Execute(s, q.remove_team_member, {{"team_id", team_id}, {"member_id", member_id}});
       if (!n) return std::move(n).error();
     }

@@ -30,7 +30,7 @@ struct IdentityQueries {
   sql::Query insert_organization, get_organization, count_organizations;
   sql::Query insert_api_client, get_active_api_client, revoke_api_client;
   sql::Query delete_client_access_tokens, delete_client_refresh_tokens;
-  sql::Query insert_access_token, insert_refresh_token, resolve_access_token;
+  sql::Query lock_token_issuer, insert_access_token, insert_refresh_token, resolve_access_token;
   sql::Query find_refresh_token, use_refresh_token;
   sql::Query delete_family_access_tokens, delete_family_refresh_tokens;
   sql::Query purge_access_tokens, purge_refresh_tokens, purge_idempotency_keys;

@@ -82,6 +82,8 @@ class TokenStore {
   virtual Result<Member> GetMember(const std::string& member_id) = 0;
   // kNotFound for unknown or revoked clients, and clients of members that are not active.
   virtual Result<ApiClient> GetActiveApiClient(const std::string& client_id) = 0;
+  // Both save only while the token's client may be issued one, checked in the same transaction:
+  // kNotFound when it is revoked, or its member is not active, by then.
   virtual Status SaveAccessToken(const AccessToken& token) = 0;
   // Saves a fresh access/refresh pair atomically (client credentials grant).
   virtual Status SaveTokenPair(const AccessToken& access, const RefreshToken& refresh) = 0;
@@ -226,8 +228,8 @@ class MemberStore {
                              const std::string& actor_member_id, TimeMs now) = 0;
   // Adds and removes members of a team, all or nothing; adding a member twice, or removing one
   // that is not in the team, changes nothing. kConflict for an archived team; kBadRequest naming
-  // the first id that is not a member of the organization, or a member that is not active (as
-  // Sigma, inactive members can neither be added nor removed).
+  // the first id that is not a member of the organization, or an added member that is not active
+  // (an inactive member may be removed: taking access away is never refused).
   virtual Status ChangeTeamMembers(const std::string& organization_id, const std::string& team_id,
                                    const domain::TeamMembersChange& change,
                                    const std::string& actor_member_id) = 0;

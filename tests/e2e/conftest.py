@@ -421,6 +421,15 @@ class Schemas:
                 if isinstance(op, dict) and "operationId" in op:
                     self.ops[op["operationId"]] = op
         self._validators: dict[tuple[str, str], jsonschema.Draft202012Validator] = {}
+        # (method, path pattern, operationId) of every operation, to find a request's operation.
+        self._routes = [(method.upper(), re.compile("^" + re.sub(r"\{[^/}]+\}", "[^/]+", p) + "$"),
+                         op["operationId"])
+                        for p, item in self.doc["paths"].items() for method, op in item.items()
+                        if isinstance(op, dict) and "operationId" in op]
+
+    def operation_at(self, method: str, path: str) -> str | None:
+        """The operationId of Sigma's operation serving `method` on `path` (no query string)."""
+        return next((op for m, pattern, op in self._routes if m == method and pattern.match(path)), None)
 
     def _pointer(self, ref: str) -> Any:
         assert ref.startswith("#/"), f"external $ref not supported: {ref}"
@@ -481,6 +490,20 @@ def schemas() -> Schemas:
     if _SCHEMAS is None:
         _SCHEMAS = Schemas()
     return _SCHEMAS
+
+
+# The routes of contract section 12, whose every success the suite checks against Sigma's schema
+# of its operation, whichever test made the request.
+SECTION_12_PREFIXES = ("/v2/members", "/v2/teams", "/v2/whoami")
+
+
+def check_section_12_success(resp: requests.Response, body: Any) -> None:
+    path = resp.request.path_url.split("?", 1)[0]
+    if not 200 <= resp.status_code < 300 or not path.startswith(SECTION_12_PREFIXES):
+        return
+    op = schemas().operation_at(resp.request.method, path)
+    assert op is not None, f"{resp.request.method} {path}: no operation of Sigma's document"
+    schemas().validate(op, resp.status_code, body)
 
 
 def check_error(resp: requests.Response, status: int, code: str | None = None) -> dict:
@@ -572,6 +595,7 @@ class Api:
                 raise AssertionError(f"{where}: Content-Type is JSON but the body is not: {text[:300]}")
             if not r.request.path_url.startswith("/v2/auth/"):
                 assert_no_secret_fields(body, where)
+            check_section_12_success(r, body)
         if r.status_code == 304:
             assert not r.content, f"{where}: a 304 with a body"
 

@@ -478,9 +478,16 @@ def test_team_membership_changes_are_all_or_nothing(server, admin):
     for body, field in (({"add": [m2["memberId"]], "remove": [m2["memberId"]]}, "remove[0]"),
                         ({"add": "x"}, "add"), ({"invite": []}, "invite")):
         assert field in check_error(admin.patch(f"{T}/{tid}/members", body), 400)["message"]
-    # Inactive members can neither join nor leave a team (as in Sigma).
+    # An inactive member cannot join a team, but may be removed from one (taking access away is
+    # never refused).
     assert patch_member(admin, m3["memberId"], {"isInactive": True}).status_code == 200
-    check_error(admin.patch(f"{T}/{tid}/members", {"add": [m3["memberId"]]}), 400)
+    assert m3["memberId"] in check_error(admin.patch(f"{T}/{tid}/members", {"add": [m3["memberId"]]}),
+                                         400)["message"]
+    assert patch_member(admin, m1["memberId"], {"isArchived": True}).status_code == 200
+    assert admin.patch(f"{T}/{tid}/members", {"remove": [m1["memberId"]]}).status_code == 200
+    assert team_member_ids(admin, tid) == []
+    assert patch_member(admin, m1["memberId"], {"isArchived": False}).status_code == 200
+    assert admin.patch(f"{T}/{tid}/members", {"add": [m1["memberId"]]}).status_code == 200
     # Adding twice and removing someone not in the team change nothing.
     assert admin.patch(f"{T}/{tid}/members", {"add": [m1["memberId"], m2["memberId"]],
                                               "remove": [new_member(admin)["memberId"]]}).status_code == 200

@@ -658,8 +658,14 @@ TEST_P(StoreContractTest, AccessTokensResolveOnlyWhileValid) {
   EXPECT_EQ(store_->GetActiveApiClient("c2").error().code, ErrorCode::kNotFound);
 
   ASSERT_TRUE(store_->SaveAccessToken({"tok-1", "c1", "m1", "org-a", kT0 + 3600}).ok());
-  ASSERT_TRUE(store_->SaveAccessToken({"tok-2", "c2", "m1", "org-a", kT0 + 3600}).ok());
   ASSERT_TRUE(store_->SaveAccessToken({"tok-old", "c1", "m1", "org-a", kT0 - 1}).ok());
+  // Nothing is saved for a revoked client; a token saved before its revocation (written here
+  // behind the store's back, as revocation also deletes them) never resolves.
+  EXPECT_EQ(store_->SaveAccessToken({"tok-2", "c2", "m1", "org-a", kT0 + 3600}).error().code,
+            ErrorCode::kNotFound);
+  Raw("UPDATE api_clients SET revoked_at = NULL WHERE client_id = 'c2'");
+  ASSERT_TRUE(store_->SaveAccessToken({"tok-2", "c2", "m1", "org-a", kT0 + 3600}).ok());
+  Raw("UPDATE api_clients SET revoked_at = 1 WHERE client_id = 'c2'");
 
   auto p = store_->ResolveAccessToken("tok-1", kT0);
   ASSERT_TRUE(p.ok()) << p.error().message;
@@ -1808,10 +1814,20 @@ TEST_P(StoreMembersContractTest, DeactivationKillsTheMembersTokensAndClientsUnti
                     .ok());
     EXPECT_TRUE(store_->ResolveAccessToken("a1", kT0).ok());
   }
-  // A token saved while the member is inactive never resolves while it stays so.
+  // No token is saved for the client of an inactive member (a token endpoint that looked the
+  // client up before the deactivation committed), so none revives when it is reactivated.
   ASSERT_TRUE(Update("m2", Change(std::nullopt, true)).ok());
-  ASSERT_TRUE(store_->SaveAccessToken({"a4", "c-m2", "m2", "org-a", kT0 + 3600, ""}).ok());
+  EXPECT_EQ(store_->SaveAccessToken({"a4", "c-m2", "m2", "org-a", kT0 + 3600, ""}).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(store_
+                ->SaveTokenPair({"a5", "c-m2", "m2", "org-a", kT0 + 3600, "f5"},
+                                {"r5", "f5", "c-m2", "m2", "org-a", kT0 + kDay})
+                .error()
+                .code,
+            ErrorCode::kNotFound);
+  ASSERT_TRUE(Update("m2", Change(std::nullopt, false)).ok());
   EXPECT_EQ(store_->ResolveAccessToken("a4", kT0).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->ResolveAccessToken("a5", kT0).error().code, ErrorCode::kNotFound);
 }
 
 TEST_P(StoreMembersContractTest, GrantsApplyOnlyFromActiveMembersAndUnarchivedTeams) {
@@ -1960,6 +1976,11 @@ TEST_P(StoreMembersContractTest, TeamMembershipChangesAreAllOrNothing) {
   EXPECT_EQ(page->entries[0].added_by, "admin-a");  // added first, by the team's creator
   EXPECT_EQ(store_->ListTeamMembers("org-b", "t1", 1, std::nullopt, 0).error().code,
             ErrorCode::kNotFound);
+  // An inactive member may leave: taking access away is never refused.
+  ASSERT_TRUE(Update("m1", Change(std::nullopt, std::nullopt, true)).ok());
+  ASSERT_TRUE(store_->ChangeTeamMembers("org-a", "t1", {{}, {"m1"}}, "admin-a").ok());
+  ASSERT_TRUE(store_->GetTeam("org-a", "t1", &members).ok());
+  EXPECT_EQ(members, (std::vector<std::string>{"admin-a"}));
 }
 
 TEST_P(StoreMembersContractTest, ListTeamsFiltersActiveTeamsAndAMembersTeams) {
@@ -2122,6 +2143,34 @@ TEST_P(StoreMembersContractTest, ConcurrentRefreshAndDeactivationLeaveNoTokenBeh
     EXPECT_EQ(Raw("SELECT count(*) FROM access_tokens WHERE member_id = 'm1'"), "0");
     EXPECT_EQ(Raw("SELECT count(*) FROM refresh_tokens WHERE member_id = 'm1'"), "0");
     ASSERT_TRUE(Update("m1", Change(std::nullopt, false)).ok());
+  }
+}
+
+// A client credentials grant racing the member's deactivation on another node (the token
+// endpoint looked the client up before the deactivation): whichever commits first, no token of
+// the member survives it, so none revives when the member is reactivated.
+TEST_P(StoreMembersContractTest, ConcurrentTokenSaveAndDeactivationLeaveNoTokenBehind) {
+  std::unique_ptr<Store> other = backend_->Open();
+  for (int round = 0; round < 10; ++round) {
+    const std::string r = std::to_string(round);
+    ASSERT_TRUE(store_->GetActiveApiClient("c-m1").ok());
+    AtOnce(2, [&](int i) {
+      if (i == 0) {
+        Status saved =
+            store_->SaveTokenPair({"sa" + r, "c-m1", "m1", "org-a", kT0 + 3600, "sf" + r},
+                                  {"sr" + r, "sf" + r, "c-m1", "m1", "org-a", kT0 + kDay});
+        if (!saved.ok() && saved.error().code != ErrorCode::kNotFound) {
+          ADD_FAILURE() << saved.error().message;
+        }
+      } else {
+        auto off = other->UpdateMember("org-a", "m1", Change(std::nullopt, true), "admin-a", kT0);
+        if (!off.ok()) ADD_FAILURE() << off.error().message;
+      }
+    });
+    EXPECT_EQ(Raw("SELECT count(*) FROM access_tokens WHERE member_id = 'm1'"), "0");
+    EXPECT_EQ(Raw("SELECT count(*) FROM refresh_tokens WHERE member_id = 'm1'"), "0");
+    ASSERT_TRUE(Update("m1", Change(std::nullopt, false)).ok());
+    EXPECT_EQ(store_->ResolveAccessToken("sa" + r, kT0).error().code, ErrorCode::kNotFound);
   }
 }
 
