@@ -62,26 +62,16 @@ void HandleListMembers(Context& ctx) {
   q.email = std::move(*email);
   q.search = std::move(*search);
 
-  auto listing =
-      Listing::Open(ctx, "members\n" + std::string(q.include_archived ? "1" : "0") +
-                             (q.include_inactive ? "1" : "0") + "\ne:" + q.email.value_or("") +
-                             "\ns:" + q.search.value_or(""));
-  if (!listing) return ReplyError(ctx.ex, listing.error());
-  q.limit = listing->limit();
-  q.offset = listing->start().offset;
-  if (const auto& after = listing->start().after) {
-    q.after = store::MemberCursor{after->name, after->connection_id};
-  }
-  auto page = ctx.members.ListMembers(q);
-  if (!page) return ReplyError(ctx.ex, page.error());
-  boost::json::array entries;
-  for (const auto& m : page->entries) entries.push_back(RenderMember(m));
-  std::optional<store::ListCursor> last;
-  if (!page->entries.empty()) {
-    const auto& m = page->entries.back();
-    last = store::ListCursor{domain::FoldName(m.email), 0, m.member_id};
-  }
-  ReplyJson(ctx.ex, 200, listing->Page(std::move(entries), page->has_more, page->total, last));
+  const std::string scope = "members\n" + std::string(q.include_archived ? "1" : "0") +
+                            (q.include_inactive ? "1" : "0") + "\ne:" + q.email.value_or("") +
+                            "\ns:" + q.search.value_or("");
+  ReplyPage(
+      ctx, scope, std::move(q),
+      [&](const store::MemberListQuery& query) { return ctx.members.ListMembers(query); },
+      [](const domain::Member& m) { return RenderMember(m); },
+      [](const domain::Member& m) {
+        return std::pair{domain::FoldName(m.email), m.member_id};
+      });
 }
 
 void HandleCreateMember(Context& ctx) {

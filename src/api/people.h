@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <boost/json/array.hpp>
@@ -68,8 +69,32 @@ class Listing {
   std::string key_;
 };
 
-// Replies with the page of teams that `q` (its filters set; paging read here from the request)
-// selects; `scope` names the listing and its filters, as for Listing::Open.
+// Replies with the page that `list(q)` returns, `q` being a store listing query (limit, offset,
+// after) whose filters are set and whose paging is read here from the request (`scope` as for
+// Listing::Open); `render(entry)` is an entry's JSON, `key(entry)` its keyset position as a
+// {sort key, id} pair, which the store's Cursor (the type of `q.after`) is built from.
+template <class Query, class List, class Render, class Key>
+void ReplyPage(Context& ctx, std::string_view scope, Query q, List list, Render render, Key key) {
+  auto listing = Listing::Open(ctx, scope);
+  if (!listing) return ReplyError(ctx.ex, listing.error());
+  q.limit = listing->limit();
+  q.offset = listing->start().offset;
+  if (const auto& after = listing->start().after) {
+    q.after = typename decltype(q.after)::value_type{after->name, after->connection_id};
+  }
+  auto page = list(q);
+  if (!page) return ReplyError(ctx.ex, page.error());
+  boost::json::array entries;
+  for (const auto& e : page->entries) entries.push_back(render(e));
+  std::optional<store::ListCursor> last;
+  if (!page->entries.empty()) {
+    auto [sort_key, id] = key(page->entries.back());
+    last = store::ListCursor{std::move(sort_key), 0, std::move(id)};
+  }
+  ReplyJson(ctx.ex, 200, listing->Page(std::move(entries), page->has_more, page->total, last));
+}
+
+// Replies with the page of teams that `q` (its filters set) selects, as ReplyPage.
 void ReplyTeamPage(Context& ctx, store::TeamListQuery q, std::string_view scope);
 
 // 403 unless the caller is an admin (contract section 1: members and teams are admin

@@ -28,23 +28,13 @@ void ReplyTeam(Context& ctx, const std::string& team_id) {
 }  // namespace
 
 void ReplyTeamPage(Context& ctx, store::TeamListQuery q, std::string_view scope) {
-  auto listing = Listing::Open(ctx, scope);
-  if (!listing) return ReplyError(ctx.ex, listing.error());
-  q.limit = listing->limit();
-  q.offset = listing->start().offset;
-  if (const auto& after = listing->start().after) {
-    q.after = store::TeamCursor{after->name, after->connection_id};
-  }
-  auto page = ctx.members.ListTeams(q);
-  if (!page) return ReplyError(ctx.ex, page.error());
-  boost::json::array entries;
-  for (const auto& t : page->entries) entries.push_back(RenderTeam(t));
-  std::optional<store::ListCursor> last;
-  if (!page->entries.empty()) {
-    const auto& t = page->entries.back();
-    last = store::ListCursor{domain::FoldName(t.name), 0, t.team_id};
-  }
-  ReplyJson(ctx.ex, 200, listing->Page(std::move(entries), page->has_more, page->total, last));
+  ReplyPage(
+      ctx, scope, std::move(q),
+      [&](const store::TeamListQuery& query) { return ctx.members.ListTeams(query); },
+      [](const domain::Team& t) { return RenderTeam(t); },
+      [](const domain::Team& t) {
+        return std::pair{domain::FoldName(t.name), t.team_id};
+      });
 }
 
 void HandleListTeams(Context& ctx) {
@@ -121,21 +111,30 @@ void HandleListTeamMembers(Context& ctx) {
   if (!RequireAdminFor(ctx, "listing team members")) return;
   auto id = TeamId(ctx);
   if (!id) return ReplyError(ctx.ex, id.error());
-  auto listing = Listing::Open(ctx, "team-members\n" + *id);
-  if (!listing) return ReplyError(ctx.ex, listing.error());
-  std::optional<std::string> after;
-  if (listing->start().after) after = listing->start().after->connection_id;
-  auto page = ctx.members.ListTeamMembers(ctx.principal->organization_id, *id, listing->limit(),
-                                          after, listing->start().offset);
-  if (!page) return ReplyError(ctx.ex, page.error());
-  boost::json::array entries;
-  for (const auto& m : page->entries) {
-    entries.push_back(
-        {{"userId", m.member_id}, {"isTeamAdmin", m.is_team_admin}, {"addedBy", m.added_by}});
-  }
-  std::optional<store::ListCursor> last;
-  if (!page->entries.empty()) last = store::ListCursor{"", 0, page->entries.back().member_id};
-  ReplyJson(ctx.ex, 200, listing->Page(std::move(entries), page->has_more, page->total, last));
+  // ListTeamMembers' paging as a listing query: its keyset position is the last member id.
+  struct Query {
+    struct Cursor {
+      std::string unused_sort_key;
+      std::string member_id;
+    };
+    int limit = 0;
+    std::int64_t offset = 0;
+    std::optional<Cursor> after;
+  };
+  ReplyPage(
+      ctx, "team-members\n" + *id, Query{},
+      [&](const Query& q) {
+        return ctx.members.ListTeamMembers(
+            ctx.principal->organization_id, *id, q.limit,
+            q.after ? std::optional<std::string>(q.after->member_id) : std::nullopt, q.offset);
+      },
+      [](const store::TeamMembership& m) {
+        return boost::json::object{
+            {"userId", m.member_id}, {"isTeamAdmin", m.is_team_admin}, {"addedBy", m.added_by}};
+      },
+      [](const store::TeamMembership& m) {
+        return std::pair{std::string(), m.member_id};
+      });
 }
 
 void HandlePatchTeamMembers(Context& ctx) {

@@ -1284,6 +1284,29 @@ TEST_P(StoreContractTest, RefusesASchemaNewerThanTheBinary) {
 
 // org-a: admin-a, m1, m2, m3 (viewers); team t1 = {m2}, team t2 = {m2, m3}; connections Id(1..6)
 // named "c1".."c6". org-b: mb, team tb = {mb}, connection Id(100).
+// The ids of every entry of a keyset walk: `list(q)` reads a page, `id(entry)` is an entry's id,
+// `advance(q, last)` moves `q` past the page's last entry. Checks that `total` stays the same on
+// every page and counts what the walk saw.
+template <class Query, class List, class IdOf, class Advance>
+std::vector<std::string> WalkPages(Query q, List list, IdOf id, Advance advance) {
+  std::vector<std::string> out;
+  std::optional<std::int64_t> total;
+  for (int pages = 0; pages < 100; ++pages) {
+    auto page = list(q);
+    EXPECT_TRUE(page.ok()) << page.error().message;
+    if (!page.ok()) break;
+    if (total) {
+      EXPECT_EQ(page->total, *total);
+    }
+    total = page->total;
+    for (const auto& e : page->entries) out.push_back(id(e));
+    if (!page->has_more) break;
+    advance(q, page->entries.back());
+  }
+  EXPECT_EQ(total.value_or(-1), static_cast<std::int64_t>(out.size()));
+  return out;
+}
+
 class StoreGrantsContractTest : public StoreContractTest {
  protected:
   void SetUp() override {
@@ -1321,23 +1344,12 @@ class StoreGrantsContractTest : public StoreContractTest {
     q.limit = limit;
     q.include_archived = include_archived;
     q.visible_to_member = member;
-    std::vector<std::string> out;
-    std::optional<std::int64_t> total;
-    for (int pages = 0; pages < 100; ++pages) {
-      auto page = store_->ListConnections(q);
-      EXPECT_TRUE(page.ok()) << page.error().message;
-      if (!page.ok()) break;
-      if (total) {
-        EXPECT_EQ(page->total, *total);
-      }
-      total = page->total;
-      for (const auto& c : page->entries) out.push_back(c.connection_id);
-      if (!page->has_more) break;
-      const auto& last = page->entries.back();
-      q.after = ListCursor{last.name, last.created_at, last.connection_id};
-    }
-    EXPECT_EQ(total.value_or(-1), static_cast<std::int64_t>(out.size()));
-    return out;
+    return WalkPages(
+        q, [&](const ListQuery& page) { return store_->ListConnections(page); },
+        [](const domain::Connection& c) { return c.connection_id; },
+        [](ListQuery& next, const domain::Connection& last) {
+          next.after = ListCursor{last.name, last.created_at, last.connection_id};
+        });
   }
 };
 
@@ -1686,23 +1698,12 @@ class StoreMembersContractTest : public StoreContractTest {
 
   std::vector<std::string> MemberIds(MemberListQuery q, int limit) {
     q.limit = limit;
-    std::vector<std::string> out;
-    std::optional<std::int64_t> total;
-    for (int pages = 0; pages < 100; ++pages) {
-      auto page = store_->ListMembers(q);
-      EXPECT_TRUE(page.ok()) << page.error().message;
-      if (!page.ok()) break;
-      if (total) {
-        EXPECT_EQ(page->total, *total);
-      }
-      total = page->total;
-      for (const auto& m : page->entries) out.push_back(m.member_id);
-      if (!page->has_more) break;
-      q.after = MemberCursor{domain::FoldName(page->entries.back().email),
-                             page->entries.back().member_id};
-    }
-    EXPECT_EQ(total.value_or(-1), static_cast<std::int64_t>(out.size()));
-    return out;
+    return WalkPages(
+        q, [&](const MemberListQuery& page) { return store_->ListMembers(page); },
+        [](const Member& m) { return m.member_id; },
+        [](MemberListQuery& next, const Member& last) {
+          next.after = MemberCursor{domain::FoldName(last.email), last.member_id};
+        });
   }
 };
 
@@ -1993,17 +1994,13 @@ TEST_P(StoreMembersContractTest, ListTeamsFiltersActiveTeamsAndAMembersTeams) {
             .ok());
   }
   ASSERT_TRUE(store_->ArchiveTeam("org-a", "t2", "admin-a", kT0).ok());
-  auto ids = [&](TeamListQuery q) {
-    std::vector<std::string> out;
-    for (int pages = 0; pages < 20; ++pages) {
-      auto page = store_->ListTeams(q);
-      EXPECT_TRUE(page.ok());
-      for (const auto& t : page->entries) out.push_back(t.team_id);
-      if (!page->has_more) break;
-      q.after =
-          TeamCursor{domain::FoldName(page->entries.back().name), page->entries.back().team_id};
-    }
-    return out;
+  auto ids = [&](const TeamListQuery& q) {
+    return WalkPages(
+        q, [&](const TeamListQuery& page) { return store_->ListTeams(page); },
+        [](const Team& t) { return t.team_id; },
+        [](TeamListQuery& next, const Team& last) {
+          next.after = TeamCursor{domain::FoldName(last.name), last.team_id};
+        });
   };
   TeamListQuery q;
   q.organization_id = "org-a";

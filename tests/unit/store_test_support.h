@@ -277,12 +277,7 @@ inline void ExpectVersion3MembersUpgraded(Store& store) {
   // The old membership grants through the team.
   const std::string c1 = Id(1);
   ASSERT_TRUE(store.CreateConnection(MakeConnection("org-a", c1, "c")).ok());
-  Grant g;
-  g.grant_id = "g1";
-  g.team_id = "t1";
-  g.permission = "usage";
-  g.created_by = g.updated_by = "m1";
-  ASSERT_TRUE(store.UpsertGrants("org-a", c1, {g}).ok());
+  ASSERT_TRUE(store.UpsertGrants("org-a", c1, {ToTeam("g1", "t1")}).ok());
   EXPECT_TRUE(*store.HasGrant("org-a", c1, "m2"));
 }
 
