@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -1691,6 +1692,10 @@ class StoreMembersContractTest : public StoreContractTest {
     if (!s.ok()) throw std::runtime_error(s.error().message);
   }
 
+  // Defined below, by the tests of races.
+  void RaceDeactivation(const std::function<void(const std::string&)>& prepare,
+                        const std::function<Status(const std::string&)>& issue);
+
   Result<Member> Update(const std::string& member_id, const domain::MemberChange& change,
                         const std::string& org = "org-a") {
     return store_->UpdateMember(org, member_id, change, "admin-a", kT0 + 10);
@@ -2114,23 +2119,22 @@ TEST_P(StoreMembersContractTest, ConcurrentCreatesOfOneEmailOrTeamNameFromTwoSto
   EXPECT_EQ(Raw("SELECT count(*) FROM teams WHERE team_id LIKE 'race-t%'"), "3");
 }
 
-// A refresh rotation racing the member's deactivation on another node: whichever commits first,
-// no token the member's clients were issued survives the deactivation.
-TEST_P(StoreMembersContractTest, ConcurrentRefreshAndDeactivationLeaveNoTokenBehind) {
+// Ten rounds of `issue(round)` on one store racing the deactivation of m1 on another (a token
+// endpoint on one node, an admin on the other): whichever commits first, no token of m1 is left
+// behind, so none revives when m1 is reactivated. `issue` may fail only as kNotFound (it came
+// too late); `prepare(round)` runs before each race.
+void StoreMembersContractTest::RaceDeactivation(
+    const std::function<void(const std::string&)>& prepare,
+    const std::function<Status(const std::string&)>& issue) {
   std::unique_ptr<Store> other = backend_->Open();
   for (int round = 0; round < 10; ++round) {
     const std::string r = std::to_string(round);
-    ASSERT_TRUE(store_
-                    ->SaveTokenPair({"a" + r, "c-m1", "m1", "org-a", kT0 + 3600, "f" + r},
-                                    {"r" + r, "f" + r, "c-m1", "m1", "org-a", kT0 + kDay})
-                    .ok());
+    prepare(r);
     AtOnce(2, [&](int i) {
       if (i == 0) {
-        auto rotated =
-            store_->RotateRefreshToken("r" + r, "", kT0, {"na" + r, "", "", "", kT0 + 3600, ""},
-                                       {"nr" + r, "", "", "", "", kT0 + kDay});
-        if (!rotated.ok() && rotated.error().code != ErrorCode::kNotFound) {
-          ADD_FAILURE() << rotated.error().message;
+        Status issued = issue(r);
+        if (!issued.ok() && issued.error().code != ErrorCode::kNotFound) {
+          ADD_FAILURE() << issued.error().message;
         }
       } else {
         auto off = other->UpdateMember("org-a", "m1", Change(std::nullopt, true), "admin-a", kT0);
@@ -2143,32 +2147,33 @@ TEST_P(StoreMembersContractTest, ConcurrentRefreshAndDeactivationLeaveNoTokenBeh
   }
 }
 
-// A client credentials grant racing the member's deactivation on another node (the token
-// endpoint looked the client up before the deactivation): whichever commits first, no token of
-// the member survives it, so none revives when the member is reactivated.
+// A refresh rotation racing the deactivation: the rotation share-locks the member row.
+TEST_P(StoreMembersContractTest, ConcurrentRefreshAndDeactivationLeaveNoTokenBehind) {
+  RaceDeactivation(
+      [&](const std::string& r) {
+        ASSERT_TRUE(store_
+                        ->SaveTokenPair({"a" + r, "c-m1", "m1", "org-a", kT0 + 3600, "f" + r},
+                                        {"r" + r, "f" + r, "c-m1", "m1", "org-a", kT0 + kDay})
+                        .ok());
+      },
+      [&](const std::string& r) -> Status {
+        auto rotated =
+            store_->RotateRefreshToken("r" + r, "", kT0, {"na" + r, "", "", "", kT0 + 3600, ""},
+                                       {"nr" + r, "", "", "", "", kT0 + kDay});
+        if (!rotated.ok()) return std::move(rotated).error();
+        return OkStatus();
+      });
+}
+
+// A client credentials grant racing the deactivation (the token endpoint looked the client up
+// before it): the save checks the client and member under share locks.
 TEST_P(StoreMembersContractTest, ConcurrentTokenSaveAndDeactivationLeaveNoTokenBehind) {
-  std::unique_ptr<Store> other = backend_->Open();
-  for (int round = 0; round < 10; ++round) {
-    const std::string r = std::to_string(round);
-    ASSERT_TRUE(store_->GetActiveApiClient("c-m1").ok());
-    AtOnce(2, [&](int i) {
-      if (i == 0) {
-        Status saved =
-            store_->SaveTokenPair({"sa" + r, "c-m1", "m1", "org-a", kT0 + 3600, "sf" + r},
-                                  {"sr" + r, "sf" + r, "c-m1", "m1", "org-a", kT0 + kDay});
-        if (!saved.ok() && saved.error().code != ErrorCode::kNotFound) {
-          ADD_FAILURE() << saved.error().message;
-        }
-      } else {
-        auto off = other->UpdateMember("org-a", "m1", Change(std::nullopt, true), "admin-a", kT0);
-        if (!off.ok()) ADD_FAILURE() << off.error().message;
-      }
-    });
-    EXPECT_EQ(Raw("SELECT count(*) FROM access_tokens WHERE member_id = 'm1'"), "0");
-    EXPECT_EQ(Raw("SELECT count(*) FROM refresh_tokens WHERE member_id = 'm1'"), "0");
-    ASSERT_TRUE(Update("m1", Change(std::nullopt, false)).ok());
-    EXPECT_EQ(store_->ResolveAccessToken("sa" + r, kT0).error().code, ErrorCode::kNotFound);
-  }
+  RaceDeactivation(
+      [&](const std::string&) { ASSERT_TRUE(store_->GetActiveApiClient("c-m1").ok()); },
+      [&](const std::string& r) {
+        return store_->SaveTokenPair({"sa" + r, "c-m1", "m1", "org-a", kT0 + 3600, "sf" + r},
+                                     {"sr" + r, "sf" + r, "c-m1", "m1", "org-a", kT0 + kDay});
+      });
 }
 
 // ---- not per backend -----------------------------------------------------------------------
