@@ -83,8 +83,19 @@ Env& TheEnv() {
     const TimeMs far = now + 10LL * 365 * 24 * 3600 * 1000;
     store::Store& s = *e->store;
     Must(s.CreateOrganization({"org-fuzz", "Fuzz org", now}), "org");
-    Must(s.CreateMember({"member-admin", "org-fuzz", "admin@fuzz", "admin", now}), "admin");
-    Must(s.CreateMember({"member-viewer", "org-fuzz", "viewer@fuzz", "viewer", now}), "viewer");
+    auto member = [&](const std::string& id, const std::string& email, const std::string& type) {
+      store::Member m;
+      m.member_id = id;
+      m.organization_id = "org-fuzz";
+      m.email = email;
+      m.account_type = type;
+      m.first_name = id;
+      m.created_by = m.updated_by = "fuzz";
+      m.created_at = m.updated_at = now;
+      return m;
+    };
+    Must(s.CreateMember(member("member-admin", "admin@fuzz", "admin"), {}), "admin");
+    Must(s.CreateMember(member("member-viewer", "viewer@fuzz", "viewer"), {}), "viewer");
     Must(s.CreateApiClient(
              {"client-admin", "member-admin", crypto::TokenHash("admin-secret"), now, {}}),
          "admin client");

@@ -41,6 +41,21 @@ std::vector<Route> AllRoutes() {
       {verb::get, "/v2/connections/{connectionId}/grants", true, HandleListGrants},
       {verb::post, "/v2/connections/{connectionId}/grants", true, HandleAddGrants},
       {verb::delete_, "/v2/connections/{connectionId}/grants/{grantId}", true, HandleDeleteGrant},
+      // Members, teams and who am I (contract section 12).
+      {verb::get, "/v2/whoami", true, HandleWhoami},
+      {verb::get, "/v2/members", true, HandleListMembers},
+      {verb::post, "/v2/members", true, HandleCreateMember},
+      {verb::get, "/v2/members/{memberId}", true, HandleGetMember},
+      {verb::patch, "/v2/members/{memberId}", true, HandlePatchMember},
+      {verb::delete_, "/v2/members/{memberId}", true, HandleDeactivateMember},
+      {verb::get, "/v2/members/{memberId}/teams", true, HandleListMemberTeams},
+      {verb::get, "/v2/teams", true, HandleListTeams},
+      {verb::post, "/v2/teams", true, HandleCreateTeam},
+      {verb::get, "/v2/teams/{teamId}", true, HandleGetTeam},
+      {verb::patch, "/v2/teams/{teamId}", true, HandlePatchTeam},
+      {verb::delete_, "/v2/teams/{teamId}", true, HandleArchiveTeam},
+      {verb::get, "/v2/teams/{teamId}/members", true, HandleListTeamMembers},
+      {verb::patch, "/v2/teams/{teamId}/members", true, HandlePatchTeamMembers},
   };
 }
 
@@ -154,6 +169,7 @@ Continuation Api::Dispatch(http::Exchange& ex, Router::Match& match) {
               .tokens = store_,
               .connections = store_,
               .grants = store_,
+              .members = store_,
               .idempotency = store_,
               .server_keys = store_,
               .health = store_,

@@ -42,6 +42,7 @@ struct Context {
   store::TokenStore& tokens;  // the token endpoint; every bearer token
   store::ConnectionStore& connections;
   store::GrantStore& grants;
+  store::MemberStore& members;           // members and teams (contract section 12)
   store::IdempotencyStore& idempotency;  // Idempotency-Key of a create
   store::ServerKeyStore& server_keys;    // the page-token MAC key
   store::StoreHealth& health;            // /readyz
@@ -139,5 +140,20 @@ void HandleTestUnsavedConnection(Context& ctx);
 void HandleListGrants(Context& ctx);
 void HandleAddGrants(Context& ctx);
 void HandleDeleteGrant(Context& ctx);
+// members.cc, teams.cc (contract section 12)
+void HandleWhoami(Context& ctx);
+void HandleListMembers(Context& ctx);
+void HandleCreateMember(Context& ctx);
+void HandleGetMember(Context& ctx);
+void HandlePatchMember(Context& ctx);
+void HandleDeactivateMember(Context& ctx);
+void HandleListMemberTeams(Context& ctx);
+void HandleListTeams(Context& ctx);
+void HandleCreateTeam(Context& ctx);
+void HandleGetTeam(Context& ctx);
+void HandlePatchTeam(Context& ctx);
+void HandleArchiveTeam(Context& ctx);
+void HandleListTeamMembers(Context& ctx);
+void HandlePatchTeamMembers(Context& ctx);
 
 }  // namespace connreg::api

@@ -1,9 +1,13 @@
 // POST /v2/auth/token (contract section 2): OAuth 2.0 client credentials as Sigma serves them.
-// Errors carry both the OAuth fields (error, error_description) and Sigma's (code, message,
-// requestId).
+// The fields come as a form body or as a JSON object of the same fields. Errors carry both the
+// OAuth fields (error, error_description) and Sigma's (code, message, requestId).
 #include <boost/beast/http/field.hpp>
 
+#include <map>
+#include <string>
+
 #include "api/api.h"
+#include "api/json_body.h"
 #include "auth/credentials.h"
 #include "auth/tokens.h"
 
@@ -38,16 +42,36 @@ bool IsFormContentType(const http::Request& req) {
   return true;
 }
 
+// The request's fields: an application/json body (what a client generated from Sigma's OpenAPI
+// document sends) is an object whose fields are strings (null: absent); otherwise the body is
+// form-urlencoded (what Sigma's recipes and Terraform provider send) or empty.
+Result<std::map<std::string, std::string>> RequestFields(const http::Request& req) {
+  if (!IsJsonContentType(req)) {
+    if (!req.body().empty() && !IsFormContentType(req)) {
+      return Error::BadRequest(
+          "the body must be application/x-www-form-urlencoded or application/json");
+    }
+    return auth::ParseForm(req.body());
+  }
+  auto body = ParseJsonBody(req);
+  if (!body) return std::move(body).error();
+  const auto* object = body->if_object();
+  if (object == nullptr) return Error::BadRequest("the JSON body must be an object");
+  std::map<std::string, std::string> fields;
+  for (const auto& kv : *object) {
+    if (kv.value().is_null()) continue;
+    const auto* value = kv.value().if_string();
+    if (value == nullptr) return Error::BadRequest(std::string(kv.key()) + " must be a string");
+    fields.insert_or_assign(std::string(kv.key()), std::string(*value));
+  }
+  return fields;
+}
+
 }  // namespace
 
 void HandleToken(Context& ctx) {
   http::Exchange& ex = ctx.ex;
-  if (!ex.request.body().empty() && !IsFormContentType(ex.request)) {
-    ReplyOAuthError(ex, 400, "invalid_request",
-                    "the body must be application/x-www-form-urlencoded");
-    return;
-  }
-  auto form = auth::ParseForm(ex.request.body());
+  auto form = RequestFields(ex.request);
   if (!form) {
     ReplyOAuthError(ex, 400, "invalid_request", form.error().message);
     return;
@@ -127,7 +151,13 @@ void HandleToken(Context& ctx) {
                                                     client ? client->client_id : std::string(),
                                                     lifetimes, NowMs())
                               : auth::IssueTokens(ctx.tokens, *client, lifetimes, NowMs());
-  if (!issued && !refresh_grant) return ReplyError(ex, issued.error());
+  if (!issued && !refresh_grant) {
+    // Revoked, or its member deactivated, since the client was checked.
+    if (issued.error().code == ErrorCode::kNotFound) {
+      return ReplyOAuthError(ex, 401, "invalid_client", "the client credentials are not valid");
+    }
+    return ReplyError(ex, issued.error());
+  }
   if (!issued) {
     switch (issued.error().code) {
       case ErrorCode::kNotFound:

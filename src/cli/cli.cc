@@ -11,10 +11,11 @@
 
 #include <boost/json/serialize.hpp>
 
+#include "api/people.h"
 #include "api/render.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
-#include "domain/permissions.h"
+#include "domain/member.h"
 #include "store/store.h"
 
 namespace connreg::cli {
@@ -143,7 +144,8 @@ int Run(int argc, char** argv) {
 
   auto* migrate_cmd = app.add_subcommand("migrate", "apply pending schema migrations and exit");
 
-  std::string name, org, email, account_type = "viewer", member;
+  std::string name, org, email, account_type = "viewer", member, last_name;
+  std::optional<std::string> first_name;
   auto* org_cmd = app.add_subcommand("org", "organizations")->require_subcommand(1);
   auto* org_create = org_cmd->add_subcommand("create", "create an organization");
   org_create->add_option("--name", name, "organization name")->required();
@@ -152,9 +154,11 @@ int Run(int argc, char** argv) {
   auto* member_create = member_cmd->add_subcommand("create", "create a member");
   member_create->add_option("--org", org, "organization id")->required();
   member_create->add_option("--email", email, "email address")->required();
-  member_create->add_option("--account-type", account_type, "admin, creator or viewer")
-      ->check(CLI::IsMember(
-          std::vector<std::string>(domain::kAccountTypes.begin(), domain::kAccountTypes.end())));
+  member_create->add_option("--account-type", account_type,
+                            "admin, creator, explorer or viewer (default viewer)");
+  member_create->add_option("--first-name", first_name,
+                            "first name (default: the email's local part)");
+  member_create->add_option("--last-name", last_name, "last name (default: empty)");
 
   auto* client_cmd = app.add_subcommand("client", "API clients")->require_subcommand(1);
   auto* client_create = client_cmd->add_subcommand("create", "create an API client");
@@ -221,29 +225,35 @@ int Run(int argc, char** argv) {
              {"name", o.name},
              {"createdAt", FormatRfc3339(o.created_at)}});
     } else if (member_create->parsed()) {
-      if (email.empty() || email.size() > 320 || email.find('@') == std::string::npos) {
-        Fail("--email must be an email address");
-      }
-      Check(store->GetOrganization(org), "no organization " + org);
-      store::Member m{crypto::NewOpaqueId(), org, email, account_type, now};
-      Check(store->CreateMember(m), "cannot create the member");
-      Print({{"memberId", m.member_id},
-             {"organizationId", m.organization_id},
-             {"email", m.email},
-             {"accountType", m.account_type}});
+      // The same rules and object as POST /v2/members; accountType is kept for scripts.
+      auto created = Check(domain::BuildOperatorMember(org, email, first_name, last_name,
+                                                       account_type, now, crypto::NewOpaqueId()),
+                           "invalid member");
+      Check(store->CreateMember(created.member, created.teams), "cannot create the member");
+      boost::json::object out = api::RenderMember(created.member);
+      out["accountType"] = created.member.account_type;
+      Print(out);
     } else if (client_revoke->parsed()) {
       Check(store->RevokeApiClient(client, now), "cannot revoke client " + client);
       Print({{"clientId", client}, {"revokedAt", FormatRfc3339(now)}});
     } else if (team_create->parsed()) {
-      if (name.empty() || name.size() > 255) Fail("--name must be 1 to 255 characters");
-      store::Team t{crypto::NewUuid4(), org, name, now};
-      Check(store->CreateTeam(t), "cannot create the team");
-      Print({{"teamId", t.team_id},
-             {"organizationId", t.organization_id},
-             {"name", t.name},
-             {"createdAt", FormatRfc3339(now)}});
+      // The same rules and object as POST /v2/teams, with the team's organizationId.
+      const domain::Actor operator_actor{org, std::string(domain::kOperatorActor)};
+      auto created = Check(domain::BuildNewTeam(boost::json::object{{"name", name}}, operator_actor,
+                                                now, crypto::NewUuid4()),
+                           "invalid team");
+      Check(store->CreateTeam(created.team, created.member_ids), "cannot create the team");
+      boost::json::object out = api::RenderTeam(created.team, &created.member_ids);
+      out["organizationId"] = created.team.organization_id;
+      Print(out);
     } else if (team_add->parsed()) {
-      Check(store->AddTeamMember(team, member), "cannot add the member to the team");
+      // As PATCH /v2/teams/{id}/members {"add": [member]}, in the member's organization.
+      const auto m = Check(store->GetMember(member), "no member " + member);
+      domain::TeamMembersChange change;
+      change.add.push_back(member);
+      Check(store->ChangeTeamMembers(m.organization_id, team, change,
+                                     std::string(domain::kOperatorActor)),
+            "cannot add the member to the team");
       Print({{"teamId", team}, {"memberId", member}});
     } else if (sample_add->parsed()) {
       Check(store->GetOrganization(org), "no organization " + org);

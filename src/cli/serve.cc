@@ -73,7 +73,10 @@ std::vector<std::string> SplitList(const std::string& text) {
 void Bootstrap(store::IdentityStore& store, const std::string& state_dir) {
   const TimeMs now = NowMs();
   store::Organization org{crypto::NewUuid4(), "Default organization", now};
-  store::Member admin{crypto::NewOpaqueId(), org.organization_id, "admin@localhost", "admin", now};
+  auto built = domain::BuildOperatorMember(org.organization_id, "admin@localhost", std::nullopt, "",
+                                           "admin", now, crypto::NewOpaqueId());
+  if (!built) throw std::runtime_error("bootstrap: " + built.error().message);
+  const store::Member& admin = built->member;
   std::string secret = crypto::RandomToken(32);
   store::ApiClient client{
       crypto::NewOpaqueId(), admin.member_id, crypto::TokenHash(secret), now, {}};

@@ -31,7 +31,7 @@ bool IsBidiControl(std::uint32_t cp) {
 }  // namespace
 
 Result<std::string> ParseName(const boost::json::value& v, std::string_view field,
-                              std::size_t max_chars) {
+                              std::size_t max_chars, std::size_t min_chars) {
   const auto* s = v.if_string();
   if (s == nullptr) return Error::BadRequest(std::string(field) + " must be a string");
   std::string_view name(*s);
@@ -51,9 +51,9 @@ Result<std::string> ParseName(const boost::json::value& v, std::string_view fiel
     ++chars;
     i += len;
   }
-  if (chars < 1 || chars > max_chars) {
-    return Error::BadRequest(std::string(field) + " must be 1 to " + std::to_string(max_chars) +
-                             " characters after trimming whitespace");
+  if (chars < min_chars || chars > max_chars) {
+    return Error::BadRequest(std::string(field) + " must be " + std::to_string(min_chars) + " to " +
+                             std::to_string(max_chars) + " characters after trimming whitespace");
   }
   return std::string(name);
 }

@@ -347,6 +347,121 @@ CREATE TABLE rate_buckets (
 );
 )sql";
 
+// Members and teams over the API (contract section 12).
+//
+// members: `explorer` joins the account types, and the row becomes Sigma's member object. SQLite
+// cannot change a CHECK in place, so the table is rebuilt as
+// https://sqlite.org/lang_altertable.html says (a new table, the rows copied, the old one dropped,
+// the new one renamed, its index made again; the runner turns foreign keys off around it and checks
+// them before it commits: Migration::rebuilds_tables): the rows referencing members (clients,
+// tokens, grants, team memberships) keep pointing at the same member ids. email_folded and
+// name_folded (domain::FoldName of the email, and of "first last") are the haystacks of the
+// listing's filters and of the email rule (two active members of an organization never share an
+// email: checked by the store under the organization's row lock, not by a unique index, since rows
+// of before may hold duplicates). Members made before have their email's local part as first name.
+// An archived or inactive member authenticates nothing and its grants give nothing.
+//
+// teams: description, visibility (Sigma's default: private), archived (an archived team grants
+// nothing and frees its name: active team names are unique per organization, folded, again
+// checked under the row lock), and who changed it when. team_members: Sigma's isTeamAdmin and
+// addedBy. Rows of before were made by the operator CLI.
+constexpr std::string_view kMembersAndTeamsSqlite = R"sql(
+CREATE TABLE members_v4 (
+  member_id TEXT PRIMARY KEY,
+  organization_id TEXT NOT NULL REFERENCES organizations (organization_id),
+  email TEXT NOT NULL,
+  email_folded TEXT NOT NULL,
+  account_type TEXT NOT NULL
+    CHECK (account_type IN ('admin', 'creator', 'explorer', 'viewer')),
+  created_at INTEGER NOT NULL,
+  first_name TEXT NOT NULL,
+  last_name TEXT NOT NULL,
+  name_folded TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  updated_by TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  is_archived INTEGER NOT NULL CHECK (is_archived IN (0, 1)),
+  is_inactive INTEGER NOT NULL CHECK (is_inactive IN (0, 1))
+) STRICT;
+INSERT INTO members_v4 (member_id, organization_id, email, email_folded, account_type,
+                        created_at, first_name, last_name, name_folded, created_by, updated_by,
+                        updated_at, is_archived, is_inactive)
+  SELECT member_id, organization_id, email, lower(email), account_type, created_at,
+         local_part, '', lower(local_part) || ' ', 'connreg-cli', 'connreg-cli', created_at, 0, 0
+  FROM (SELECT *, CASE WHEN instr(email, '@') > 1 THEN substr(email, 1, instr(email, '@') - 1)
+                       ELSE email END AS local_part
+        FROM members);
+DROP TABLE members;
+ALTER TABLE members_v4 RENAME TO members;
+CREATE INDEX members_by_organization ON members (organization_id, email_folded, member_id);
+
+ALTER TABLE teams ADD COLUMN name_folded TEXT NOT NULL DEFAULT '';
+ALTER TABLE teams ADD COLUMN description TEXT;
+ALTER TABLE teams ADD COLUMN description_folded TEXT;
+ALTER TABLE teams ADD COLUMN visibility TEXT NOT NULL DEFAULT 'private'
+  CHECK (visibility IN ('public', 'private'));
+ALTER TABLE teams ADD COLUMN is_archived INTEGER NOT NULL DEFAULT 0 CHECK (is_archived IN (0, 1));
+ALTER TABLE teams ADD COLUMN created_by TEXT NOT NULL DEFAULT 'connreg-cli';
+ALTER TABLE teams ADD COLUMN updated_by TEXT NOT NULL DEFAULT 'connreg-cli';
+ALTER TABLE teams ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;
+UPDATE teams SET name_folded = lower(name), updated_at = created_at;
+DROP INDEX teams_by_organization;
+CREATE INDEX teams_by_name ON teams (organization_id, name_folded, team_id);
+
+ALTER TABLE team_members ADD COLUMN is_team_admin INTEGER NOT NULL DEFAULT 0
+  CHECK (is_team_admin IN (0, 1));
+ALTER TABLE team_members ADD COLUMN added_by TEXT NOT NULL DEFAULT 'connreg-cli';
+)sql";
+
+// The same change for PostgreSQL, which alters the tables in place (lower() of a COLLATE "C"
+// text folds ASCII letters only, as domain::FoldName).
+constexpr std::string_view kMembersAndTeamsPostgres = R"sql(
+ALTER TABLE members DROP CONSTRAINT members_account_type_check;
+ALTER TABLE members ADD CONSTRAINT members_account_type_check
+  CHECK (account_type IN ('admin', 'creator', 'explorer', 'viewer'));
+ALTER TABLE members
+  ADD COLUMN email_folded TEXT COLLATE "C",
+  ADD COLUMN first_name TEXT COLLATE "C",
+  ADD COLUMN last_name TEXT COLLATE "C" NOT NULL DEFAULT '',
+  ADD COLUMN name_folded TEXT COLLATE "C",
+  ADD COLUMN created_by TEXT COLLATE "C" NOT NULL DEFAULT 'connreg-cli',
+  ADD COLUMN updated_by TEXT COLLATE "C" NOT NULL DEFAULT 'connreg-cli',
+  ADD COLUMN updated_at BIGINT,
+  ADD COLUMN is_archived BOOLEAN NOT NULL DEFAULT false,
+  ADD COLUMN is_inactive BOOLEAN NOT NULL DEFAULT false;
+UPDATE members SET email_folded = lower(email),
+  first_name = CASE WHEN strpos(email, '@') > 1 THEN substr(email, 1, strpos(email, '@') - 1)
+                    ELSE email END,
+  updated_at = created_at;
+UPDATE members SET name_folded = lower(first_name) || ' ';
+ALTER TABLE members
+  ALTER COLUMN email_folded SET NOT NULL,
+  ALTER COLUMN first_name SET NOT NULL,
+  ALTER COLUMN name_folded SET NOT NULL,
+  ALTER COLUMN updated_at SET NOT NULL;
+DROP INDEX members_by_organization;
+CREATE INDEX members_by_organization ON members (organization_id, email_folded, member_id);
+
+ALTER TABLE teams
+  ADD COLUMN name_folded TEXT COLLATE "C",
+  ADD COLUMN description TEXT COLLATE "C",
+  ADD COLUMN description_folded TEXT COLLATE "C",
+  ADD COLUMN visibility TEXT COLLATE "C" NOT NULL DEFAULT 'private'
+    CHECK (visibility IN ('public', 'private')),
+  ADD COLUMN is_archived BOOLEAN NOT NULL DEFAULT false,
+  ADD COLUMN created_by TEXT COLLATE "C" NOT NULL DEFAULT 'connreg-cli',
+  ADD COLUMN updated_by TEXT COLLATE "C" NOT NULL DEFAULT 'connreg-cli',
+  ADD COLUMN updated_at BIGINT;
+UPDATE teams SET name_folded = lower(name), updated_at = created_at;
+ALTER TABLE teams ALTER COLUMN name_folded SET NOT NULL, ALTER COLUMN updated_at SET NOT NULL;
+DROP INDEX teams_by_organization;
+CREATE INDEX teams_by_name ON teams (organization_id, name_folded, team_id);
+
+ALTER TABLE team_members
+  ADD COLUMN is_team_admin BOOLEAN NOT NULL DEFAULT false,
+  ADD COLUMN added_by TEXT COLLATE "C" NOT NULL DEFAULT 'connreg-cli';
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{
         .version = 1, .name = "initial", .sqlite = kInitialSqlite, .postgres = kInitialPostgres},
@@ -358,6 +473,11 @@ constexpr std::array kMigrations = {
               .name = "shared rate limits",
               .sqlite = kRateBucketsSqlite,
               .postgres = kRateBucketsPostgres},
+    Migration{.version = 4,
+              .name = "members and teams",
+              .sqlite = kMembersAndTeamsSqlite,
+              .postgres = kMembersAndTeamsPostgres,
+              .rebuilds_tables = true},
 };
 
 // The list is the schema's history: catch a mis-numbered entry at compile time.

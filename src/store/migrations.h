@@ -22,6 +22,10 @@ struct Migration {
   // statements separated by ';'.
   std::string_view sqlite;
   std::string_view postgres;
+  // The SQLite text rebuilds a table (copy, drop, rename: the only way SQLite changes a CHECK):
+  // it runs with foreign keys off, and is checked for violations before it commits
+  // (sql::Dialect::foreign_keys_off).
+  bool rebuilds_tables = false;
 };
 
 // Every migration, in the order they must be applied.

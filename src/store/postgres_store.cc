@@ -50,6 +50,9 @@ const sql::Dialect kPostgresDialect{
     // The transaction advisory lock that serialises the first-start bootstrap across nodes.
     .bootstrap_lock = "SELECT pg_advisory_xact_lock(27988542784431464)",
     .migration_sql = &Migration::postgres,
+    .foreign_keys_off = "",
+    .foreign_keys_on = "",
+    .foreign_key_violations = "SELECT 0",
 };
 
 std::string TrimmedMessage(const char* m) {

@@ -56,6 +56,15 @@ struct Dialect {
   // first-start bootstrap); empty when every write transaction already excludes the others.
   std::string_view bootstrap_lock;
   std::string_view Migration::*migration_sql;  // this dialect's text of a migration
+  // For a migration that rebuilds tables (Migration::rebuilds_tables): run before its
+  // transaction, and after it, to stop and resume enforcing foreign keys (SQLite cannot change a
+  // table's constraints in place: the table is copied, dropped and renamed, which would trip the
+  // references to it); empty where a table is altered in place (PostgreSQL).
+  std::string_view foreign_keys_off;
+  std::string_view foreign_keys_on;
+  // Counts the foreign key violations (a single count(*)), checked before such a migration
+  // commits; "SELECT 0" where foreign keys stay enforced.
+  std::string_view foreign_key_violations;
 
   // " INDEXED BY index", or "" where there are no hints.
   std::string IndexedBy(std::string_view index) const;

@@ -134,9 +134,10 @@ Status ReadSecretRow(const Stmt& st, int first, std::map<std::string, domain::St
 // The listing filters, shared by the page and count statements. The search is a plain
 // substring test (no LIKE pattern characters). A non-admin's view adds two correlated EXISTS,
 // each a point lookup per row of the walk (grants_by_member; grants_by_team for each team of the
-// member, a list computed once per statement), so the page keeps seeking the name index; they
-// stay out of the admin's statements, where any mention of connection_id would make the count
-// read the table instead of the covering filter index.
+// member that is not archived, a list computed once per statement), and the test that the member
+// is active (computed once), so the page keeps seeking the name index; they stay out of the
+// admin's statements, where any mention of connection_id would make the count read the table
+// instead of the covering filter index.
 std::string ListFilter(const sql::Dialect& d, bool visible) {
   std::string sql =
       " WHERE organization_id = :organization_id"
@@ -146,12 +147,13 @@ std::string ListFilter(const sql::Dialect& d, bool visible) {
       ")"
       " AND (CAST(:type AS TEXT) IS NULL OR type = :type)";
   if (visible) {
-    sql +=
-        " AND (EXISTS (SELECT 1 FROM grants AS g WHERE g.connection_id = connections.connection_id"
-        " AND g.member_id = :member_id)"
-        " OR EXISTS (SELECT 1 FROM grants AS g WHERE g.connection_id = connections.connection_id"
-        " AND g.team_id IN (SELECT tm.team_id FROM team_members AS tm"
-        " WHERE tm.member_id = :member_id)))";
+    // The member's own state is one uncorrelated test, computed once per statement.
+    sql += " AND " + std::string(kMemberIsActive) +
+           " AND (EXISTS (SELECT 1 FROM grants AS g WHERE g.connection_id ="
+           " connections.connection_id AND g.member_id = :member_id)"
+           " OR EXISTS (SELECT 1 FROM grants AS g WHERE g.connection_id ="
+           " connections.connection_id AND g.team_id IN (" +
+           std::string(kGrantingTeamsOfMember) + ")))";
   }
   return sql;
 }

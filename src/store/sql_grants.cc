@@ -63,13 +63,14 @@ GrantQueries::GrantQueries(sql::QueryBook& b)
       remove(b,
              "DELETE FROM grants WHERE grant_id = :grant_id AND connection_id = :connection_id"
              " AND organization_id = :organization_id"),
-      // Two point lookups, as in the visibility filter of the connection listing.
-      has_grant(b,
-                "SELECT EXISTS (SELECT 1 FROM grants WHERE connection_id = :connection_id"
-                " AND member_id = :member_id AND organization_id = :organization_id)"
-                " OR EXISTS (SELECT 1 FROM grants WHERE connection_id = :connection_id"
-                " AND organization_id = :organization_id AND team_id IN"
-                " (SELECT team_id FROM team_members WHERE member_id = :member_id))") {}
+      // Point lookups, as in the visibility filter of the connection listing: the member is
+      // active, and holds a grant directly or through a team that is not archived.
+      has_grant(b, "SELECT " + std::string(kMemberIsActive) +
+                       " AND (EXISTS (SELECT 1 FROM grants WHERE connection_id = :connection_id"
+                       " AND member_id = :member_id AND organization_id = :organization_id)"
+                       " OR EXISTS (SELECT 1 FROM grants WHERE connection_id = :connection_id"
+                       " AND organization_id = :organization_id AND team_id IN (" +
+                       std::string(kGrantingTeamsOfMember) + ")))") {}
 
 namespace {
 

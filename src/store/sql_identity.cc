@@ -1,5 +1,5 @@
-// Organizations, members, API clients, access and refresh tokens, and teams: their rows and
-// statements, once for every backend.
+// Organizations, API clients, access and refresh tokens: their rows and statements, once for
+// every backend. (Members and teams are in sql_members.cc.)
 #include <optional>
 #include <string>
 #include <utility>
@@ -15,14 +15,6 @@ constexpr Column<Organization> kOrganizationColumns[] = {
     Field<&Organization::organization_id>("organization_id", kKey),
     Field<&Organization::name>("name"),
     Field<&Organization::created_at>("created_at"),
-};
-
-constexpr Column<Member> kMemberColumns[] = {
-    Field<&Member::member_id>("member_id", kKey),
-    Field<&Member::organization_id>("organization_id"),
-    Field<&Member::email>("email"),
-    Field<&Member::account_type>("account_type"),
-    Field<&Member::created_at>("created_at"),
 };
 
 constexpr Column<ApiClient> kApiClientColumns[] = {
@@ -63,76 +55,70 @@ constexpr Column<RefreshToken> kRefreshTokenColumns[] = {
     Field<&RefreshToken::expires_at>("expires_at"),
 };
 
-constexpr Column<Team> kTeamColumns[] = {
-    Field<&Team::team_id>("team_id", kKey),
-    Field<&Team::organization_id>("organization_id"),
-    Field<&Team::name>("name"),
-    Field<&Team::created_at>("created_at"),
-};
-
-template <class Columns>
-std::string SelectByKey(const Columns& columns, std::string_view table) {
-  return "SELECT " + sql::SelectList(columns) + " FROM " + std::string(table) + " WHERE " +
-         sql::KeyMatch(columns);
-}
-
 }  // namespace
 
 IdentityQueries::IdentityQueries(sql::QueryBook& b)
     : insert_organization(b, sql::InsertSql("organizations", kOrganizationColumns)),
-      get_organization(b, SelectByKey(kOrganizationColumns, "organizations")),
+      get_organization(b, sql::SelectByKey(kOrganizationColumns, "organizations")),
       count_organizations(b, "SELECT count(*) FROM organizations"),
-      insert_member(b, sql::InsertSql("members", kMemberColumns)),
-      get_member(b, SelectByKey(kMemberColumns, "members")),
       insert_api_client(b, sql::InsertSql("api_clients", kApiClientColumns)),
-      get_active_api_client(
-          b, SelectByKey(kApiClientColumns, "api_clients") + " AND revoked_at IS NULL"),
+      // A client acts as its member: the client of a member that is not active is refused.
+      get_active_api_client(b, "SELECT " + sql::SelectList(kApiClientColumns, "c.") +
+                                   " FROM api_clients AS c JOIN members AS m"
+                                   " ON m.member_id = c.member_id AND NOT m.is_archived"
+                                   " AND NOT m.is_inactive"
+                                   " WHERE c.client_id = :client_id AND c.revoked_at IS NULL"),
       // A second revocation keeps the first time.
       revoke_api_client(b,
                         "UPDATE api_clients SET revoked_at = coalesce(revoked_at, :now) "
                         "WHERE client_id = :client_id"),
       delete_client_access_tokens(b, "DELETE FROM access_tokens WHERE client_id = :client_id"),
       delete_client_refresh_tokens(b, "DELETE FROM refresh_tokens WHERE client_id = :client_id"),
+      // A token is saved only while its client may be issued one, checked in the saving
+      // transaction: where rows are locked, the client and member rows are share-locked, so a
+      // revocation or a deactivation committing meanwhile either waits for the save (and then
+      // deletes the token) or is seen by it (and nothing is saved). A check before the
+      // transaction alone would let a token issued during a deactivation revive with the member.
+      lock_token_issuer(b,
+                        "SELECT 1 FROM api_clients AS c JOIN members AS m"
+                        " ON m.member_id = c.member_id AND NOT m.is_archived AND NOT m.is_inactive"
+                        " WHERE c.client_id = :client_id AND c.revoked_at IS NULL" +
+                            std::string(b.dialect().RowLocks(" FOR SHARE OF c, m"))),
       insert_access_token(b, sql::InsertSql("access_tokens", kAccessTokenColumns)),
       insert_refresh_token(b, sql::InsertSql("refresh_tokens", kRefreshTokenColumns)),
-      // On the path of every request: three primary-key lookups in one statement.
+      // On the path of every request: three primary-key lookups in one statement. A member
+      // deactivated since the token was issued fails here, on the very next request, on every
+      // node.
       resolve_access_token(b,
                            "SELECT t.organization_id, t.member_id, t.client_id, m.account_type "
                            "FROM access_tokens AS t "
                            "JOIN api_clients AS c ON c.client_id = t.client_id "
                            "AND c.revoked_at IS NULL "
                            "JOIN members AS m ON m.member_id = t.member_id "
+                           "AND NOT m.is_archived AND NOT m.is_inactive "
                            "WHERE t.token_hash = :token_hash AND t.expires_at > :now"),
       // Where rows are locked, the presented token's row is (FOR UPDATE), so two presentations
       // on any nodes are serialised: the second one waits, then sees used_at (reuse) or no row
       // (the family is gone). The client row is share-locked so that a revocation waits for the
-      // rotation and deletes what it issued. (SQLite's one writer serialises them anyway.)
-      find_refresh_token(b,
-                         "SELECT r.family_id, r.client_id, r.member_id, r.organization_id, "
-                         "r.expires_at, r.used_at, c.revoked_at, m.account_type "
-                         "FROM refresh_tokens AS r "
-                         "JOIN api_clients AS c ON c.client_id = r.client_id "
-                         "JOIN members AS m ON m.member_id = r.member_id "
-                         "WHERE r.token_hash = :token_hash" +
-                             std::string(b.dialect().RowLocks(" FOR UPDATE OF r FOR SHARE OF c"))),
+      // rotation and deletes what it issued; so is the member row, so that a deactivation
+      // (MemberStore::UpdateMember) waits as well and deletes what it issued. (SQLite's one
+      // writer serialises them anyway.)
+      find_refresh_token(
+          b,
+          "SELECT r.family_id, r.client_id, r.member_id, r.organization_id, "
+          "r.expires_at, r.used_at, c.revoked_at, m.account_type, m.is_archived, m.is_inactive "
+          "FROM refresh_tokens AS r "
+          "JOIN api_clients AS c ON c.client_id = r.client_id "
+          "JOIN members AS m ON m.member_id = r.member_id "
+          "WHERE r.token_hash = :token_hash" +
+              std::string(b.dialect().RowLocks(" FOR UPDATE OF r FOR SHARE OF c, m"))),
       use_refresh_token(b,
                         "UPDATE refresh_tokens SET used_at = :now WHERE token_hash = :token_hash"),
       delete_family_access_tokens(b, "DELETE FROM access_tokens WHERE family_id = :family_id"),
       delete_family_refresh_tokens(b, "DELETE FROM refresh_tokens WHERE family_id = :family_id"),
       purge_access_tokens(b, "DELETE FROM access_tokens WHERE expires_at <= :now"),
       purge_refresh_tokens(b, "DELETE FROM refresh_tokens WHERE expires_at <= :now"),
-      purge_idempotency_keys(b, "DELETE FROM idempotency_keys WHERE created_at < :not_before"),
-      insert_team(b, sql::InsertSql("teams", kTeamColumns)),
-      get_team(b, SelectByKey(kTeamColumns, "teams")),
-      team_and_member_organizations(b,
-                                    "SELECT (SELECT organization_id FROM teams WHERE team_id = "
-                                    ":team_id) AS team_organization, "
-                                    "(SELECT organization_id FROM members WHERE member_id = "
-                                    ":member_id) AS member_organization"),
-      insert_team_member(
-          b,
-          "INSERT INTO team_members (team_id, member_id) VALUES (:team_id, :member_id) "
-          "ON CONFLICT DO NOTHING") {}
+      purge_idempotency_keys(b, "DELETE FROM idempotency_keys WHERE created_at < :not_before") {}
 
 namespace {
 
@@ -141,14 +127,17 @@ Status InsertOrganization(Session& s, const IdentityQueries& q, const Organizati
                 "an organization with this id already exists");
 }
 
-Status InsertMember(Session& s, const IdentityQueries& q, const Member& member) {
-  return Reword(WriteRow(s, q.insert_member, kMemberColumns, member), ErrorCode::kNotFound,
-                "organization not found");
-}
-
 Status InsertApiClient(Session& s, const IdentityQueries& q, const ApiClient& client) {
   return Reword(WriteRow(s, q.insert_api_client, kApiClientColumns, client), ErrorCode::kNotFound,
                 "member not found");
+}
+
+// kNotFound unless `client_id` may be issued a token (see lock_token_issuer).
+Status LockTokenIssuer(Session& s, const IdentityQueries& q, const std::string& client_id) {
+  auto found = Exists(s, q.lock_token_issuer, {{"client_id", client_id}});
+  if (!found) return std::move(found).error();
+  if (!*found) return Error::NotFound("client not found, revoked, or its member is not active");
+  return OkStatus();
 }
 
 Status InsertAccessToken(Session& s, const IdentityQueries& q, const AccessToken& t) {
@@ -170,7 +159,7 @@ Status TokenInsertError(Status s) {
 
 }  // namespace
 
-// ---- organizations, members, clients -------------------------------------------------------
+// ---- organizations, clients ----------------------------------------------------------------
 
 Status SqlStore::CreateOrganization(const Organization& org) {
   return Run<Ok>("create_organization", Access::kWrite,
@@ -200,20 +189,10 @@ Result<bool> SqlStore::BootstrapIfEmpty(const Organization& org, const Member& a
     if (!orgs) return std::move(orgs).error();
     if (*orgs > 0) return false;
     if (Status step = InsertOrganization(s, q_->identity, org); !step) return step.error();
-    if (Status step = InsertMember(s, q_->identity, admin); !step) return step.error();
+    if (Status step = InsertMember(s, q_->members, admin); !step) return step.error();
     if (Status step = InsertApiClient(s, q_->identity, client); !step) return step.error();
     return true;
   });
-}
-
-Status SqlStore::CreateMember(const Member& member) {
-  return Run<Ok>("create_member", Access::kWrite,
-                 [&](Session& s) { return InsertMember(s, q_->identity, member); });
-}
-
-Result<Member> SqlStore::GetMember(const std::string& member_id) {
-  return FindOne("get_member", q_->identity.get_member, kMemberColumns, {{"member_id", member_id}},
-                 "member not found");
 }
 
 Status SqlStore::CreateApiClient(const ApiClient& client) {
@@ -247,8 +226,10 @@ Status SqlStore::RevokeApiClient(const std::string& client_id, TimeMs now) {
 // ---- tokens --------------------------------------------------------------------------------
 
 Status SqlStore::SaveAccessToken(const AccessToken& token) {
-  return Run<Ok>("save_access_token", Access::kWrite,
-                 [&](Session& s) { return InsertAccessToken(s, q_->identity, token); });
+  return Run<Ok>("save_access_token", Access::kWrite, [&](Session& s) -> Status {
+    if (Status st = LockTokenIssuer(s, q_->identity, token.client_id); !st) return st;
+    return InsertAccessToken(s, q_->identity, token);
+  });
 }
 
 // The pair belongs to the refresh token's family; an access token without a family_id joins it.
@@ -263,6 +244,7 @@ Status SqlStore::SaveTokenPair(const AccessToken& access, const RefreshToken& re
     AccessToken a = access;
     a.family_id = refresh.family_id;
     return RunBody<Ok>("save_token_pair", Access::kWrite, [&](Session& s) -> Status {
+      if (Status st = LockTokenIssuer(s, q_->identity, a.client_id); !st) return st;
       Status st = TokenInsertError(InsertAccessToken(s, q_->identity, a));
       if (!st) return st;
       return TokenInsertError(InsertRefreshToken(s, q_->identity, refresh));
@@ -291,7 +273,8 @@ Result<Principal> SqlStore::RotateRefreshToken(const std::string& presented_hash
           if (!row) return std::move(row).error();
           if (!*row) return Error::NotFound("refresh token not found");
           const bool expired = st->Int("expires_at") <= now;
-          const bool revoked = !st->IsNull("revoked_at");
+          const bool revoked =
+              !st->IsNull("revoked_at") || st->Bool("is_archived") || st->Bool("is_inactive");
           const bool other_client = !client_id.empty() && client_id != st->Text("client_id");
           if (expired || revoked || other_client) {
             return Error::NotFound("refresh token not found");
@@ -361,43 +344,6 @@ Result<std::int64_t> SqlStore::PurgeExpired(TimeMs now, TimeMs idempotency_not_b
         if (!n) return n;
         return purged + *n;
       });
-}
-
-// ---- teams ---------------------------------------------------------------------------------
-
-Status SqlStore::CreateTeam(const Team& team) {
-  return Run<Ok>("create_team", Access::kWrite, [&](Session& s) -> Status {
-    Status s0 = WriteRow(s, q_->identity.insert_team, kTeamColumns, team);
-    return Reword(Reword(std::move(s0), ErrorCode::kNotFound, "organization not found"),
-                  ErrorCode::kConflict, "a team with this id already exists");
-  });
-}
-
-Result<Team> SqlStore::GetTeam(const std::string& team_id) {
-  return FindOne("get_team", q_->identity.get_team, kTeamColumns, {{"team_id", team_id}},
-                 "team not found");
-}
-
-Status SqlStore::AddTeamMember(const std::string& team_id, const std::string& member_id) {
-  return Run<Ok>("add_team_member", Access::kWrite, [&](Session& s) -> Status {
-    {
-      auto st = Select(s, q_->identity.team_and_member_organizations,
-                       {{"team_id", team_id}, {"member_id", member_id}});
-      if (!st) return std::move(st).error();
-      auto row = st->Step();
-      if (!row) return std::move(row).error();
-      if (st->IsNull("team_organization")) return Error::NotFound("team not found");
-      if (st->IsNull("member_organization")) return Error::NotFound("member not found");
-      if (st->Text("team_organization") != st->Text("member_organization")) {
-        return Error::BadRequest("member " + member_id +
-                                 " is not a member of the team's organization");
-      }
-    }
-    auto n = Execute(s, q_->identity.insert_team_member,
-                     {{"team_id", team_id}, {"member_id", member_id}});
-    if (!n) return std::move(n).error();
-    return OkStatus();
-  });
 }
 
 }  // namespace connreg::store

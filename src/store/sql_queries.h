@@ -28,15 +28,44 @@ using sql::Stmt;
 struct IdentityQueries {
   explicit IdentityQueries(sql::QueryBook& b);
   sql::Query insert_organization, get_organization, count_organizations;
-  sql::Query insert_member, get_member;
   sql::Query insert_api_client, get_active_api_client, revoke_api_client;
   sql::Query delete_client_access_tokens, delete_client_refresh_tokens;
-  sql::Query insert_access_token, insert_refresh_token, resolve_access_token;
+  sql::Query lock_token_issuer, insert_access_token, insert_refresh_token, resolve_access_token;
   sql::Query find_refresh_token, use_refresh_token;
   sql::Query delete_family_access_tokens, delete_family_refresh_tokens;
   sql::Query purge_access_tokens, purge_refresh_tokens, purge_idempotency_keys;
-  sql::Query insert_team, get_team, team_and_member_organizations, insert_team_member;
 };
+
+// sql_members.cc
+struct MemberQueries {
+  explicit MemberQueries(sql::QueryBook& b);
+  sql::Query lock_organization;
+  sql::Query insert_member, get_member, get_org_member, update_member;
+  sql::Query email_taken, other_active_admin;
+  sql::Query delete_member_access_tokens, delete_member_refresh_tokens;
+  sql::Query list_members[2];  // [keyset]
+  sql::Query count_members;
+  sql::Query insert_team, get_team, update_team, team_name_taken, active_team;
+  sql::Query member_state, insert_team_member, remove_team_member, team_member_ids;
+  sql::Query list_teams[2][2];      // [keyset][of_member]
+  sql::Query count_teams[2];        // [of_member]
+  sql::Query list_team_members[2];  // [keyset]
+  sql::Query count_team_members;
+};
+
+// Inserts a member row (CreateMember, and the first-start bootstrap in sql_identity.cc).
+Status InsertMember(sql::Session& s, const MemberQueries& q, const Member& member);
+
+// The SQL of the rule that a grant applies only while its member is active and its team is not
+// archived (contract section 12), for the statements that test grants (HasGrant, the listing's
+// visible_to_member): true when :member_id is an active member ...
+inline constexpr std::string_view kMemberIsActive =
+    "EXISTS (SELECT 1 FROM members AS am WHERE am.member_id = :member_id"
+    " AND NOT am.is_archived AND NOT am.is_inactive)";
+// ... and the teams whose grants reach :member_id: its teams that are not archived.
+inline constexpr std::string_view kGrantingTeamsOfMember =
+    "SELECT tm.team_id FROM team_members AS tm JOIN teams AS gt ON gt.team_id = tm.team_id"
+    " WHERE tm.member_id = :member_id AND NOT gt.is_archived";
 
 // sql_connections.cc
 struct ConnectionQueries {
@@ -66,13 +95,14 @@ struct IdempotencyQueries {
 struct ServerQueries {
   explicit ServerQueries(sql::QueryBook& b);
   sql::Query get_server_key, insert_server_key, take_rate_token;
-  sql::Query schema_version, migration_applied, record_migration;
+  sql::Query schema_version, migration_applied, record_migration, foreign_key_violations;
 };
 
 struct SqlStore::Queries {
   explicit Queries(sql::QueryBook& b)
-      : identity(b), connections(b), grants(b), idempotency(b), server(b) {}
+      : identity(b), members(b), connections(b), grants(b), idempotency(b), server(b) {}
   IdentityQueries identity;
+  MemberQueries members;
   ConnectionQueries connections;
   GrantQueries grants;
   IdempotencyQueries idempotency;

@@ -126,6 +126,13 @@ std::string KeyMatch(const Columns& columns) {
   return Assignments(columns, true, " AND ");
 }
 
+// "SELECT a, b FROM table WHERE k = :k": one row by its key.
+template <class Columns>
+std::string SelectByKey(const Columns& columns, std::string_view table) {
+  return "SELECT " + SelectList(columns) + " FROM " + std::string(table) + " WHERE " +
+         KeyMatch(columns);
+}
+
 // Binds every column of `row` as the parameter of its name.
 template <class Columns>
 void BindRow(Stmt& st, const Columns& columns, const RowOf<Columns>& row) {

@@ -72,10 +72,9 @@ Status ApplyMigrations(Session& s, const sql::Dialect& d, const ServerQueries& q
                            std::to_string(applied) + ", newer than this binary (" +
                            std::to_string(latest) + ")");
   }
-  for (const Migration& m : migrations) {
-    if (m.version <= applied) continue;
-    const std::string what =
-        "migration " + std::to_string(m.version) + " (" + std::string(m.name) + ")";
+  // One migration in a transaction of its own; for one that rebuilds tables, with foreign keys
+  // off around the transaction and checked before it commits.
+  auto apply = [&](const Migration& m, const std::string& what) -> Status {
     const std::string_view text = m.*d.migration_sql;
     if (text.empty()) return Error::Internal(backend + ": " + what + " has no text");
     if (Status begun = s.Exec(d.begin_migration); !begun) return fail(what, begun.error());
@@ -89,13 +88,37 @@ Status ApplyMigrations(Session& s, const sql::Dialect& d, const ServerQueries& q
     }
     if (applied_meanwhile) {  // by another process
       if (Status rolled = s.Exec("ROLLBACK"); !rolled) return fail(what, rolled.error());
-      continue;
+      return OkStatus();
     }
     if (Status done = s.Exec(text); !done) return fail(what, done.error());
+    if (m.rebuilds_tables) {
+      auto violations = Count(s, q.foreign_key_violations, {});
+      if (!violations) return fail(what, violations.error());
+      if (*violations != 0) {
+        return fail(what, Error::Internal(std::to_string(*violations) +
+                                          " foreign key violations after the rebuild"));
+      }
+    }
     auto n = Execute(s, q.record_migration,
                      {{"version", m.version}, {"name", m.name}, {"applied_at", NowMs()}});
     if (!n) return fail(what, n.error());
     if (Status committed = s.Exec("COMMIT"); !committed) return fail(what, committed.error());
+    return OkStatus();
+  };
+  for (const Migration& m : migrations) {
+    if (m.version <= applied) continue;
+    const std::string what =
+        "migration " + std::to_string(m.version) + " (" + std::string(m.name) + ")";
+    const bool keys_off = m.rebuilds_tables && !d.foreign_keys_off.empty();
+    if (keys_off) {
+      if (Status off = s.Exec(d.foreign_keys_off); !off) return fail(what, off.error());
+    }
+    Status done = apply(m, what);
+    if (keys_off) {
+      Status on = s.Exec(d.foreign_keys_on);
+      if (done && !on) done = fail(what, on.error());
+    }
+    if (!done) return done;
   }
   return OkStatus();
 }
@@ -113,7 +136,8 @@ ServerQueries::ServerQueries(sql::QueryBook& b)
       migration_applied(b, "SELECT 1 FROM schema_migrations WHERE version = :version"),
       record_migration(b,
                        "INSERT INTO schema_migrations (version, name, applied_at)"
-                       " VALUES (:version, :name, :applied_at)") {}
+                       " VALUES (:version, :name, :applied_at)"),
+      foreign_key_violations(b, b.dialect().foreign_key_violations) {}
 
 SqlStore::SqlStore(std::unique_ptr<sql::Database> db)
     : db_(std::move(db)), book_(db_->dialect()), q_(std::make_unique<const Queries>(book_)) {

@@ -1,9 +1,10 @@
 // The query layer: every call of the store's interfaces (store.h), written once in SQL over the
 // database interface (sql.h) and run on whichever backend the Database is. The statements and
-// row mappings of each aggregate sit in one file each: sql_identity.cc (organizations, members,
-// API clients, tokens, teams), sql_connections.cc (connections, their secrets, key rotation),
-// sql_grants.cc, sql_idempotency.cc; sql_store.cc has the rest (server keys, rate limits,
-// migrations). SqliteStore and PostgresStore are this class over their own Database.
+// row mappings of each aggregate sit in one file each: sql_identity.cc (organizations, API
+// clients, tokens), sql_members.cc (members, teams, memberships), sql_connections.cc
+// (connections, their secrets, key rotation), sql_grants.cc, sql_idempotency.cc; sql_store.cc
+// has the rest (server keys, rate limits, migrations). SqliteStore and PostgresStore are this class
+// over their own Database.
 #pragma once
 
 #include <initializer_list>
@@ -33,12 +34,33 @@ class SqlStore : public Store {
   Result<std::int64_t> CountOrganizations() override;
   Result<bool> BootstrapIfEmpty(const Organization& org, const Member& admin,
                                 const ApiClient& client) override;
-  Status CreateMember(const Member& member) override;
   Status CreateApiClient(const ApiClient& client) override;
   Status RevokeApiClient(const std::string& client_id, TimeMs now) override;
-  Status CreateTeam(const Team& team) override;
-  Result<Team> GetTeam(const std::string& team_id) override;
-  Status AddTeamMember(const std::string& team_id, const std::string& member_id) override;
+
+  // MemberStore
+  Status CreateMember(const Member& member, const std::vector<TeamMembership>& teams) override;
+  Result<Member> GetMember(const std::string& organization_id,
+                           const std::string& member_id) override;
+  Result<Member> UpdateMember(const std::string& organization_id, const std::string& member_id,
+                              const domain::MemberChange& change,
+                              const std::string& actor_member_id, TimeMs now) override;
+  Result<MemberPage> ListMembers(const MemberListQuery& q) override;
+  Status CreateTeam(const Team& team, const std::vector<std::string>& members) override;
+  Result<Team> GetTeam(const std::string& organization_id, const std::string& team_id,
+                       std::vector<std::string>* member_ids) override;
+  Result<Team> UpdateTeam(const std::string& organization_id, const std::string& team_id,
+                          const domain::TeamChange& change, const std::string& actor_member_id,
+                          TimeMs now) override;
+  Status ArchiveTeam(const std::string& organization_id, const std::string& team_id,
+                     const std::string& actor_member_id, TimeMs now) override;
+  Status ChangeTeamMembers(const std::string& organization_id, const std::string& team_id,
+                           const domain::TeamMembersChange& change,
+                           const std::string& actor_member_id) override;
+  Result<TeamPage> ListTeams(const TeamListQuery& q) override;
+  Result<TeamMemberPage> ListTeamMembers(const std::string& organization_id,
+                                         const std::string& team_id, int limit,
+                                         const std::optional<std::string>& after,
+                                         std::int64_t offset) override;
 
   // TokenStore
   Result<Member> GetMember(const std::string& member_id) override;

@@ -37,6 +37,10 @@ const sql::Dialect kSqliteDialect{
     .begin_migration = "BEGIN IMMEDIATE",
     .bootstrap_lock = "",
     .migration_sql = &Migration::sqlite,
+    // A no-op inside a transaction, so run around it (https://sqlite.org/lang_altertable.html).
+    .foreign_keys_off = "PRAGMA foreign_keys = OFF",
+    .foreign_keys_on = "PRAGMA foreign_keys = ON",
+    .foreign_key_violations = "SELECT count(*) FROM pragma_foreign_key_check",
 };
 
 // Maps a SQLite result code to the store's error vocabulary (store.h). Messages of kNotFound and

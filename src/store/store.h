@@ -18,6 +18,7 @@
 
 #include "core/result.h"
 #include "domain/connection.h"
+#include "domain/member.h"
 
 namespace connreg::store {
 
@@ -29,13 +30,9 @@ struct Organization {
   TimeMs created_at = 0;
 };
 
-struct Member {
-  std::string member_id;
-  std::string organization_id;
-  std::string email;
-  std::string account_type;  // domain::IsAccountType
-  TimeMs created_at = 0;
-};
+using Member = domain::Member;
+using Team = domain::Team;
+using TeamMembership = domain::TeamMembership;
 
 struct ApiClient {
   std::string client_id;
@@ -66,13 +63,6 @@ struct RefreshToken {
   TimeMs expires_at = 0;
 };
 
-struct Team {
-  std::string team_id;
-  std::string organization_id;
-  std::string name;
-  TimeMs created_at = 0;
-};
-
 // What a valid bearer token resolves to.
 struct Principal {
   std::string organization_id;
@@ -83,12 +73,17 @@ struct Principal {
 
 // What authenticating a request and issuing tokens needs (the token endpoint, every request's
 // bearer token): API clients, the account type of their members, access and refresh tokens.
+// A member that is not active (archived or inactive, domain::Member::IsActive) authenticates
+// nothing: its clients, refresh tokens and access tokens are all refused, on the next request.
 class TokenStore {
  public:
   virtual ~TokenStore() = default;
+  // The member by id, in whichever organization (kNotFound when unknown).
   virtual Result<Member> GetMember(const std::string& member_id) = 0;
-  // kNotFound for unknown or revoked clients.
+  // kNotFound for unknown or revoked clients, and clients of members that are not active.
   virtual Result<ApiClient> GetActiveApiClient(const std::string& client_id) = 0;
+  // Both save only while the token's client may be issued one, checked in the same transaction:
+  // kNotFound when it is revoked, or its member is not active, by then.
   virtual Status SaveAccessToken(const AccessToken& token) = 0;
   // Saves a fresh access/refresh pair atomically (client credentials grant).
   virtual Status SaveTokenPair(const AccessToken& access, const RefreshToken& refresh) = 0;
@@ -96,23 +91,24 @@ class TokenStore {
   // expired, its client active, and issued to `client_id` when that is not empty) and saves
   // `next_access`/`next_refresh` in the same family (their client/member/organization/family
   // fields are filled in by the store from the consumed token). Returns the principal.
-  // kNotFound: unknown, expired, revoked or another client's token (nothing changes).
+  // kNotFound: unknown, expired, revoked, another client's token, or a token of a member that is
+  // not active (nothing changes).
   // kConflict: the token was already used: every access and refresh token of its family is
   // deleted (reuse detection), in the same transaction, and nothing is issued.
   virtual Result<Principal> RotateRefreshToken(const std::string& presented_hash,
                                                const std::string& client_id, TimeMs now,
                                                AccessToken next_access,
                                                RefreshToken next_refresh) = 0;
-  // Resolves a token hash valid at `now` (not expired, its client not revoked); kNotFound
-  // otherwise.
+  // Resolves a token hash valid at `now` (not expired, its client not revoked, its member
+  // active); kNotFound otherwise.
   virtual Result<Principal> ResolveAccessToken(const std::string& token_hash, TimeMs now) = 0;
   // Removes expired access and refresh tokens, and idempotency keys created before
   // `idempotency_not_before`; returns how many rows went.
   virtual Result<std::int64_t> PurgeExpired(TimeMs now, TimeMs idempotency_not_before) = 0;
 };
 
-// What the operator administers (the CLI and the first-start bootstrap): organizations,
-// members, API clients and teams.
+// What the operator administers (the CLI and the first-start bootstrap): organizations and API
+// clients. Members and teams are the MemberStore's.
 class IdentityStore {
  public:
   virtual ~IdentityStore() = default;
@@ -125,20 +121,125 @@ class IdentityStore {
   // nothing was written.
   virtual Result<bool> BootstrapIfEmpty(const Organization& org, const Member& admin,
                                         const ApiClient& client) = 0;
-  // kNotFound when the organization does not exist.
-  virtual Status CreateMember(const Member& member) = 0;
   // kNotFound when the member does not exist.
   virtual Status CreateApiClient(const ApiClient& client) = 0;
   // Revokes the client (revoked_at = now) and deletes its access and refresh tokens, in one
   // transaction: every request that starts after this returns is refused. kNotFound if unknown.
   virtual Status RevokeApiClient(const std::string& client_id, TimeMs now) = 0;
+};
 
-  // kNotFound when the organization does not exist.
-  virtual Status CreateTeam(const Team& team) = 0;
-  virtual Result<Team> GetTeam(const std::string& team_id) = 0;
-  // Adds a member to a team of the same organization (kNotFound for an unknown team or member,
-  // kBadRequest when they belong to different organizations). Adding twice is not an error.
-  virtual Status AddTeamMember(const std::string& team_id, const std::string& member_id) = 0;
+// ---- members and teams (contract section 12) ----------------------------------------------
+
+// Keyset positions of the listings: the sort key of the last entry of the previous page.
+struct MemberCursor {
+  std::string email_folded;  // domain::FoldName(email)
+  std::string member_id;
+};
+
+struct MemberListQuery {
+  std::string organization_id;
+  int limit = 50;  // 1..1000
+  bool include_archived = false;
+  bool include_inactive = false;
+  std::optional<std::string> email;   // exact, already folded with domain::FoldName
+  std::optional<std::string> search;  // substring of email, first or last name; folded
+  std::optional<MemberCursor> after;
+  std::int64_t offset = 0;  // numeric page form; used only when `after` is empty
+};
+
+struct MemberPage {
+  std::vector<Member> entries;  // ordered by (folded email, member_id)
+  bool has_more = false;
+  std::int64_t total = 0;
+};
+
+struct TeamCursor {
+  std::string name_folded;  // domain::FoldName(name)
+  std::string team_id;
+};
+
+struct TeamListQuery {
+  std::string organization_id;
+  int limit = 50;                          // 1..1000
+  std::optional<std::string> name;         // exact, folded
+  std::optional<std::string> description;  // exact, folded
+  std::optional<std::string> visibility;
+  // When set, only the teams this member belongs to (GET /v2/members/{id}/teams).
+  std::optional<std::string> member_id;
+  std::optional<TeamCursor> after;
+  std::int64_t offset = 0;
+};
+
+struct TeamPage {
+  std::vector<Team> entries;  // active teams only, ordered by (folded name, team_id)
+  bool has_more = false;
+  std::int64_t total = 0;
+};
+
+struct TeamMemberPage {
+  std::vector<TeamMembership> entries;  // ordered by member_id
+  bool has_more = false;
+  std::int64_t total = 0;
+};
+
+// The members and teams of organizations, and who belongs to which team. Every write of one
+// organization's members or teams is serialised with the others of that organization (its row
+// is locked where rows are locked; SQLite's one writer excludes the others anyway), so the
+// invariants below hold however many nodes write at once:
+// - two active members of an organization never share an email (compared folded): kConflict;
+// - two active teams of an organization never share a name (folded): kConflict;
+// - an organization that has an active admin keeps one: a change that would demote, archive or
+//   deactivate its last one is refused with kConflict.
+// Ids of another organization are kNotFound, as if they did not exist.
+class MemberStore {
+ public:
+  virtual ~MemberStore() = default;
+
+  // Creates `member` and its memberships of `teams`, all or nothing. kNotFound: no such
+  // organization; kConflict: the id exists, or the email is taken; kBadRequest naming the first
+  // team that is not an active team of the organization.
+  virtual Status CreateMember(const Member& member, const std::vector<TeamMembership>& teams) = 0;
+  virtual Result<Member> GetMember(const std::string& organization_id,
+                                   const std::string& member_id) = 0;
+  // Applies `change` (domain::ApplyMemberChange) to the stored member and returns the result.
+  // kConflict when the email is taken (by a change of email, or by reactivating a member whose
+  // email another active member now has), or for the last active admin. A member that stops
+  // being active loses every access and refresh token of its clients in the same transaction.
+  virtual Result<Member> UpdateMember(const std::string& organization_id,
+                                      const std::string& member_id,
+                                      const domain::MemberChange& change,
+                                      const std::string& actor_member_id, TimeMs now) = 0;
+  virtual Result<MemberPage> ListMembers(const MemberListQuery& q) = 0;
+
+  // Creates `team` with `members` (added by its creator), all or nothing. kNotFound: no such
+  // organization; kConflict: the id exists, or the name is taken; kBadRequest naming the first
+  // member that is not an active member of the organization.
+  virtual Status CreateTeam(const Team& team, const std::vector<std::string>& members) = 0;
+  // Archived teams too; with `member_ids`, also the ids of its members (ordered), read in the
+  // same snapshot.
+  virtual Result<Team> GetTeam(const std::string& organization_id, const std::string& team_id,
+                               std::vector<std::string>* member_ids) = 0;
+  // kConflict for an archived team, or a name taken by another active team.
+  virtual Result<Team> UpdateTeam(const std::string& organization_id, const std::string& team_id,
+                                  const domain::TeamChange& change,
+                                  const std::string& actor_member_id, TimeMs now) = 0;
+  // Archives the team (its grants stop applying, its name is free again); again is no change.
+  virtual Status ArchiveTeam(const std::string& organization_id, const std::string& team_id,
+                             const std::string& actor_member_id, TimeMs now) = 0;
+  // Adds and removes members of a team, all or nothing; adding a member twice, or removing one
+  // that is not in the team, changes nothing. kConflict for an archived team; kBadRequest naming
+  // the first id that is not a member of the organization, or an added member that is not active
+  // (an inactive member may be removed: taking access away is never refused).
+  virtual Status ChangeTeamMembers(const std::string& organization_id, const std::string& team_id,
+                                   const domain::TeamMembersChange& change,
+                                   const std::string& actor_member_id) = 0;
+  virtual Result<TeamPage> ListTeams(const TeamListQuery& q) = 0;
+  // The team's members by member_id, paged by it (`after`: the last member_id of the previous
+  // page); kNotFound when the team is not in the organization.
+  virtual Result<TeamMemberPage> ListTeamMembers(const std::string& organization_id,
+                                                 const std::string& team_id, int limit,
+                                                 const std::optional<std::string>& after,
+                                                 std::int64_t offset) = 0;
 };
 
 // ---- connections -------------------------------------------------------------------------
@@ -158,8 +259,8 @@ struct ListQuery {
   std::optional<std::string> type;
   std::optional<ListCursor> after;  // keyset paging
   std::int64_t offset = 0;          // numeric page form; used only when `after` is empty
-  // When set, only connections this member holds a grant on, directly or through a team
-  // (a non-admin's view). `total` counts the same set.
+  // When set, only connections this member holds a grant on that applies, as GrantStore::HasGrant
+  // says (a non-admin's view). `total` counts the same set.
   std::optional<std::string> visible_to_member;
 };
 
@@ -255,7 +356,8 @@ class GrantStore {
   // kNotFound when no such grant on that connection in that organization.
   virtual Status DeleteGrant(const std::string& organization_id, const std::string& connection_id,
                              const std::string& grant_id) = 0;
-  // True when the member holds a grant on the connection, directly or through a team.
+  // True when the member holds a grant on the connection, directly or through a team, and the
+  // grant applies: the member is active, the team is not archived.
   virtual Result<bool> HasGrant(const std::string& organization_id,
                                 const std::string& connection_id, const std::string& member_id) = 0;
 };
@@ -321,6 +423,7 @@ class StoreHealth {
 
 class Store : public TokenStore,
               public IdentityStore,
+              public MemberStore,
               public ConnectionStore,
               public SealedSecretStore,
               public GrantStore,
@@ -329,6 +432,9 @@ class Store : public TokenStore,
               public RateLimitStore,
               public StoreHealth {
  public:
+  // One name, two calls: any organization's member (TokenStore) or one organization's.
+  using MemberStore::GetMember;
+  using TokenStore::GetMember;
   // True when a primary-key read is served from local files without waiting on a lock or a
   // network (SQLite in WAL mode), so it may run on an I/O thread (api/router.h, Exec).
   virtual bool PointReadsAreLocal() const = 0;

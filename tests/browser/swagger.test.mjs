@@ -1,6 +1,6 @@
 // Swagger UI at /docs in a real browser (Debian's Chromium, driven by playwright-core):
-// authorize through the OAuth2 client-credentials dialog, "Try it out" on POST /v2/connections
-// and GET /v2/connections, and check the 201 and 200 shown on the page. Run by
+// authorize through the OAuth2 client-credentials dialog, "Try it out" on POST /v2/connections,
+// GET /v2/connections and GET /v2/whoami, and check the 201, 200, 200 shown on the page. Run by
 // tests/e2e/test_swagger_browser.py; also runnable alone:
 //
 //   CONNREG_BASE_URL=http://127.0.0.1:8080 CONNREG_CLIENT_ID=… CONNREG_CLIENT_SECRET=… \
@@ -38,8 +38,8 @@ async function step(name, fn) {
 }
 
 // Expands an operation, presses "Try it out" and returns its opblock locator.
-async function openOperation(page, operationId) {
-  const block = page.locator(`#operations-connections-${operationId}`);
+async function openOperation(page, operationId, tag = 'connections') {
+  const block = page.locator(`#operations-${tag}-${operationId}`);
   await block.locator('.opblock-summary').first().click();
   await block.locator('button.try-out__btn').click();
   return block;
@@ -123,14 +123,23 @@ try {
     return status;
   });
 
+  const whoamiStatus = await step('GET /v2/whoami', async () => {
+    const block = await openOperation(page, 'whoami', 'members');
+    const status = await executeAndStatus(block);
+    const shown = await block.locator('.live-responses-table tr.response .response-col_description').first().innerText();
+    if (!shown.includes('"memberType"')) throw new Error('the response shown is not the caller');
+    return status;
+  });
+
   mkdirSync(dirname(screenshot), { recursive: true });
   await page.screenshot({ path: screenshot, fullPage: true });
 
   if (createStatus !== '201') problems.push(`POST /v2/connections showed ${createStatus}, want 201`);
   if (listStatus !== '200') problems.push(`GET /v2/connections showed ${listStatus}, want 200`);
+  if (whoamiStatus !== '200') problems.push(`GET /v2/whoami showed ${whoamiStatus}, want 200`);
   if (outside.length) problems.push(`requests outside the server: ${outside.slice(0, 5).join(', ')}`);
   console.log(JSON.stringify({ ok: problems.length === 0, title, created: connectionName, createStatus, listStatus,
-                               screenshot, problems }));
+                               whoamiStatus, screenshot, problems }));
   process.exitCode = problems.length === 0 ? 0 : 1;
 } catch (e) {
   try {

@@ -3,8 +3,9 @@
 Every test talks to the real `connreg` binary ($CONNREG_BIN, default build/connreg), started on
 127.0.0.1:0 with a fresh SQLite store in its own temporary directory. The contract is
 $CONNREG_SHARED/spec/contract.md; response bodies are validated against the schemas of Sigma's
-OpenAPI document ($CONNREG_SHARED/reference/sigma-openapi-connections.json) and against the
-stricter rules of the contract (section 3), see `check_connection`.
+OpenAPI document ($CONNREG_SHARED/reference/sigma-openapi.json, its oneOfs read as anyOfs:
+sigma_reference.py) and against the stricter rules of the contract (sections 3 and 12), see
+`check_connection` and `check_member`.
 
 What lives here:
 - `Server`: start/stop one `connreg serve`, read its log lines, run the operator CLI on its store.
@@ -38,12 +39,13 @@ import jsonschema
 import pytest
 import requests
 
+import sigma_reference
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
 BIN = os.environ.get("CONNREG_BIN") or str(REPO / "build" / "connreg")
 SHARED = Path(os.environ.get("CONNREG_SHARED") or "/work/shared")
-SIGMA_OPENAPI = SHARED / "reference" / "sigma-openapi-connections.json"
 
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 UUID4_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -414,41 +416,26 @@ def etag_value(resp: requests.Response) -> str:
 # Sigma's OpenAPI schemas
 
 
-def _relax_overlapping_enum_oneofs(node: Any) -> Any:
-    """Sigma's document has `oneOf` lists of plain string enums that overlap (grant `permission`:
-    "annotate" is in both the inode and the connection enum), so no value of the overlap can ever
-    validate. Such a `oneOf` is read as the `anyOf` it is meant to be; nothing else changes."""
-    if isinstance(node, dict):
-        out = {k: _relax_overlapping_enum_oneofs(v) for k, v in node.items()}
-        branches = out.get("oneOf")
-        if isinstance(branches, list) and branches and all(
-                isinstance(b, dict) and "enum" in b and set(b) <= {"type", "enum", "description", "title"}
-                for b in branches):
-            seen: set = set()
-            overlap = False
-            for b in branches:
-                vals = {json.dumps(v) for v in b["enum"]}
-                overlap |= bool(seen & vals)
-                seen |= vals
-            if overlap:
-                out["anyOf"] = out.pop("oneOf")
-        return out
-    if isinstance(node, list):
-        return [_relax_overlapping_enum_oneofs(v) for v in node]
-    return node
-
-
 class Schemas:
     """Response schemas of Sigma's OpenAPI document, internal $refs resolved."""
 
-    def __init__(self, path: Path = SIGMA_OPENAPI):
-        self.doc = _relax_overlapping_enum_oneofs(json.loads(Path(path).read_text()))
+    def __init__(self):
+        self.doc = sigma_reference.sigma_document()
         self.ops: dict[str, dict] = {}
         for p, item in self.doc["paths"].items():
             for method, op in item.items():
                 if isinstance(op, dict) and "operationId" in op:
                     self.ops[op["operationId"]] = op
         self._validators: dict[tuple[str, str], jsonschema.Draft202012Validator] = {}
+        # (method, path pattern, operationId) of every operation, to find a request's operation.
+        self._routes = [(method.upper(), re.compile("^" + re.sub(r"\{[^/}]+\}", "[^/]+", p) + "$"),
+                         op["operationId"])
+                        for p, item in self.doc["paths"].items() for method, op in item.items()
+                        if isinstance(op, dict) and "operationId" in op]
+
+    def operation_at(self, method: str, path: str) -> str | None:
+        """The operationId of Sigma's operation serving `method` on `path` (no query string)."""
+        return next((op for m, pattern, op in self._routes if m == method and pattern.match(path)), None)
 
     def _pointer(self, ref: str) -> Any:
         assert ref.startswith("#/"), f"external $ref not supported: {ref}"
@@ -509,6 +496,20 @@ def schemas() -> Schemas:
     if _SCHEMAS is None:
         _SCHEMAS = Schemas()
     return _SCHEMAS
+
+
+# The routes of contract section 12, whose every success the suite checks against Sigma's schema
+# of its operation, whichever test made the request.
+SECTION_12_PREFIXES = ("/v2/members", "/v2/teams", "/v2/whoami")
+
+
+def check_section_12_success(resp: requests.Response, body: Any) -> None:
+    path = resp.request.path_url.split("?", 1)[0]
+    if not 200 <= resp.status_code < 300 or not path.startswith(SECTION_12_PREFIXES):
+        return
+    op = schemas().operation_at(resp.request.method, path)
+    assert op is not None, f"{resp.request.method} {path}: no operation of Sigma's document"
+    schemas().validate(op, resp.status_code, body)
 
 
 def check_error(resp: requests.Response, status: int, code: str | None = None) -> dict:
@@ -600,6 +601,7 @@ class Api:
                 raise AssertionError(f"{where}: Content-Type is JSON but the body is not: {text[:300]}")
             if not r.request.path_url.startswith("/v2/auth/"):
                 assert_no_secret_fields(body, where)
+            check_section_12_success(r, body)
         if r.status_code == 304:
             assert not r.content, f"{where}: a 304 with a body"
 
@@ -678,6 +680,56 @@ def check_page(page: Any) -> dict:
     for e in page["entries"]:
         check_connection(e)
     return page
+
+
+# --------------------------------------------------------------------------------------------
+# Members and teams (contract section 12)
+
+ACCOUNT_TYPES = ("admin", "creator", "explorer", "viewer")
+
+
+def expect_ok(resp: requests.Response, op_id: str, status: int = 200) -> Any:
+    """A success of Sigma's operation `op_id`: the status, and a body valid against Sigma's
+    schema of it."""
+    assert resp.status_code == status, \
+        f"{resp.request.method} {resp.request.path_url}: expected {status}, got {resp.status_code}: {resp.text[:500]}"
+    body = resp.json()
+    schemas().validate(op_id, status, body)
+    return body
+
+
+def check_member(obj: Any, *, organization_id: str | None = None) -> dict:
+    """The member object of contract section 12, beyond Sigma's schema."""
+    assert isinstance(obj, dict), obj
+    assert set(obj) == {"organizationId", "memberId", "memberType", "firstName", "lastName", "email",
+                        "profileImgUrl", "createdBy", "updatedBy", "createdAt", "updatedAt",
+                        "homeFolderId", "userKind", "isArchived", "isInactive"}, sorted(obj)
+    assert obj["memberType"] in ACCOUNT_TYPES, obj
+    assert obj["profileImgUrl"] is None and obj["userKind"] == "internal", obj
+    assert isinstance(obj["isArchived"], bool) and isinstance(obj["isInactive"], bool), obj
+    for f in ("memberId", "firstName", "email", "createdBy", "updatedBy", "homeFolderId"):
+        assert isinstance(obj[f], str) and obj[f], f"{f}: {obj}"
+    for f in ("createdAt", "updatedAt"):
+        check_timestamp(obj[f], f)
+    assert obj["updatedAt"] >= obj["createdAt"], obj
+    if organization_id is not None:
+        assert obj["organizationId"] == organization_id, obj
+    return obj
+
+
+def check_team(obj: Any, *, with_members: bool) -> dict:
+    """The team object of contract section 12; `members` on single-team responses only."""
+    assert isinstance(obj, dict), obj
+    keys = {"teamId", "name", "description", "visibility", "isArchived", "workspaceId", "createdBy",
+            "updatedBy", "createdAt", "updatedAt"}
+    assert set(obj) == keys | ({"members"} if with_members else set()), sorted(obj)
+    assert obj["visibility"] in ("public", "private") and obj["workspaceId"] is None, obj
+    assert obj["description"] is None or isinstance(obj["description"], str), obj
+    for f in ("createdAt", "updatedAt"):
+        check_timestamp(obj[f], f)
+    if with_members:
+        assert obj["members"] == sorted(obj["members"]), obj
+    return obj
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,22 +23,18 @@ from typing import Any
 
 import requests
 
+import sigma_reference
+
 REPO = Path(__file__).resolve().parents[2]
 DOC_PATH = REPO / "docs" / "openapi.json"
 API_CC = Path(os.environ.get("CONNREG_API_SOURCE", REPO / "src" / "api" / "api.cc"))
 OAS31_SCHEMA = REPO / "node_modules" / "@apidevtools" / "openapi-schemas" / "schemas" / "v3.1" / "schema.json"
-HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-
-
-def shared_dir() -> Path:
-    env = os.environ.get("CONNREG_SHARED")
-    if env:
-        return Path(env)
-    return REPO.parent / "shared"
+HTTP_METHODS = sigma_reference.HTTP_METHODS
 
 
 def sigma_document() -> dict:
-    return json.loads((shared_dir() / "reference" / "sigma-openapi-connections.json").read_text())
+    """Sigma's reference document, less the operations connreg does not serve yet."""
+    return sigma_reference.sigma_document(served_only=True)
 
 
 def connreg_bin() -> str:

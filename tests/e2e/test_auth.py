@@ -145,12 +145,54 @@ def test_missing_grant_type(server):
     check_oauth_error(r, 400, "invalid_request")
 
 
-def test_token_body_must_be_form(server):
+def post_json_token(server, body, auth=None, content_type="application/json"):
+    return requests.post(server.url(TOKEN), timeout=30, auth=auth,
+                         headers={"Content-Type": content_type}, data=json.dumps(body))
+
+
+def test_token_endpoint_takes_a_json_body_as_sigmas_openapi_document_gives_it(server):
+    """A client generated from Sigma's OpenAPI document sends JSON (contract section 2): both
+    grants work with it, and it validates against Sigma's schema; HTTP Basic works beside it."""
     b = server.bootstrap
-    r = requests.post(server.url(TOKEN), timeout=30, headers={"Content-Type": "application/json"},
-                      data=json.dumps({"grant_type": "client_credentials", "client_id": b["clientId"],
-                                       "client_secret": b["clientSecret"]}))
-    assert r.status_code in (400, 415), r.text
+    r = post_json_token(server, {"grant_type": "client_credentials", "client_id": b["clientId"],
+                                 "client_secret": b["clientSecret"]})
+    first = check_token_response(r)
+    schemas().validate("postToken", 200, first)
+    assert bearer_get(server, first["access_token"]).status_code == 200
+    second = check_token_response(post_json_token(
+        server, {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}))
+    assert bearer_get(server, second["access_token"]).status_code == 200
+    basic = post_json_token(server, {"grant_type": "client_credentials"},
+                            auth=(b["clientId"], b["clientSecret"]),
+                            content_type="application/json; charset=utf-8")
+    check_token_response(basic)
+    wrong = post_json_token(server, {"grant_type": "client_credentials", "client_id": b["clientId"],
+                                     "client_secret": "not-the-secret"})
+    check_oauth_error(wrong, 401, "invalid_client")
+
+
+def test_token_json_body_must_be_an_object_of_strings(server):
+    b = server.bootstrap
+    for body, field in (({"grant_type": "client_credentials", "client_id": b["clientId"],
+                          "client_secret": 12345}, "client_secret"),
+                        ({"grant_type": ["client_credentials"]}, "grant_type")):
+        r = post_json_token(server, body)
+        check_oauth_error(r, 400, "invalid_request")
+        assert field in r.json()["error_description"], r.text
+        assert "access_token" not in r.text
+    for raw in ("[1, 2]", "{\"grant_type\": ", "\"client_credentials\""):
+        r = requests.post(server.url(TOKEN), timeout=30, data=raw,
+                          headers={"Content-Type": "application/json"})
+        check_oauth_error(r, 400, "invalid_request")
+
+
+def test_token_body_of_another_media_type_is_refused(server):
+    b = server.bootstrap
+    r = requests.post(server.url(TOKEN), timeout=30, headers={"Content-Type": "text/plain"},
+                      data=f"grant_type=client_credentials&client_id={b['clientId']}"
+                           f"&client_secret={b['clientSecret']}")
+    check_oauth_error(r, 400, "invalid_request")
+    assert "application/json" in r.json()["error_description"], r.text
     assert "access_token" not in r.text
 
 

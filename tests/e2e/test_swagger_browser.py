@@ -1,6 +1,6 @@
 """Swagger UI at /docs in a real headless Chromium (tests/browser/swagger.test.mjs, run with node):
-authorize through the OAuth2 client-credentials dialog, "Try it out" on POST /v2/connections and
-GET /v2/connections, and see 201 and 200 on the page. Leaves a screenshot in
+authorize through the OAuth2 client-credentials dialog, "Try it out" on POST /v2/connections,
+GET /v2/connections and GET /v2/whoami, and see 201, 200 and 200 on the page. Leaves a screenshot in
 $CONNREG_TEST_ARTIFACTS (default build/test-artifacts)/swagger.png.
 
 Needs /usr/bin/chromium (Debian) and node_modules/playwright-core: scripts/install-browser.sh
@@ -58,6 +58,7 @@ def test_swagger_ui_authorize_and_try_it_out(server):
     result = json.loads(lines[-1])
     assert r.returncode == 0 and result["ok"], json.dumps(result, indent=1) + "\n" + r.stderr[-3000:]
     assert result["createStatus"] == "201" and result["listStatus"] == "200"
+    assert result["whoamiStatus"] == "200"
     assert "connreg" in result["title"]
 
     # What the page did really happened: the connection exists, created by the bootstrap admin.

@@ -19,10 +19,21 @@ TEST(DomainPermissions, GrantPermissionIsUsageOrAnnotate) {
   EXPECT_FALSE(IsGrantPermission(std::string("usage\0", 6)));
 }
 
-TEST(DomainPermissions, AccountTypeIsAdminCreatorOrViewer) {
-  for (const char* good : {"admin", "creator", "viewer"}) EXPECT_TRUE(IsAccountType(good)) << good;
-  for (const char* bad : {"owner", "", "Admin", "explorer", "usage", "viewer "}) {
+TEST(DomainPermissions, AccountTypeIsAdminCreatorExplorerOrViewer) {
+  for (const char* good : {"admin", "creator", "explorer", "viewer"}) {
+    EXPECT_TRUE(IsAccountType(good)) << good;
+  }
+  for (const char* bad : {"owner", "", "Admin", "EXPLORER", "usage", "viewer "}) {
     EXPECT_FALSE(IsAccountType(bad)) << bad;
+  }
+}
+
+TEST(DomainPermissions, MemberTypeIsReadCaseInsensitivelyAndStoredLowerCase) {
+  EXPECT_EQ(ParseAccountType("Admin"), "admin");
+  EXPECT_EQ(ParseAccountType("EXPLORER"), "explorer");
+  EXPECT_EQ(ParseAccountType("viewer"), "viewer");
+  for (const char* bad : {"", "owner", " admin", "admin ", "adm\u0131n", "vi\xc3\xa9wer"}) {
+    EXPECT_EQ(ParseAccountType(bad), std::nullopt) << bad;
   }
 }
 

@@ -197,8 +197,8 @@ class RawSession {
 // transaction (it waited first, so its deadlock check runs first) with 40P01, and the store
 // runs it again, which then succeeds. Without the retry the call would fail.
 TEST_F(PostgresStoreTest, DeadlockedTransactionIsRetried) {
-  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "m1@a", "viewer", kT0}).ok());
-  ASSERT_TRUE(store_->CreateMember({"m2", "org-a", "m2@a", "viewer", kT0}).ok());
+  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "m1@a", "viewer", kT0}, {}).ok());
+  ASSERT_TRUE(store_->CreateMember({"m2", "org-a", "m2@a", "viewer", kT0}, {}).ok());
   Create(MakeConnection("org-a", Id(1), "c"));
   ASSERT_TRUE(store_
                   ->UpsertGrants("org-a", Id(1),
@@ -278,6 +278,27 @@ TEST(PostgresStoreMigrations, Migration2UpgradesAVersion1DatabaseKeepingItsData)
   EXPECT_EQ(PostgresRawSql(url, "SELECT max(version) FROM schema_migrations"),
             std::to_string(Migrations().back().version));
   test_support::ExpectVersion1DataUpgraded(store, c1);
+}
+
+// Migration 4 alters members and teams in place; the old rows read as section 12's objects.
+TEST(PostgresStoreMigrations, Migration4UpgradesAVersion3DatabaseKeepingItsMembersAndTeams) {
+  ASSERT_GE(Migrations().size(), 4u);
+  ASSERT_EQ(Migrations()[3].version, 4);
+  std::unique_ptr<TestDatabase> db;
+  try {
+    db = std::make_unique<TestDatabase>();
+  } catch (const std::exception& e) {
+    FAIL() << e.what();
+  }
+  const std::string url = db->url();
+  PostgresRawSql(url, test_support::SchemaUpToSql(3, &Migration::postgres));
+  PostgresRawSql(url, test_support::Version3MembersSql());
+  EXPECT_EQ(PostgresRawSql(url, "SELECT max(version) FROM schema_migrations"), "3");
+
+  PostgresStore store(url);
+  EXPECT_EQ(PostgresRawSql(url, "SELECT max(version) FROM schema_migrations"),
+            std::to_string(Migrations().back().version));
+  test_support::ExpectVersion3MembersUpgraded(store);
 }
 
 // ---- urls ----------------------------------------------------------------------------------

@@ -65,6 +65,30 @@ TEST(SqliteStoreMigrations, Migration2UpgradesAVersion1DatabaseKeepingItsData) {
   test_support::ExpectVersion1DataUpgraded(store, c1);
 }
 
+// Migration 4 rebuilds members (SQLite cannot change a CHECK in place) with foreign keys off:
+// every row referencing a member still does, and the old rows read as section 12's objects.
+TEST(SqliteStoreMigrations, Migration4UpgradesAVersion3DatabaseKeepingItsMembersAndTeams) {
+  ASSERT_GE(Migrations().size(), 4u);
+  ASSERT_EQ(Migrations()[3].version, 4);
+  TempDir dir;
+  const std::string path = dir.File("v3.db");
+  SqliteRawExec(path, "PRAGMA journal_mode = WAL; " +
+                          test_support::SchemaUpToSql(3, &Migration::sqlite) +
+                          test_support::Version3MembersSql());
+  SqliteRawExec(path, "INSERT INTO api_clients VALUES ('c2', 'm2', 'h', 1, NULL);");
+  EXPECT_EQ(SqliteRawSql(path, "SELECT max(version) FROM schema_migrations"), "3");
+
+  SqliteStore store(path);
+  EXPECT_EQ(SqliteRawSql(path, "SELECT max(version) FROM schema_migrations"),
+            std::to_string(Migrations().back().version));
+  EXPECT_EQ(SqliteRawSql(path, "SELECT count(*) FROM pragma_foreign_key_check"), "0");
+  EXPECT_TRUE(store.GetActiveApiClient("c2").ok());
+  // Foreign keys are on again on the connection that ran the rebuild (the writer).
+  EXPECT_EQ(store.CreateApiClient({"c9", "no-such-member", "h", kT0, std::nullopt}).error().code,
+            ErrorCode::kNotFound);
+  test_support::ExpectVersion3MembersUpgraded(store);
+}
+
 TEST(SqliteStoreOpen, ParsesDatabaseUrls) {
   TempDir dir;
   const std::string nested = dir.File("a/b/c.db");

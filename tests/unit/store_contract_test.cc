@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -633,19 +634,19 @@ TEST_P(StoreContractTest, OrganizationsAndMembers) {
   EXPECT_EQ(*store_->CountOrganizations(), 2);
   EXPECT_EQ(store_->CreateOrganization({"org-a", "again", kT0}).error().code, ErrorCode::kConflict);
 
-  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "viewer", kT0}).ok());
+  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "viewer", kT0}, {}).ok());
   auto m = store_->GetMember("m1");
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->organization_id, "org-a");
   EXPECT_EQ(m->email, "a@b.c");
   EXPECT_EQ(m->account_type, "viewer");
   EXPECT_EQ(store_->GetMember("m2").error().code, ErrorCode::kNotFound);
-  EXPECT_EQ(store_->CreateMember({"m2", "org-none", "x@y.z", "admin", kT0}).error().code,
+  EXPECT_EQ(store_->CreateMember({"m2", "org-none", "x@y.z", "admin", kT0}, {}).error().code,
             ErrorCode::kNotFound);
 }
 
 TEST_P(StoreContractTest, AccessTokensResolveOnlyWhileValid) {
-  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "admin", kT0}).ok());
+  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "admin", kT0}, {}).ok());
   ASSERT_TRUE(store_->CreateApiClient({"c1", "m1", "hash-1", kT0, std::nullopt}).ok());
   ASSERT_TRUE(store_->CreateApiClient({"c2", "m1", "hash-2", kT0, kT0 + 1}).ok());
   EXPECT_EQ(store_->CreateApiClient({"c3", "m-none", "h", kT0, std::nullopt}).error().code,
@@ -658,8 +659,14 @@ TEST_P(StoreContractTest, AccessTokensResolveOnlyWhileValid) {
   EXPECT_EQ(store_->GetActiveApiClient("c2").error().code, ErrorCode::kNotFound);
 
   ASSERT_TRUE(store_->SaveAccessToken({"tok-1", "c1", "m1", "org-a", kT0 + 3600}).ok());
-  ASSERT_TRUE(store_->SaveAccessToken({"tok-2", "c2", "m1", "org-a", kT0 + 3600}).ok());
   ASSERT_TRUE(store_->SaveAccessToken({"tok-old", "c1", "m1", "org-a", kT0 - 1}).ok());
+  // Nothing is saved for a revoked client; a token saved before its revocation (written here
+  // behind the store's back, as revocation also deletes them) never resolves.
+  EXPECT_EQ(store_->SaveAccessToken({"tok-2", "c2", "m1", "org-a", kT0 + 3600}).error().code,
+            ErrorCode::kNotFound);
+  Raw("UPDATE api_clients SET revoked_at = NULL WHERE client_id = 'c2'");
+  ASSERT_TRUE(store_->SaveAccessToken({"tok-2", "c2", "m1", "org-a", kT0 + 3600}).ok());
+  Raw("UPDATE api_clients SET revoked_at = 1 WHERE client_id = 'c2'");
 
   auto p = store_->ResolveAccessToken("tok-1", kT0);
   ASSERT_TRUE(p.ok()) << p.error().message;
@@ -683,7 +690,7 @@ TEST_P(StoreContractTest, AccessTokensResolveOnlyWhileValid) {
 }
 
 TEST_P(StoreContractTest, RevokingAClientKillsItsIssuedTokens) {
-  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "creator", kT0}).ok());
+  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "creator", kT0}, {}).ok());
   ASSERT_TRUE(store_->CreateApiClient({"c1", "m1", "h", kT0, std::nullopt}).ok());
   ASSERT_TRUE(store_->SaveAccessToken({"tok", "c1", "m1", "org-a", kT0 + 3600}).ok());
   ASSERT_EQ(store_->ResolveAccessToken("tok", kT0)->account_type, "creator");
@@ -692,7 +699,7 @@ TEST_P(StoreContractTest, RevokingAClientKillsItsIssuedTokens) {
 }
 
 TEST_P(StoreContractTest, RevokeApiClientKillsTokensAtOnceAndKeepsTheFirstTime) {
-  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "admin", kT0}).ok());
+  ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "admin", kT0}, {}).ok());
   ASSERT_TRUE(store_->CreateApiClient({"c1", "m1", "h1", kT0, std::nullopt}).ok());
   ASSERT_TRUE(store_->CreateApiClient({"c2", "m1", "h2", kT0, std::nullopt}).ok());
   ASSERT_TRUE(store_
@@ -735,7 +742,7 @@ class StoreRefreshContractTest : public StoreContractTest {
   void SetUp() override {
     StoreContractTest::SetUp();
     if (HasFatalFailure()) return;
-    ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "creator", kT0}).ok());
+    ASSERT_TRUE(store_->CreateMember({"m1", "org-a", "a@b.c", "creator", kT0}, {}).ok());
     ASSERT_TRUE(store_->CreateApiClient({"c1", "m1", "h1", kT0, std::nullopt}).ok());
     ASSERT_TRUE(store_->CreateApiClient({"c2", "m1", "h2", kT0, std::nullopt}).ok());
     ASSERT_TRUE(store_
@@ -1278,23 +1285,46 @@ TEST_P(StoreContractTest, RefusesASchemaNewerThanTheBinary) {
 
 // org-a: admin-a, m1, m2, m3 (viewers); team t1 = {m2}, team t2 = {m2, m3}; connections Id(1..6)
 // named "c1".."c6". org-b: mb, team tb = {mb}, connection Id(100).
+// The ids of every entry of a keyset walk: `list(q)` reads a page, `id(entry)` is an entry's id,
+// `advance(q, last)` moves `q` past the page's last entry. Checks that `total` stays the same on
+// every page and counts what the walk saw.
+template <class Query, class List, class IdOf, class Advance>
+std::vector<std::string> WalkPages(Query q, List list, IdOf id, Advance advance) {
+  std::vector<std::string> out;
+  std::optional<std::int64_t> total;
+  for (int pages = 0; pages < 100; ++pages) {
+    auto page = list(q);
+    EXPECT_TRUE(page.ok()) << page.error().message;
+    if (!page.ok()) break;
+    if (total) {
+      EXPECT_EQ(page->total, *total);
+    }
+    total = page->total;
+    for (const auto& e : page->entries) out.push_back(id(e));
+    if (!page->has_more) break;
+    advance(q, page->entries.back());
+  }
+  EXPECT_EQ(total.value_or(-1), static_cast<std::int64_t>(out.size()));
+  return out;
+}
+
 class StoreGrantsContractTest : public StoreContractTest {
  protected:
   void SetUp() override {
     StoreContractTest::SetUp();
     if (HasFatalFailure()) return;
-    Must(store_->CreateMember({"admin-a", "org-a", "admin@a", "admin", kT0}));
+    Must(store_->CreateMember({"admin-a", "org-a", "admin@a", "admin", kT0}, {}));
     for (const char* m : {"m1", "m2", "m3"}) {
-      Must(store_->CreateMember({m, "org-a", std::string(m) + "@a", "viewer", kT0}));
+      Must(store_->CreateMember({m, "org-a", std::string(m) + "@a", "viewer", kT0}, {}));
     }
-    Must(store_->CreateMember({"mb", "org-b", "mb@b", "viewer", kT0}));
-    Must(store_->CreateTeam({"t1", "org-a", "Team 1", kT0}));
-    Must(store_->CreateTeam({"t2", "org-a", "Team 2", kT0}));
-    Must(store_->CreateTeam({"tb", "org-b", "Team B", kT0}));
-    Must(store_->AddTeamMember("t1", "m2"));
-    Must(store_->AddTeamMember("t2", "m2"));
-    Must(store_->AddTeamMember("t2", "m3"));
-    Must(store_->AddTeamMember("tb", "mb"));
+    Must(store_->CreateMember({"mb", "org-b", "mb@b", "viewer", kT0}, {}));
+    Must(store_->CreateTeam({"t1", "org-a", "Team 1", kT0}, {}));
+    Must(store_->CreateTeam({"t2", "org-a", "Team 2", kT0}, {}));
+    Must(store_->CreateTeam({"tb", "org-b", "Team B", kT0}, {}));
+    Must(store_->ChangeTeamMembers("org-a", "t1", {{"m2"}, {}}, "admin-a"));
+    Must(store_->ChangeTeamMembers("org-a", "t2", {{"m2"}, {}}, "admin-a"));
+    Must(store_->ChangeTeamMembers("org-a", "t2", {{"m3"}, {}}, "admin-a"));
+    Must(store_->ChangeTeamMembers("org-b", "tb", {{"mb"}, {}}, "admin-a"));
     for (int i = 1; i <= 6; ++i) {
       Must(store_->CreateConnection(MakeConnection("org-a", Id(i), "c" + std::to_string(i))));
     }
@@ -1315,23 +1345,12 @@ class StoreGrantsContractTest : public StoreContractTest {
     q.limit = limit;
     q.include_archived = include_archived;
     q.visible_to_member = member;
-    std::vector<std::string> out;
-    std::optional<std::int64_t> total;
-    for (int pages = 0; pages < 100; ++pages) {
-      auto page = store_->ListConnections(q);
-      EXPECT_TRUE(page.ok()) << page.error().message;
-      if (!page.ok()) break;
-      if (total) {
-        EXPECT_EQ(page->total, *total);
-      }
-      total = page->total;
-      for (const auto& c : page->entries) out.push_back(c.connection_id);
-      if (!page->has_more) break;
-      const auto& last = page->entries.back();
-      q.after = ListCursor{last.name, last.created_at, last.connection_id};
-    }
-    EXPECT_EQ(total.value_or(-1), static_cast<std::int64_t>(out.size()));
-    return out;
+    return WalkPages(
+        q, [&](const ListQuery& page) { return store_->ListConnections(page); },
+        [](const domain::Connection& c) { return c.connection_id; },
+        [](ListQuery& next, const domain::Connection& last) {
+          next.after = ListCursor{last.name, last.created_at, last.connection_id};
+        });
   }
 };
 
@@ -1341,21 +1360,25 @@ INSTANTIATE_TEST_SUITE_P(, StoreGrantsContractTest,
 // ---- teams ---------------------------------------------------------------------------------
 
 TEST_P(StoreGrantsContractTest, TeamsAndMembership) {
-  auto t = store_->GetTeam("t1");
+  auto t = store_->GetTeam("org-a", "t1", nullptr);
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->organization_id, "org-a");
   EXPECT_EQ(t->name, "Team 1");
   EXPECT_EQ(t->created_at, kT0);
-  EXPECT_EQ(store_->GetTeam("t-none").error().code, ErrorCode::kNotFound);
-  EXPECT_EQ(store_->CreateTeam({"t9", "org-none", "x", kT0}).error().code, ErrorCode::kNotFound);
-  EXPECT_EQ(store_->CreateTeam({"t1", "org-a", "again", kT0}).error().code, ErrorCode::kConflict);
+  EXPECT_EQ(store_->GetTeam("org-a", "t-none", nullptr).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->CreateTeam({"t9", "org-none", "x", kT0}, {}).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(store_->CreateTeam({"t1", "org-a", "again", kT0}, {}).error().code,
+            ErrorCode::kConflict);
 
   // Adding twice is not an error and adds no row.
-  ASSERT_TRUE(store_->AddTeamMember("t1", "m2").ok());
+  ASSERT_TRUE(store_->ChangeTeamMembers("org-a", "t1", {{"m2"}, {}}, "admin-a").ok());
   EXPECT_EQ(Raw("SELECT count(*) FROM team_members WHERE team_id = 't1'"), "1");
-  EXPECT_EQ(store_->AddTeamMember("t-none", "m1").error().code, ErrorCode::kNotFound);
-  EXPECT_EQ(store_->AddTeamMember("t1", "m-none").error().code, ErrorCode::kNotFound);
-  Status cross = store_->AddTeamMember("t1", "mb");
+  EXPECT_EQ(store_->ChangeTeamMembers("org-a", "t-none", {{"m1"}, {}}, "admin-a").error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(store_->ChangeTeamMembers("org-a", "t1", {{"m-none"}, {}}, "admin-a").error().code,
+            ErrorCode::kBadRequest);
+  Status cross = store_->ChangeTeamMembers("org-a", "t1", {{"mb"}, {}}, "admin-a");
   ASSERT_FALSE(cross.ok());
   EXPECT_EQ(cross.error().code, ErrorCode::kBadRequest);
   EXPECT_EQ(Raw("SELECT count(*) FROM team_members WHERE member_id = 'mb'"), "1");
@@ -1611,6 +1634,546 @@ TEST_P(StoreGrantsContractTest, VisibilityStaysWithinTheOrganization) {
   ASSERT_TRUE(page.ok());
   EXPECT_TRUE(page->entries.empty());
   EXPECT_EQ(page->total, 0);
+}
+
+// ---- members and teams (contract section 12) -----------------------------------------------
+
+// A member with every field set, active, made by admin-a.
+Member NewMember(const std::string& id, const std::string& org, const std::string& email,
+                 const std::string& account_type = "viewer") {
+  Member m;
+  m.member_id = id;
+  m.organization_id = org;
+  m.email = email;
+  m.account_type = account_type;
+  m.created_at = m.updated_at = kT0;
+  m.first_name = "First " + id;
+  m.last_name = "Last";
+  m.created_by = m.updated_by = "admin-a";
+  return m;
+}
+
+Team NewTeam(const std::string& id, const std::string& org, const std::string& name) {
+  Team t;
+  t.team_id = id;
+  t.organization_id = org;
+  t.name = name;
+  t.created_at = t.updated_at = kT0;
+  t.created_by = t.updated_by = "admin-a";
+  return t;
+}
+
+domain::MemberChange Change(std::optional<std::string> account_type,
+                            std::optional<bool> archived = std::nullopt,
+                            std::optional<bool> inactive = std::nullopt) {
+  domain::MemberChange c;
+  c.account_type = std::move(account_type);
+  c.is_archived = archived;
+  c.is_inactive = inactive;
+  return c;
+}
+
+// org-a: admin-a (admin) and viewers m1, m2; org-b: admin-b. Clients c-<member> of each.
+class StoreMembersContractTest : public StoreContractTest {
+ protected:
+  void SetUp() override {
+    StoreContractTest::SetUp();
+    if (HasFatalFailure()) return;
+    for (const Member& m :
+         {NewMember("admin-a", "org-a", "Admin@A.example", "admin"),
+          NewMember("m1", "org-a", "m1@a.example"), NewMember("m2", "org-a", "m2@a.example"),
+          NewMember("admin-b", "org-b", "admin@b.example", "admin")}) {
+      Must(store_->CreateMember(m, {}));
+      Must(store_->CreateApiClient({"c-" + m.member_id, m.member_id, "h", kT0, std::nullopt}));
+    }
+  }
+
+  static void Must(const Status& s) {
+    if (!s.ok()) throw std::runtime_error(s.error().message);
+  }
+
+  // Defined below, by the tests of races.
+  void RaceDeactivation(const std::function<void(const std::string&)>& prepare,
+                        const std::function<Status(const std::string&)>& issue);
+
+  Result<Member> Update(const std::string& member_id, const domain::MemberChange& change,
+                        const std::string& org = "org-a") {
+    return store_->UpdateMember(org, member_id, change, "admin-a", kT0 + 10);
+  }
+
+  std::vector<std::string> MemberIds(MemberListQuery q, int limit) {
+    q.limit = limit;
+    return WalkPages(
+        q, [&](const MemberListQuery& page) { return store_->ListMembers(page); },
+        [](const Member& m) { return m.member_id; },
+        [](MemberListQuery& next, const Member& last) {
+          next.after = MemberCursor{domain::FoldName(last.email), last.member_id};
+        });
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(, StoreMembersContractTest,
+                         testing::Values(Backend::kSqlite, Backend::kPostgres), BackendName);
+
+TEST_P(StoreMembersContractTest, MemberRoundTripsEveryFieldWithinItsOrganization) {
+  Member m = NewMember("m9", "org-a", "Nine@Example.com", "explorer");
+  m.first_name = "Zoë \"q\"";
+  m.last_name = "";
+  m.is_inactive = true;
+  ASSERT_TRUE(store_->CreateMember(m, {}).ok());
+  auto got = store_->GetMember("org-a", "m9");
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(*got, m);
+  EXPECT_EQ(*store_->GetMember("m9"), m);  // TokenStore: any organization's
+  EXPECT_EQ(store_->GetMember("org-b", "m9").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->CreateMember(NewMember("m9", "org-a", "x@y.z"), {}).error().code,
+            ErrorCode::kConflict);
+  EXPECT_EQ(store_->CreateMember(NewMember("m8", "org-none", "x@y.z"), {}).error().code,
+            ErrorCode::kNotFound);
+}
+
+TEST_P(StoreMembersContractTest, TwoActiveMembersOfAnOrganizationNeverShareAnEmail) {
+  auto taken = store_->CreateMember(NewMember("m3", "org-a", "M1@A.EXAMPLE"), {});
+  EXPECT_EQ(taken.error().code, ErrorCode::kConflict);
+  EXPECT_TRUE(store_->CreateMember(NewMember("mb2", "org-b", "m1@a.example"), {}).ok());
+  // A change of email to a taken one changes nothing.
+  domain::MemberChange to_m1;
+  to_m1.email = "m1@A.example";
+  to_m1.first_name = "Renamed";
+  EXPECT_EQ(Update("m2", to_m1).error().code, ErrorCode::kConflict);
+  EXPECT_EQ(store_->GetMember("org-a", "m2")->first_name, "First m2");
+  // A member that is not active frees its address; reactivating it once taken is refused.
+  ASSERT_TRUE(Update("m1", Change(std::nullopt, true)).ok());
+  ASSERT_TRUE(store_->CreateMember(NewMember("m3", "org-a", "m1@a.example"), {}).ok());
+  EXPECT_EQ(Update("m1", Change(std::nullopt, false)).error().code, ErrorCode::kConflict);
+  EXPECT_TRUE(store_->GetMember("org-a", "m1")->is_archived);
+  ASSERT_TRUE(Update("m3", Change(std::nullopt, std::nullopt, true)).ok());
+  EXPECT_TRUE(Update("m1", Change(std::nullopt, false)).ok());
+}
+
+TEST_P(StoreMembersContractTest, UpdateAppliesTheChangeAndAnEmptyOneChangesNothing) {
+  domain::MemberChange c;
+  c.account_type = "creator";
+  c.first_name = "Ann";
+  c.last_name = "Lee";
+  c.email = "ann@a.example";
+  auto next = Update("m1", c);
+  ASSERT_TRUE(next.ok()) << next.error().message;
+  EXPECT_EQ(next->account_type, "creator");
+  EXPECT_EQ(next->updated_at, kT0 + 10);
+  EXPECT_EQ(*store_->GetMember("org-a", "m1"), *next);
+  auto same = store_->UpdateMember("org-a", "m1", domain::MemberChange{}, "m2", kT0 + 99);
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(*same, *next);
+  EXPECT_EQ(Update("m1", c, "org-b").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(Update("m-none", c).error().code, ErrorCode::kNotFound);
+}
+
+TEST_P(StoreMembersContractTest, TheLastActiveAdminIsNeverDemotedArchivedOrDeactivated) {
+  for (const auto& change :
+       {Change("viewer"), Change(std::nullopt, true), Change(std::nullopt, std::nullopt, true)}) {
+    EXPECT_EQ(Update("admin-a", change).error().code, ErrorCode::kConflict);
+  }
+  EXPECT_TRUE(store_->GetMember("org-a", "admin-a")->IsActiveAdmin());
+  // Another organization's admin does not count; an inactive admin does not either.
+  Member idle = NewMember("idle", "org-a", "idle@a.example", "admin");
+  idle.is_inactive = true;
+  ASSERT_TRUE(store_->CreateMember(idle, {}).ok());
+  EXPECT_EQ(Update("admin-a", Change("viewer")).error().code, ErrorCode::kConflict);
+  // With a second active admin, the first may go; then the second is the last.
+  ASSERT_TRUE(Update("m1", Change("admin")).ok());
+  ASSERT_TRUE(Update("admin-a", Change("viewer")).ok());
+  EXPECT_EQ(Update("m1", Change(std::nullopt, true)).error().code, ErrorCode::kConflict);
+  // Changes that keep the admin an active admin pass.
+  domain::MemberChange rename;
+  rename.first_name = "Still admin";
+  EXPECT_TRUE(Update("m1", rename).ok());
+  EXPECT_TRUE(Update("idle", Change(std::nullopt, true)).ok());  // not an active admin
+}
+
+TEST_P(StoreMembersContractTest, DeactivationKillsTheMembersTokensAndClientsUntilReactivated) {
+  ASSERT_TRUE(store_
+                  ->SaveTokenPair({"a1", "c-m1", "m1", "org-a", kT0 + 3600, "f1"},
+                                  {"r1", "f1", "c-m1", "m1", "org-a", kT0 + kDay})
+                  .ok());
+  ASSERT_TRUE(store_->SaveAccessToken({"a2", "c-m2", "m2", "org-a", kT0 + 3600, ""}).ok());
+  ASSERT_TRUE(store_->ResolveAccessToken("a1", kT0).ok());
+  for (const auto& off : {Change(std::nullopt, true), Change(std::nullopt, std::nullopt, true)}) {
+    ASSERT_TRUE(Update("m1", off).ok());
+    EXPECT_EQ(store_->ResolveAccessToken("a1", kT0).error().code, ErrorCode::kNotFound);
+    EXPECT_EQ(store_->GetActiveApiClient("c-m1").error().code, ErrorCode::kNotFound);
+    EXPECT_EQ(store_
+                  ->RotateRefreshToken("r1", "", kT0, {"a3", "", "", "", kT0 + 3600, ""},
+                                       {"r3", "", "", "", "", kT0 + kDay})
+                  .error()
+                  .code,
+              ErrorCode::kNotFound);
+    EXPECT_EQ(Raw("SELECT count(*) FROM access_tokens WHERE member_id = 'm1'"), "0");
+    EXPECT_EQ(Raw("SELECT count(*) FROM refresh_tokens WHERE member_id = 'm1'"), "0");
+    // Another member's tokens are untouched.
+    EXPECT_TRUE(store_->ResolveAccessToken("a2", kT0).ok());
+    ASSERT_TRUE(Update("m1", Change(std::nullopt, false, false)).ok());
+    EXPECT_TRUE(store_->GetActiveApiClient("c-m1").ok());
+    ASSERT_TRUE(store_
+                    ->SaveTokenPair({"a1", "c-m1", "m1", "org-a", kT0 + 3600, "f1"},
+                                    {"r1", "f1", "c-m1", "m1", "org-a", kT0 + kDay})
+                    .ok());
+    EXPECT_TRUE(store_->ResolveAccessToken("a1", kT0).ok());
+  }
+  // No token is saved for the client of an inactive member (a token endpoint that looked the
+  // client up before the deactivation committed), so none revives when it is reactivated.
+  ASSERT_TRUE(Update("m2", Change(std::nullopt, true)).ok());
+  EXPECT_EQ(store_->SaveAccessToken({"a4", "c-m2", "m2", "org-a", kT0 + 3600, ""}).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(store_
+                ->SaveTokenPair({"a5", "c-m2", "m2", "org-a", kT0 + 3600, "f5"},
+                                {"r5", "f5", "c-m2", "m2", "org-a", kT0 + kDay})
+                .error()
+                .code,
+            ErrorCode::kNotFound);
+  ASSERT_TRUE(Update("m2", Change(std::nullopt, false)).ok());
+  EXPECT_EQ(store_->ResolveAccessToken("a4", kT0).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->ResolveAccessToken("a5", kT0).error().code, ErrorCode::kNotFound);
+}
+
+TEST_P(StoreMembersContractTest, GrantsApplyOnlyFromActiveMembersAndUnarchivedTeams) {
+  Create(MakeConnection("org-a", Id(1), "direct"));
+  Create(MakeConnection("org-a", Id(2), "through a team"));
+  ASSERT_TRUE(store_->CreateTeam(NewTeam("t1", "org-a", "T1"), {"m1"}).ok());
+  ASSERT_TRUE(store_->UpsertGrants("org-a", Id(1), {ToMember("g1", "m1")}).ok());
+  ASSERT_TRUE(store_->UpsertGrants("org-a", Id(2), {ToTeam("g2", "t1")}).ok());
+  auto visible = [&] {
+    ListQuery q;
+    q.organization_id = "org-a";
+    q.visible_to_member = "m1";
+    auto page = store_->ListConnections(q);
+    EXPECT_TRUE(page.ok());
+    std::vector<std::string> ids;
+    for (const auto& c : page->entries) ids.push_back(c.connection_id);
+    EXPECT_EQ(page->total, static_cast<std::int64_t>(ids.size()));
+    const bool one = *store_->HasGrant("org-a", Id(1), "m1");
+    const bool two = *store_->HasGrant("org-a", Id(2), "m1");
+    EXPECT_EQ(one, std::count(ids.begin(), ids.end(), Id(1)) == 1);
+    EXPECT_EQ(two, std::count(ids.begin(), ids.end(), Id(2)) == 1);
+    return ids;
+  };
+  EXPECT_EQ(visible(), (std::vector<std::string>{Id(1), Id(2)}));
+  ASSERT_TRUE(Update("m1", Change(std::nullopt, std::nullopt, true)).ok());
+  EXPECT_TRUE(visible().empty());
+  ASSERT_TRUE(Update("m1", Change(std::nullopt, std::nullopt, false)).ok());
+  EXPECT_EQ(visible().size(), 2u);
+  ASSERT_TRUE(store_->ChangeTeamMembers("org-a", "t1", {{}, {"m1"}}, "admin-a").ok());
+  EXPECT_EQ(visible(), (std::vector<std::string>{Id(1)}));
+  ASSERT_TRUE(store_->ChangeTeamMembers("org-a", "t1", {{"m1"}, {}}, "admin-a").ok());
+  EXPECT_EQ(visible().size(), 2u);
+  ASSERT_TRUE(store_->ArchiveTeam("org-a", "t1", "admin-a", kT0 + 5).ok());
+  EXPECT_EQ(visible(), (std::vector<std::string>{Id(1)}));
+  // The grants themselves stay: they are listed, and apply again once the member is back.
+  EXPECT_EQ(store_->ListGrants("org-a", Id(2), 10, std::nullopt, 0)->total, 1);
+}
+
+TEST_P(StoreMembersContractTest, ListMembersPagesByFoldedEmailWithItsFilters) {
+  for (int i = 0; i < 9; ++i) {
+    Member m = NewMember("p" + std::to_string(i), "org-a",
+                         (i % 2 ? "Page" : "page") + std::to_string(i) + "@a.example");
+    m.last_name = i % 3 == 0 ? "Zed" : "Other";
+    m.is_archived = i == 4;
+    m.is_inactive = i == 5;
+    ASSERT_TRUE(store_->CreateMember(m, {}).ok());
+  }
+  MemberListQuery q;
+  q.organization_id = "org-a";
+  q.include_archived = q.include_inactive = true;
+  const auto all = MemberIds(q, 2);
+  ASSERT_EQ(all.size(), 12u);
+  EXPECT_EQ(all.front(), "admin-a");  // admin@a.example folded sorts first
+  EXPECT_EQ(std::vector<std::string>(all.begin() + 3, all.end()),
+            (std::vector<std::string>{"p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8"}));
+  EXPECT_EQ(MemberIds(q, 1000), all);
+  // The offset form gives the same pages.
+  q.limit = 4;
+  q.offset = 4;
+  auto page = store_->ListMembers(q);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->entries.size(), 4u);
+  EXPECT_EQ(page->entries[0].member_id, all[4]);
+  EXPECT_EQ(page->total, 12);
+  q.offset = 0;
+  q.include_archived = q.include_inactive = false;
+  q.search = "page";
+  EXPECT_EQ(MemberIds(q, 3).size(), 7u);
+  q.include_inactive = true;
+  EXPECT_EQ(MemberIds(q, 3).size(), 8u);
+  q.search = "zed";
+  q.include_archived = true;
+  EXPECT_EQ(MemberIds(q, 3), (std::vector<std::string>{"p0", "p3", "p6"}));
+  q.search = "first p7 other";  // the full name
+  EXPECT_EQ(MemberIds(q, 3), (std::vector<std::string>{"p7"}));
+  q.search.reset();
+  q.email = "page7@a.example";
+  EXPECT_EQ(MemberIds(q, 3), (std::vector<std::string>{"p7"}));
+  q.organization_id = "org-b";
+  EXPECT_TRUE(MemberIds(q, 3).empty());
+}
+
+TEST_P(StoreMembersContractTest, TeamsKeepActiveNamesUniqueAndArchivingFreesThem) {
+  Team t = NewTeam("t1", "org-a", "Analysts");
+  t.description = "The analysts";
+  t.visibility = "public";
+  ASSERT_TRUE(store_->CreateTeam(t, {"m2", "m1"}).ok());
+  std::vector<std::string> members;
+  auto got = store_->GetTeam("org-a", "t1", &members);
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(*got, t);
+  EXPECT_EQ(members, (std::vector<std::string>{"m1", "m2"}));
+  EXPECT_EQ(store_->GetTeam("org-b", "t1", nullptr).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->CreateTeam(NewTeam("t2", "org-a", "ANALYSTS"), {}).error().code,
+            ErrorCode::kConflict);
+  EXPECT_TRUE(store_->CreateTeam(NewTeam("tb", "org-b", "Analysts"), {}).ok());
+  // Members must be active members of the organization; nothing is created otherwise.
+  EXPECT_EQ(store_->CreateTeam(NewTeam("t3", "org-a", "Three"), {"m1", "admin-b"}).error().code,
+            ErrorCode::kBadRequest);
+  EXPECT_EQ(store_->GetTeam("org-a", "t3", nullptr).error().code, ErrorCode::kNotFound);
+
+  domain::TeamChange rename;
+  rename.name = "Data";
+  ASSERT_TRUE(store_->CreateTeam(NewTeam("t2", "org-a", "Data"), {}).ok());
+  EXPECT_EQ(store_->UpdateTeam("org-a", "t1", rename, "admin-a", kT0 + 1).error().code,
+            ErrorCode::kConflict);
+  ASSERT_TRUE(store_->ArchiveTeam("org-a", "t2", "admin-a", kT0 + 2).ok());
+  ASSERT_TRUE(store_->ArchiveTeam("org-a", "t2", "m1", kT0 + 3).ok());  // again: no change
+  auto archived = store_->GetTeam("org-a", "t2", nullptr);
+  ASSERT_TRUE(archived.ok());
+  EXPECT_TRUE(archived->is_archived);
+  EXPECT_EQ(archived->updated_at, kT0 + 2);
+  auto renamed = store_->UpdateTeam("org-a", "t1", rename, "admin-a", kT0 + 4);
+  ASSERT_TRUE(renamed.ok()) << renamed.error().message;
+  EXPECT_EQ(renamed->name, "Data");
+  EXPECT_EQ(store_->UpdateTeam("org-a", "t2", rename, "admin-a", kT0 + 5).error().code,
+            ErrorCode::kConflict);  // archived
+  EXPECT_EQ(store_->ChangeTeamMembers("org-a", "t2", {{"m1"}, {}}, "admin-a").error().code,
+            ErrorCode::kConflict);
+}
+
+TEST_P(StoreMembersContractTest, TeamMembershipChangesAreAllOrNothing) {
+  ASSERT_TRUE(store_->CreateTeam(NewTeam("t1", "org-a", "T"), {"m1"}).ok());
+  EXPECT_EQ(
+      store_->ChangeTeamMembers("org-a", "t1", {{"m2", "admin-b"}, {"m1"}}, "admin-a").error().code,
+      ErrorCode::kBadRequest);
+  std::vector<std::string> members;
+  ASSERT_TRUE(store_->GetTeam("org-a", "t1", &members).ok());
+  EXPECT_EQ(members, (std::vector<std::string>{"m1"}));
+  ASSERT_TRUE(Update("m2", Change(std::nullopt, true)).ok());
+  EXPECT_EQ(store_->ChangeTeamMembers("org-a", "t1", {{"m2"}, {}}, "admin-a").error().code,
+            ErrorCode::kBadRequest);
+  ASSERT_TRUE(store_->ChangeTeamMembers("org-a", "t1", {{"m1", "admin-a"}, {}}, "m1").ok());
+  auto page = store_->ListTeamMembers("org-a", "t1", 1, std::nullopt, 0);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->total, 2);
+  ASSERT_EQ(page->entries.size(), 1u);
+  EXPECT_TRUE(page->has_more);
+  EXPECT_EQ(page->entries[0].member_id, "admin-a");
+  EXPECT_EQ(page->entries[0].added_by, "m1");
+  page = store_->ListTeamMembers("org-a", "t1", 1, std::string("admin-a"), 0);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->entries.size(), 1u);
+  EXPECT_FALSE(page->has_more);
+  EXPECT_EQ(page->entries[0].member_id, "m1");
+  EXPECT_EQ(page->entries[0].added_by, "admin-a");  // added first, by the team's creator
+  EXPECT_EQ(store_->ListTeamMembers("org-b", "t1", 1, std::nullopt, 0).error().code,
+            ErrorCode::kNotFound);
+  // An inactive member may leave: taking access away is never refused.
+  ASSERT_TRUE(Update("m1", Change(std::nullopt, std::nullopt, true)).ok());
+  ASSERT_TRUE(store_->ChangeTeamMembers("org-a", "t1", {{}, {"m1"}}, "admin-a").ok());
+  ASSERT_TRUE(store_->GetTeam("org-a", "t1", &members).ok());
+  EXPECT_EQ(members, (std::vector<std::string>{"admin-a"}));
+}
+
+TEST_P(StoreMembersContractTest, ListTeamsFiltersActiveTeamsAndAMembersTeams) {
+  for (int i = 0; i < 5; ++i) {
+    Team t = NewTeam("t" + std::to_string(i), "org-a", "Team " + std::to_string(i));
+    t.visibility = i % 2 ? "public" : "private";
+    if (i == 3) t.description = "Blue";
+    ASSERT_TRUE(
+        store_->CreateTeam(t, i < 3 ? std::vector<std::string>{"m1"} : std::vector<std::string>{})
+            .ok());
+  }
+  ASSERT_TRUE(store_->ArchiveTeam("org-a", "t2", "admin-a", kT0).ok());
+  auto ids = [&](const TeamListQuery& q) {
+    return WalkPages(
+        q, [&](const TeamListQuery& page) { return store_->ListTeams(page); },
+        [](const Team& t) { return t.team_id; },
+        [](TeamListQuery& next, const Team& last) {
+          next.after = TeamCursor{domain::FoldName(last.name), last.team_id};
+        });
+  };
+  TeamListQuery q;
+  q.organization_id = "org-a";
+  q.limit = 2;
+  EXPECT_EQ(ids(q), (std::vector<std::string>{"t0", "t1", "t3", "t4"}));
+  EXPECT_EQ(store_->ListTeams(q)->total, 4);
+  q.visibility = "public";
+  EXPECT_EQ(ids(q), (std::vector<std::string>{"t1", "t3"}));
+  q.visibility.reset();
+  q.description = "blue";
+  EXPECT_EQ(ids(q), (std::vector<std::string>{"t3"}));
+  q.description.reset();
+  q.name = "team 4";
+  EXPECT_EQ(ids(q), (std::vector<std::string>{"t4"}));
+  q.name.reset();
+  q.member_id = "m1";
+  EXPECT_EQ(ids(q), (std::vector<std::string>{"t0", "t1"}));
+  EXPECT_EQ(store_->ListTeams(q)->total, 2);
+}
+
+TEST_P(StoreMembersContractTest, CreateMemberJoinsActiveTeamsAllOrNothing) {
+  ASSERT_TRUE(store_->CreateTeam(NewTeam("t1", "org-a", "T1"), {}).ok());
+  ASSERT_TRUE(store_->CreateTeam(NewTeam("t2", "org-a", "T2"), {}).ok());
+  ASSERT_TRUE(store_->ArchiveTeam("org-a", "t2", "admin-a", kT0).ok());
+  EXPECT_EQ(store_
+                ->CreateMember(NewMember("m3", "org-a", "m3@a.example"),
+                               {{"t1", "", true, "admin-a"}, {"t2", "", false, "admin-a"}})
+                .error()
+                .code,
+            ErrorCode::kBadRequest);
+  EXPECT_EQ(store_->GetMember("org-a", "m3").error().code, ErrorCode::kNotFound);
+  ASSERT_TRUE(
+      store_->CreateMember(NewMember("m3", "org-a", "m3@a.example"), {{"t1", "", true, "admin-a"}})
+          .ok());
+  auto page = store_->ListTeamMembers("org-a", "t1", 10, std::nullopt, 0);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->entries.size(), 1u);
+  EXPECT_EQ(page->entries[0].member_id, "m3");
+  EXPECT_TRUE(page->entries[0].is_team_admin);
+}
+
+// ---- members and teams: races between nodes -------------------------------------------------
+
+// Runs `body(i)` on `threads` threads released together.
+template <class Body>
+void AtOnce(int threads, Body body) {
+  std::atomic<int> ready{0};
+  std::vector<std::thread> running;
+  for (int i = 0; i < threads; ++i) {
+    running.emplace_back([&, i] {
+      ++ready;
+      while (ready < threads) std::this_thread::yield();
+      body(i);
+    });
+  }
+  for (auto& t : running) t.join();
+}
+
+// Two admins demoting each other at once on two nodes: a check-then-write alone would let both
+// pass at READ COMMITTED; the organization's row lock lets exactly one.
+TEST_P(StoreMembersContractTest, ConcurrentMutualDemotionFromTwoStoresLetsExactlyOneWin) {
+  std::unique_ptr<Store> other = backend_->Open();
+  for (int round = 0; round < 10; ++round) {
+    const std::string org = "org-r" + std::to_string(round);
+    ASSERT_TRUE(store_->CreateOrganization({org, "R", kT0}).ok());
+    const std::string x = "x" + std::to_string(round), y = "y" + std::to_string(round);
+    ASSERT_TRUE(store_->CreateMember(NewMember(x, org, x + "@r", "admin"), {}).ok());
+    ASSERT_TRUE(store_->CreateMember(NewMember(y, org, y + "@r", "admin"), {}).ok());
+    std::atomic<int> ok{0}, refused{0};
+    AtOnce(2, [&](int i) {
+      auto r = (i == 0 ? *store_ : *other)
+                   .UpdateMember(org, i == 0 ? y : x, Change("viewer"), i == 0 ? x : y, kT0);
+      if (r.ok()) {
+        ++ok;
+      } else if (r.error().code == ErrorCode::kConflict) {
+        ++refused;
+      } else {
+        ADD_FAILURE() << r.error().message;
+      }
+    });
+    EXPECT_EQ(ok, 1);
+    EXPECT_EQ(refused, 1);
+    const int admins =
+        store_->GetMember(org, x)->IsActiveAdmin() + store_->GetMember(org, y)->IsActiveAdmin();
+    EXPECT_EQ(admins, 1);
+  }
+}
+
+TEST_P(StoreMembersContractTest, ConcurrentCreatesOfOneEmailOrTeamNameFromTwoStoresCreateOne) {
+  std::unique_ptr<Store> other = backend_->Open();
+  constexpr int kThreads = 8;
+  for (int round = 0; round < 3; ++round) {
+    const std::string r = std::to_string(round);
+    std::atomic<int> members_ok{0}, teams_ok{0};
+    AtOnce(kThreads, [&](int i) {
+      Store& s = i % 2 == 0 ? *store_ : *other;
+      const std::string n = r + "-" + std::to_string(i);
+      Status m = s.CreateMember(NewMember("race-m" + n, "org-a", "Race" + r + "@A.example"), {});
+      Status t = s.CreateTeam(NewTeam("race-t" + n, "org-a", "Race team " + r), {});
+      for (const Status* st : {&m, &t}) {
+        if (!st->ok() && st->error().code != ErrorCode::kConflict)
+          ADD_FAILURE() << st->error().message;
+      }
+      members_ok += m.ok();
+      teams_ok += t.ok();
+    });
+    EXPECT_EQ(members_ok, 1);
+    EXPECT_EQ(teams_ok, 1);
+  }
+  EXPECT_EQ(Raw("SELECT count(*) FROM members WHERE member_id LIKE 'race-m%'"), "3");
+  EXPECT_EQ(Raw("SELECT count(*) FROM teams WHERE team_id LIKE 'race-t%'"), "3");
+}
+
+// Ten rounds of `issue(round)` on one store racing the deactivation of m1 on another (a token
+// endpoint on one node, an admin on the other): whichever commits first, no token of m1 is left
+// behind, so none revives when m1 is reactivated. `issue` may fail only as kNotFound (it came
+// too late); `prepare(round)` runs before each race.
+void StoreMembersContractTest::RaceDeactivation(
+    const std::function<void(const std::string&)>& prepare,
+    const std::function<Status(const std::string&)>& issue) {
+  std::unique_ptr<Store> other = backend_->Open();
+  for (int round = 0; round < 10; ++round) {
+    const std::string r = std::to_string(round);
+    prepare(r);
+    AtOnce(2, [&](int i) {
+      if (i == 0) {
+        Status issued = issue(r);
+        if (!issued.ok() && issued.error().code != ErrorCode::kNotFound) {
+          ADD_FAILURE() << issued.error().message;
+        }
+      } else {
+        auto off = other->UpdateMember("org-a", "m1", Change(std::nullopt, true), "admin-a", kT0);
+        if (!off.ok()) ADD_FAILURE() << off.error().message;
+      }
+    });
+    EXPECT_EQ(Raw("SELECT count(*) FROM access_tokens WHERE member_id = 'm1'"), "0");
+    EXPECT_EQ(Raw("SELECT count(*) FROM refresh_tokens WHERE member_id = 'm1'"), "0");
+    ASSERT_TRUE(Update("m1", Change(std::nullopt, false)).ok());
+  }
+}
+
+// A refresh rotation racing the deactivation: the rotation share-locks the member row.
+TEST_P(StoreMembersContractTest, ConcurrentRefreshAndDeactivationLeaveNoTokenBehind) {
+  RaceDeactivation(
+      [&](const std::string& r) {
+        ASSERT_TRUE(store_
+                        ->SaveTokenPair({"a" + r, "c-m1", "m1", "org-a", kT0 + 3600, "f" + r},
+                                        {"r" + r, "f" + r, "c-m1", "m1", "org-a", kT0 + kDay})
+                        .ok());
+      },
+      [&](const std::string& r) -> Status {
+        auto rotated =
+            store_->RotateRefreshToken("r" + r, "", kT0, {"na" + r, "", "", "", kT0 + 3600, ""},
+                                       {"nr" + r, "", "", "", "", kT0 + kDay});
+        if (!rotated.ok()) return std::move(rotated).error();
+        return OkStatus();
+      });
+}
+
+// A client credentials grant racing the deactivation (the token endpoint looked the client up
+// before it): the save checks the client and member under share locks.
+TEST_P(StoreMembersContractTest, ConcurrentTokenSaveAndDeactivationLeaveNoTokenBehind) {
+  RaceDeactivation(
+      [&](const std::string&) { ASSERT_TRUE(store_->GetActiveApiClient("c-m1").ok()); },
+      [&](const std::string& r) {
+        return store_->SaveTokenPair({"sa" + r, "c-m1", "m1", "org-a", kT0 + 3600, "sf" + r},
+                                     {"sr" + r, "sf" + r, "c-m1", "m1", "org-a", kT0 + kDay});
+      });
 }
 
 // ---- not per backend -----------------------------------------------------------------------

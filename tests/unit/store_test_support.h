@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "domain/connection.h"
+#include "store/migrations.h"
 #include "store/store.h"
 
 namespace connreg::store::test_support {
@@ -170,8 +171,8 @@ inline void ExpectVersion1DataUpgraded(Store& store, const std::string& c1_id) {
   EXPECT_EQ(c->name, "Old");
   EXPECT_EQ(c->secrets.at("password").sealed, std::string("\x01\x02", 2));
   EXPECT_EQ(*store.SecretKeyIds(), (std::vector<std::string>{"k1"}));
-  ASSERT_TRUE(store.CreateTeam({"t1", "org-a", "T", kT0}).ok());
-  ASSERT_TRUE(store.AddTeamMember("t1", "m1").ok());
+  ASSERT_TRUE(store.CreateTeam({"t1", "org-a", "T", kT0}, {}).ok());
+  ASSERT_TRUE(store.ChangeTeamMembers("org-a", "t1", {{"m1"}, {}}, "admin-a").ok());
   Grant g;
   g.grant_id = "g1";
   g.team_id = "t1";
@@ -185,6 +186,99 @@ inline void ExpectVersion1DataUpgraded(Store& store, const std::string& c1_id) {
                   .ok());
   ASSERT_TRUE(store.RevokeApiClient("c1", kT0).ok());
   EXPECT_EQ(store.ResolveAccessToken("tok-v1", kT0).error().code, ErrorCode::kNotFound);
+}
+
+// The schema as a binary that knew migrations 1 to `version` made it, in one transaction, in the
+// text of one backend (&Migration::sqlite or &Migration::postgres).
+inline std::string SchemaUpToSql(int version, std::string_view Migration::*text) {
+  std::string sql = "BEGIN; " + std::string(MigrationsTable().*text) + ";";
+  for (const Migration& m : Migrations()) {
+    if (m.version > version) break;
+    sql += std::string(m.*text) + "; INSERT INTO schema_migrations VALUES (" +
+           std::to_string(m.version) + ", '" + std::string(m.name) + "', 0);";
+  }
+  return sql + " COMMIT;";
+}
+
+// Rows as a binary that knew migrations 1 to 3 wrote them, for the tests of migration 4 (members
+// and teams, contract section 12): admin "m1" and viewer "m2" of "org-a", team "t1" holding m2.
+inline std::string Version3MembersSql() {
+  return "INSERT INTO organizations VALUES ('org-a', 'A', 1);"
+         "INSERT INTO members VALUES ('m1', 'org-a', 'Ann.Lee@Example.com', 'admin', 5);"
+         "INSERT INTO members VALUES ('m2', 'org-a', 'bob', 'viewer', 6);"
+         "INSERT INTO teams VALUES ('t1', 'org-a', 'Old Team', 7);"
+         "INSERT INTO team_members VALUES ('t1', 'm2');";
+}
+
+// Checks a store just upgraded from a database holding Version3MembersSql(): members read as
+// Sigma's member object (first name the email's local part, made by the operator CLI), teams as
+// Sigma's team, the folded columns serve the filters and the uniqueness rules, and explorer is
+// an account type.
+inline void ExpectVersion3MembersUpgraded(Store& store) {
+  auto m1 = store.GetMember("org-a", "m1");
+  ASSERT_TRUE(m1.ok()) << m1.error().message;
+  EXPECT_EQ(m1->email, "Ann.Lee@Example.com");
+  EXPECT_EQ(m1->first_name, "Ann.Lee");
+  EXPECT_EQ(m1->last_name, "");
+  EXPECT_EQ(m1->account_type, "admin");
+  EXPECT_EQ(m1->created_by, "connreg-cli");
+  EXPECT_EQ(m1->updated_by, "connreg-cli");
+  EXPECT_EQ(m1->created_at, 5);
+  EXPECT_EQ(m1->updated_at, 5);
+  EXPECT_TRUE(m1->IsActiveAdmin());
+  EXPECT_EQ(store.GetMember("org-a", "m2")->first_name, "bob");  // no '@': the whole address
+
+  MemberListQuery by_email;
+  by_email.organization_id = "org-a";
+  by_email.email = "ann.lee@example.com";
+  EXPECT_EQ(store.ListMembers(by_email)->total, 1);
+  MemberListQuery by_name = by_email;
+  by_name.email.reset();
+  by_name.search = "ann.lee";
+  EXPECT_EQ(store.ListMembers(by_name)->total, 1);
+  Member twin = *m1;
+  twin.member_id = "m3";
+  EXPECT_EQ(store.CreateMember(twin, {}).error().code, ErrorCode::kConflict);
+
+  domain::MemberChange to_viewer;
+  to_viewer.account_type = "viewer";
+  EXPECT_EQ(store.UpdateMember("org-a", "m1", to_viewer, "m1", kT0).error().code,
+            ErrorCode::kConflict);  // the last active admin
+  domain::MemberChange to_explorer;
+  to_explorer.account_type = "explorer";
+  auto m2 = store.UpdateMember("org-a", "m2", to_explorer, "m1", kT0);
+  ASSERT_TRUE(m2.ok()) << m2.error().message;
+  EXPECT_EQ(store.GetMember("org-a", "m2")->account_type, "explorer");
+
+  std::vector<std::string> members;
+  auto t1 = store.GetTeam("org-a", "t1", &members);
+  ASSERT_TRUE(t1.ok()) << t1.error().message;
+  EXPECT_EQ(t1->name, "Old Team");
+  EXPECT_EQ(t1->visibility, "private");
+  EXPECT_FALSE(t1->is_archived);
+  EXPECT_EQ(t1->description, std::nullopt);
+  EXPECT_EQ(t1->created_by, "connreg-cli");
+  EXPECT_EQ(t1->updated_at, 7);
+  EXPECT_EQ(members, (std::vector<std::string>{"m2"}));
+  auto team_members = store.ListTeamMembers("org-a", "t1", 10, std::nullopt, 0);
+  ASSERT_TRUE(team_members.ok()) << team_members.error().message;
+  ASSERT_EQ(team_members->entries.size(), 1u);
+  EXPECT_EQ(team_members->entries[0].added_by, "connreg-cli");
+  EXPECT_FALSE(team_members->entries[0].is_team_admin);
+  TeamListQuery by_team_name;
+  by_team_name.organization_id = "org-a";
+  by_team_name.name = "old team";
+  EXPECT_EQ(store.ListTeams(by_team_name)->total, 1);
+  Team twin_team = *t1;
+  twin_team.team_id = "t2";
+  twin_team.name = "OLD TEAM";
+  EXPECT_EQ(store.CreateTeam(twin_team, {}).error().code, ErrorCode::kConflict);
+
+  // The old membership grants through the team.
+  const std::string c1 = Id(1);
+  ASSERT_TRUE(store.CreateConnection(MakeConnection("org-a", c1, "c")).ok());
+  ASSERT_TRUE(store.UpsertGrants("org-a", c1, {ToTeam("g1", "t1")}).ok());
+  EXPECT_TRUE(*store.HasGrant("org-a", c1, "m2"));
 }
 
 // ---- SQLite --------------------------------------------------------------------------------
