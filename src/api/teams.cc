@@ -1,6 +1,8 @@
 // The /v2/teams handlers (contract section 12), shaped as Sigma's; admin only. An archived team
 // still answers GET (isArchived: true), leaves the listings, frees its name and grants nothing;
 // changing it or its members is a 409.
+#include <algorithm>
+
 #include "api/json_body.h"
 #include "api/people.h"
 #include "crypto/random.h"
