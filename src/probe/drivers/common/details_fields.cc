@@ -21,6 +21,16 @@ bool DetailBool(const boost::json::object& details, std::string_view field, bool
   return v && v->is_bool() ? v->get_bool() : fallback;
 }
 
+std::optional<Endpoint> HostEndpoint(const boost::json::object& details, int default_port,
+                                     std::string& why) {
+  Endpoint e{DetailString(details, "host"), DetailInt(details, "port", default_port)};
+  if (e.host.empty()) {
+    why = "details.host is missing";
+    return std::nullopt;
+  }
+  return e;
+}
+
 std::string WriteAccessString(const boost::json::object& details, std::string_view field) {
   const auto* wa = details.if_contains("writeAccess");
   if (!wa || !wa->is_object()) return "";

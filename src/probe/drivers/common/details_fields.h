@@ -2,10 +2,13 @@
 // the drivers need them: a missing or mistyped field reads as the fallback.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include <boost/json/object.hpp>
+
+#include "probe/driver.h"
 
 namespace connreg::probe {
 
@@ -15,6 +18,10 @@ std::string DetailString(const boost::json::object& details, std::string_view fi
 int DetailInt(const boost::json::object& details, std::string_view field, int fallback);
 // A boolean field, or `fallback`.
 bool DetailBool(const boost::json::object& details, std::string_view field, bool fallback);
+// The endpoint `details.host` and `details.port` (or `default_port`) name; nullopt, with `why`,
+// when the host is missing.
+std::optional<Endpoint> HostEndpoint(const boost::json::object& details, int default_port,
+                                     std::string& why);
 // writeAccess.<field>, or "".
 std::string WriteAccessString(const boost::json::object& details, std::string_view field);
 

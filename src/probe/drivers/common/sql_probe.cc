@@ -12,6 +12,15 @@ std::string RandomHex() { return crypto::HexEncode(crypto::RandomToken(8)).subst
 
 }  // namespace
 
+std::string QuoteDelimited(std::string_view name, char quote) {
+  std::string q(1, quote);
+  for (char ch : name) {
+    if (ch == quote) q += quote;
+    q += ch;
+  }
+  return q + quote;
+}
+
 void RunSqlSteps(ProbeRun& run, SqlSession& session, std::string_view write_schema) {
   // The warehouse's words are quoted as a short excerpt only.
   auto quote = [&](std::string_view said) {

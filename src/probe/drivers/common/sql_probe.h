@@ -32,6 +32,10 @@ class SqlSession {
   virtual bool usable() const = 0;
 };
 
+// `name` as a delimited identifier: between two `quote`s, each `quote` inside doubled (SQL's
+// double quote; MySQL and Spark SQL use the backquote).
+std::string QuoteDelimited(std::string_view name, char quote);
+
 // Records the query step and, when run.write_access, the write step. The DROP runs whenever the
 // session is still usable, even after an earlier write statement failed.
 void RunSqlSteps(ProbeRun& run, SqlSession& session, std::string_view write_schema);

@@ -185,14 +185,7 @@ class MysqlSession : public SqlSession {
     return out;
   }
 
-  std::string QuoteIdentifier(std::string_view name) override {
-    std::string q = "`";
-    for (char ch : name) {
-      if (ch == '`') q += '`';
-      q += ch;
-    }
-    return q + "`";
-  }
+  std::string QuoteIdentifier(std::string_view name) override { return QuoteDelimited(name, '`'); }
 
   bool usable() const override { return usable_; }
 

@@ -150,14 +150,7 @@ class PostgresSession : public SqlSession {
     return out;
   }
 
-  std::string QuoteIdentifier(std::string_view name) override {
-    std::string q = "\"";
-    for (char ch : name) {
-      if (ch == '"') q += '"';
-      q += ch;
-    }
-    return q + "\"";
-  }
+  std::string QuoteIdentifier(std::string_view name) override { return QuoteDelimited(name, '"'); }
 
   bool usable() const override { return usable_; }
 
@@ -188,12 +181,7 @@ class PostgresDriverImpl : public Driver {
 
   std::optional<Endpoint> Target(const boost::json::object& details, const DriverSettings&,
                                  std::string& why) const override {
-    Endpoint e{DetailString(details, "host"), DetailInt(details, "port", default_port_)};
-    if (e.host.empty()) {
-      why = "details.host is missing";
-      return std::nullopt;
-    }
-    return e;
+    return HostEndpoint(details, default_port_, why);
   }
 
   bool UsesTls(const boost::json::object& details) const override {

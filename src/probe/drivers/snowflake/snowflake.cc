@@ -53,13 +53,7 @@ std::string SnowflakeIdentifier(std::string_view name) {
   for (char ch : name) {
     plain = plain && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '$');
   }
-  if (plain) return std::string(name);
-  std::string q = "\"";
-  for (char ch : name) {
-    if (ch == '"') q += '"';
-    q += ch;
-  }
-  return q + "\"";
+  return plain ? std::string(name) : QuoteDelimited(name, '"');
 }
 
 std::optional<SqlOutcome> Failure(std::string_view c, std::string message) {

@@ -112,14 +112,7 @@ class TrinoSession : public SqlSession {
     return out;
   }
 
-  std::string QuoteIdentifier(std::string_view name) override {
-    std::string q = "\"";
-    for (char ch : name) {
-      if (ch == '"') q += '"';
-      q += ch;
-    }
-    return q + "\"";
-  }
+  std::string QuoteIdentifier(std::string_view name) override { return QuoteDelimited(name, '"'); }
 
   bool usable() const override { return usable_; }
 
@@ -163,12 +156,7 @@ class TrinoDriver : public Driver {
  public:
   std::optional<Endpoint> Target(const boost::json::object& details, const DriverSettings&,
                                  std::string& why) const override {
-    Endpoint e{DetailString(details, "host"), DetailInt(details, "port", 443)};
-    if (e.host.empty()) {
-      why = "details.host is missing";
-      return std::nullopt;
-    }
-    return e;
+    return HostEndpoint(details, 443, why);
   }
 
   bool UsesTls(const boost::json::object& details) const override {
