@@ -18,6 +18,7 @@
 
 #include <boost/json/object.hpp>
 
+#include "domain/catalog.h"
 #include "domain/details_spec.h"
 #include "probe/deadline.h"
 #include "probe/egress.h"
@@ -64,6 +65,34 @@ struct ProbeRun {
   const DriverSettings& settings;
 };
 
+// ---- the catalog (contract section 13) -----------------------------------------------------
+
+// What a catalog listing asks for: every scope and object whose path starts with `prefix` (the
+// prefix itself included), at most `levels` levels below it (-1: all the way down; 0: the prefix
+// alone, e.g. one table and its columns). A driver narrows its queries by the prefix where its
+// catalog allows; the engine drops whatever it reports outside the request.
+struct CatalogRequest {
+  domain::CatalogPath prefix;
+  int levels = -1;
+};
+
+// Where a driver reports what it finds, from its worker thread, one scope or object at a time.
+class CatalogSink {
+ public:
+  virtual ~CatalogSink() = default;
+  // Takes one scope or object. Scopes may come before, after or without their children (the
+  // consumer creates missing ancestors); an object comes once, with all its columns. False: stop
+  // listing (the deadline passed, or the consumer failed); the driver returns soon after.
+  virtual bool Add(domain::WarehouseObject object) = 0;
+};
+
+// One catalog listing, as handed to Driver::Introspect. `probe.write_access` is false.
+struct CatalogRun {
+  ProbeRun& probe;
+  const CatalogRequest& request;
+  CatalogSink& sink;
+};
+
 // Implementations are stateless and thread-safe: one instance serves every concurrent test.
 class Driver {
  public:
@@ -78,6 +107,16 @@ class Driver {
   virtual bool UsesTls(const boost::json::object& details) const = 0;
   // Runs the connect .. write steps. Never throws.
   virtual void Run(ProbeRun& run) const = 0;
+
+  // The number of levels of this family's paths (contract section 13): 2 for postgres
+  // [schema, table] and mysql [database, table], 3 for the others.
+  virtual int PathDepth() const = 0;
+  // Lists the catalog with the warehouse's own catalog views, into run.sink: records connect,
+  // tls and authenticate as Run does, then `query` for the listing (FAILED with the contract's
+  // code when a catalog query fails; a sink that says stop ends it SUCCESS). System scopes
+  // (domain::IsSystemScope) are left out; names are reported exactly as the warehouse spells
+  // them; tables and views are inode_kind::kTable. Never throws.
+  virtual void Introspect(CatalogRun& run) const = 0;
 };
 
 // One `details.type` as its family defines it: the table its details are validated against, and

@@ -101,6 +101,40 @@ class SqlStore : public Store {
   Result<bool> HasGrant(const std::string& organization_id, const std::string& connection_id,
                         const std::string& member_id) override;
 
+  // CatalogStore (sql_catalog.cc)
+  Result<CatalogBatchResult> ApplyCatalogBatch(const std::string& organization_id,
+                                               const std::string& connection_id,
+                                               const std::vector<domain::WarehouseObject>& objects,
+                                               TimeMs now,
+                                               const std::function<std::string()>& new_id) override;
+  Result<std::int64_t> MarkUnseenRemoved(const std::string& organization_id,
+                                         const std::string& connection_id,
+                                         const domain::CatalogPath& prefix,
+                                         const std::unordered_set<std::string>& seen,
+                                         TimeMs now) override;
+  Result<Inode> GetInode(const std::string& organization_id, const std::string& inode_id) override;
+  Result<Inode> FindInode(const std::string& organization_id, const std::string& connection_id,
+                          const domain::CatalogPath& path) override;
+  Result<InodePage> ListInodes(const InodeListQuery& q) override;
+  Result<ColumnPage> ListColumns(const std::string& organization_id, const std::string& table_id,
+                                 int limit, const std::optional<ColumnCursor>& after) override;
+  Result<bool> CanSeeInode(const std::string& organization_id, const std::string& inode_id,
+                           const std::string& member_id) override;
+  Result<std::int64_t> ApplyDbtDescriptions(
+      const std::string& organization_id, const std::string& connection_id,
+      const std::vector<DbtDescription>& descriptions) override;
+  Status UpsertPathGrants(const std::string& organization_id, const std::string& inode_id,
+                          const std::vector<Grant>& grants) override;
+  Result<GrantPage> ListPathGrants(const std::string& organization_id, const std::string& inode_id,
+                                   int limit, const std::optional<GrantCursor>& after,
+                                   std::int64_t offset) override;
+  Status DeletePathGrant(const std::string& organization_id, const std::string& inode_id,
+                         const std::string& grant_id) override;
+  Status SaveSync(const SyncRecord& sync) override;
+  Result<SyncRecord> LastSync(const std::string& organization_id,
+                              const std::string& connection_id) override;
+  Result<std::vector<SyncRecord>> RunningSyncs() override;
+
   // IdempotencyStore
   Result<IdempotentResponse> GetIdempotent(const std::string& organization_id,
                                            const std::string& member_id, const std::string& key,

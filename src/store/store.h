@@ -11,12 +11,15 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "core/result.h"
+#include "domain/catalog.h"
 #include "domain/connection.h"
 #include "domain/member.h"
 
@@ -319,6 +322,7 @@ struct Grant {
   std::string grant_id;
   std::string organization_id;
   std::string connection_id;
+  std::string inode_id;                  // a path grant's inode (CatalogStore); else empty
   std::optional<std::string> member_id;  // exactly one of member_id and team_id is set
   std::optional<std::string> team_id;
   std::string permission;  // domain::IsGrantPermission
@@ -360,6 +364,165 @@ class GrantStore {
   // grant applies: the member is active, the team is not archived.
   virtual Result<bool> HasGrant(const std::string& organization_id,
                                 const std::string& connection_id, const std::string& member_id) = 0;
+};
+
+// ---- the warehouse catalog (contract section 13) ------------------------------------------
+
+// One scope or object of a connection's catalog. Its id never names anything else: a path that
+// goes and comes back keeps it (and its path grants).
+struct Inode {
+  std::string inode_id;
+  std::string organization_id;
+  std::string connection_id;
+  std::optional<std::string> parent_id;  // none for a top-level scope
+  std::string kind;                      // domain::inode_kind
+  domain::CatalogPath path;
+  std::string comment;          // the warehouse's comment
+  std::string dbt_description;  // from uploaded dbt artifacts; empty when none
+  bool removed = false;         // gone from the warehouse at the last sync that covered it
+  TimeMs synced_at = 0;         // when a sync or lookup last saw it
+};
+
+// One column of a table inode.
+struct CatalogColumn {
+  int ordinal = 0;  // 1-based, the warehouse's order
+  std::string name;
+  std::string warehouse_type;
+  bool nullable = true;
+  std::string comment;
+  std::string dbt_description;
+  bool removed = false;  // gone from the table, or the table is removed
+};
+
+// Keyset position of the paths listing: the sort key of the last entry of the previous page.
+struct InodeCursor {
+  std::string connection_id;
+  std::string path_key;  // domain::PathKey
+};
+
+struct InodeListQuery {
+  std::string organization_id;
+  int limit = 50;  // 1..1000
+  std::optional<std::string> connection_id;
+  std::optional<std::string> parent_id;  // only the children of this scope
+  std::optional<InodeCursor> after;
+  std::int64_t offset = 0;  // numeric page form; used only when `after` is empty
+  // When set, only what this member may see (contract section 13): every inode of a connection
+  // it holds an applying grant on (GrantStore::HasGrant), and for each applying path grant the
+  // path, its ancestors and its subtree. `total` counts the same set.
+  std::optional<std::string> visible_to_member;
+};
+
+struct InodePage {
+  std::vector<Inode> entries;  // live inodes only, ordered by (connection_id, path key)
+  bool has_more = false;
+  // Every match ignoring paging, exact, and read from counts the store keeps (never a scan of
+  // the matches): it costs the same at 100 tables and at 100,000.
+  std::int64_t total = 0;
+};
+
+struct ColumnCursor {
+  int ordinal = 0;
+  std::string name;
+};
+
+struct ColumnPage {
+  std::vector<CatalogColumn> entries;  // ordered by (ordinal, name)
+  bool has_more = false;
+};
+
+// A sync of a connection's catalog, as the API reports it (GET .../sync).
+struct SyncRecord {
+  std::string sync_id;
+  std::string organization_id;
+  std::string connection_id;
+  domain::CatalogPath path;
+  std::string status;  // RUNNING | SUCCESS | FAILED
+  std::int64_t added = 0;
+  std::int64_t changed = 0;
+  std::int64_t removed = 0;
+  std::string steps_json;  // the steps as rendered (a JSON array); "[]" while none
+  std::string started_by;  // member id
+  TimeMs started_at = 0;
+  std::optional<TimeMs> ended_at;
+};
+
+struct CatalogBatchResult {
+  std::int64_t added = 0;    // paths new to the catalog, or back after being removed
+  std::int64_t changed = 0;  // known paths whose kind, comment or columns changed
+};
+
+// A description from dbt artifacts, for a table (column empty) or one of its columns.
+struct DbtDescription {
+  domain::CatalogPath table_path;
+  std::string column;
+  std::string description;
+};
+
+// The catalogs of the connections. Every call names the organization: ids of another one are
+// kNotFound, as if they did not exist. Writes of one connection's catalog come from its one
+// running sync (catalog/sync.h), or a lookup; each call is one bounded transaction.
+class CatalogStore {
+ public:
+  virtual ~CatalogStore() = default;
+
+  // Records what a sync or a lookup saw, as a diff, in one transaction: each object is matched by
+  // (connection, path). A new path gets the inode id `new_id()` returns; a known one (removed or
+  // not) keeps its id and is live again; its kind, comment and columns are written only when
+  // they changed (a column gone from the table stays, removed). Missing ancestors are created as
+  // scopes. The counts behind InodePage::total change in the same transaction.
+  // kNotFound when the connection is not in the organization.
+  virtual Result<CatalogBatchResult> ApplyCatalogBatch(
+      const std::string& organization_id, const std::string& connection_id,
+      const std::vector<domain::WarehouseObject>& objects, TimeMs now,
+      const std::function<std::string()>& new_id) = 0;
+  // After a complete listing of `prefix`: marks removed every live inode of the connection in
+  // the subtree of `prefix` (itself included when not empty) whose domain::PathKey is not in
+  // `seen`, with its columns. Works in bounded batches, each its own transaction. Returns how
+  // many inodes it marked.
+  virtual Result<std::int64_t> MarkUnseenRemoved(const std::string& organization_id,
+                                                 const std::string& connection_id,
+                                                 const domain::CatalogPath& prefix,
+                                                 const std::unordered_set<std::string>& seen,
+                                                 TimeMs now) = 0;
+  // Removed inodes too.
+  virtual Result<Inode> GetInode(const std::string& organization_id,
+                                 const std::string& inode_id) = 0;
+  virtual Result<Inode> FindInode(const std::string& organization_id,
+                                  const std::string& connection_id,
+                                  const domain::CatalogPath& path) = 0;
+  virtual Result<InodePage> ListInodes(const InodeListQuery& q) = 0;
+  // A table's columns; a removed table's are all removed. kNotFound when no such table inode.
+  virtual Result<ColumnPage> ListColumns(const std::string& organization_id,
+                                         const std::string& table_id, int limit,
+                                         const std::optional<ColumnCursor>& after) = 0;
+  // True when the member may see the inode (as InodeListQuery::visible_to_member says).
+  virtual Result<bool> CanSeeInode(const std::string& organization_id, const std::string& inode_id,
+                                   const std::string& member_id) = 0;
+  // Sets the dbt descriptions of the tables and columns that exist in the connection's catalog,
+  // in bounded transactions; the others are ignored. Returns how many matched.
+  virtual Result<std::int64_t> ApplyDbtDescriptions(
+      const std::string& organization_id, const std::string& connection_id,
+      const std::vector<DbtDescription>& descriptions) = 0;
+
+  // Path grants (contract section 13): as GrantStore's, on an inode (Grant::inode_id set).
+  // kNotFound when the inode is not in the organization.
+  virtual Status UpsertPathGrants(const std::string& organization_id, const std::string& inode_id,
+                                  const std::vector<Grant>& grants) = 0;
+  virtual Result<GrantPage> ListPathGrants(const std::string& organization_id,
+                                           const std::string& inode_id, int limit,
+                                           const std::optional<GrantCursor>& after,
+                                           std::int64_t offset) = 0;
+  virtual Status DeletePathGrant(const std::string& organization_id, const std::string& inode_id,
+                                 const std::string& grant_id) = 0;
+
+  // The sync records: SaveSync inserts or replaces by sync_id.
+  virtual Status SaveSync(const SyncRecord& sync) = 0;
+  // The newest sync of the connection by started_at; kNotFound when none.
+  virtual Result<SyncRecord> LastSync(const std::string& organization_id,
+                                      const std::string& connection_id) = 0;
+  // Every sync still RUNNING (of any organization): what a start resumes.
+  virtual Result<std::vector<SyncRecord>> RunningSyncs() = 0;
 };
 
 // ---- idempotency keys (POST /v2/connections) ---------------------------------------------
@@ -427,6 +590,7 @@ class Store : public TokenStore,
               public ConnectionStore,
               public SealedSecretStore,
               public GrantStore,
+              public CatalogStore,
               public IdempotencyStore,
               public ServerKeyStore,
               public RateLimitStore,

@@ -43,6 +43,8 @@ std::string Names(const TestResult& r) {
 // A driver that records every step as passed after `work`, and counts how many run at once.
 class CountingDriver : public Driver {
  public:
+  int PathDepth() const override { return 2; }
+  void Introspect(CatalogRun&) const override {}
   explicit CountingDriver(std::chrono::milliseconds work) : work_(work) {}
   std::optional<Endpoint> Target(const boost::json::object&, const DriverSettings&,
                                  std::string&) const override {
@@ -72,6 +74,8 @@ class CountingDriver : public Driver {
 // A driver whose query never returns until released: a library call that ignores its timeouts.
 class StuckDriver : public Driver {
  public:
+  int PathDepth() const override { return 2; }
+  void Introspect(CatalogRun&) const override {}
   std::optional<Endpoint> Target(const boost::json::object&, const DriverSettings&,
                                  std::string&) const override {
     return Endpoint{"127.0.0.1", 1};

@@ -279,6 +279,12 @@ class BigQuerySession : public SqlSession {
 
 class BigQueryDriver : public Driver {
  public:
+  int PathDepth() const override { return 3; }
+  // TODO(catalog): the bigquery family's introspection.
+  void Introspect(CatalogRun& run) const override {
+    run.probe.steps.Add(step::kQuery, status::kFailed, code::kDriverUnavailable,
+                        "this server cannot list a bigquery catalog yet");
+  }
   std::optional<Endpoint> Target(const boost::json::object&, const DriverSettings& settings,
                                  std::string& why) const override {
     std::optional<ApiUrl> api = ConfiguredApi(settings, why);

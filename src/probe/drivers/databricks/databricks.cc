@@ -191,6 +191,12 @@ class DatabricksSession : public SqlSession {
 
 class DatabricksDriver : public Driver {
  public:
+  int PathDepth() const override { return 3; }
+  // TODO(catalog): the databricks family's introspection.
+  void Introspect(CatalogRun& run) const override {
+    run.probe.steps.Add(step::kQuery, status::kFailed, code::kDriverUnavailable,
+                        "this server cannot list a databricks catalog yet");
+  }
   std::optional<Endpoint> Target(const boost::json::object& details, const DriverSettings&,
                                  std::string& why) const override {
     return HostEndpoint(details, 443, why);

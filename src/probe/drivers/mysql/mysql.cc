@@ -206,6 +206,12 @@ class MysqlSession : public SqlSession {
 
 class MysqlDriverImpl : public Driver {
  public:
+  int PathDepth() const override { return 2; }
+  // TODO(catalog): the mysql family's introspection.
+  void Introspect(CatalogRun& run) const override {
+    run.probe.steps.Add(step::kQuery, status::kFailed, code::kDriverUnavailable,
+                        "this server cannot list a mysql catalog yet");
+  }
   std::optional<Endpoint> Target(const boost::json::object& details, const DriverSettings&,
                                  std::string& why) const override {
     Endpoint e{DetailString(details, "host"), DetailInt(details, "port", 0)};

@@ -177,6 +177,12 @@ class PostgresSession : public SqlSession {
 
 class PostgresDriverImpl : public Driver {
  public:
+  int PathDepth() const override { return 2; }
+  // TODO(catalog): the postgres family's introspection.
+  void Introspect(CatalogRun& run) const override {
+    run.probe.steps.Add(step::kQuery, status::kFailed, code::kDriverUnavailable,
+                        "this server cannot list a postgres catalog yet");
+  }
   explicit PostgresDriverImpl(int default_port) : default_port_(default_port) {}
 
   std::optional<Endpoint> Target(const boost::json::object& details, const DriverSettings&,

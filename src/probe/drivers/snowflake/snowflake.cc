@@ -177,6 +177,12 @@ class SnowflakeSession : public SqlSession {
 
 class SnowflakeDriver : public Driver {
  public:
+  int PathDepth() const override { return 3; }
+  // TODO(catalog): the snowflake family's introspection.
+  void Introspect(CatalogRun& run) const override {
+    run.probe.steps.Add(step::kQuery, status::kFailed, code::kDriverUnavailable,
+                        "this server cannot list a snowflake catalog yet");
+  }
   std::optional<Endpoint> Target(const boost::json::object& details, const DriverSettings&,
                                  std::string& why) const override {
     std::string host = DetailString(details, "host");

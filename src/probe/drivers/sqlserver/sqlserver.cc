@@ -763,6 +763,12 @@ class WriteLocationSession : public SqlSession {
 
 class SqlServerDriverImpl : public Driver {
  public:
+  int PathDepth() const override { return 3; }
+  // TODO(catalog): the sqlserver family's introspection.
+  void Introspect(CatalogRun& run) const override {
+    run.probe.steps.Add(step::kQuery, status::kFailed, code::kDriverUnavailable,
+                        "this server cannot list a sqlserver catalog yet");
+  }
   std::optional<Endpoint> Target(const boost::json::object& details, const DriverSettings&,
                                  std::string& why) const override {
     Endpoint e{DetailString(details, "server"), DetailInt(details, "port", 1433)};

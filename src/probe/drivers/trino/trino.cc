@@ -154,6 +154,12 @@ class TrinoSession : public SqlSession {
 
 class TrinoDriver : public Driver {
  public:
+  int PathDepth() const override { return 3; }
+  // TODO(catalog): the trino family's introspection.
+  void Introspect(CatalogRun& run) const override {
+    run.probe.steps.Add(step::kQuery, status::kFailed, code::kDriverUnavailable,
+                        "this server cannot list a trino catalog yet");
+  }
   std::optional<Endpoint> Target(const boost::json::object& details, const DriverSettings&,
                                  std::string& why) const override {
     return HostEndpoint(details, 443, why);
