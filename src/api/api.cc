@@ -1,6 +1,9 @@
 #include "api/api.h"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
@@ -28,6 +31,18 @@ std::vector<Route> AllRoutes() {
       {verb::get, "/docs/{asset}", false, HandleDocsAsset, Exec::kInline},
       {verb::post, "/v2/auth/token", false, HandleToken},
       {verb::post, "/v2/connections/test", true, HandleTestUnsavedConnection},
+      // The warehouse catalog (contract section 13); literal /paths and /tables before
+      // /{connectionId}.
+      {verb::get, "/v2/connections/paths", true, HandleListPaths},
+      {verb::get, "/v2/connections/paths/{inodeId}", true, HandleGetPath},
+      {verb::get, "/v2/connections/paths/{connectionPathId}/grants", true, HandleListPathGrants},
+      {verb::post, "/v2/connections/paths/{connectionPathId}/grants", true, HandleAddPathGrants},
+      {verb::delete_, "/v2/connections/paths/{connectionPathId}/grants/{grantId}", true,
+       HandleDeletePathGrant},
+      {verb::get, "/v2/connections/tables/{tableId}/columns", true, HandleListColumns},
+      {verb::post, "/v2/connections/{connectionId}/sync", true, HandleSync},
+      {verb::get, "/v2/connections/{connectionId}/sync", true, HandleGetSync},
+      {verb::post, "/v2/connection/{connectionId}/lookup", true, HandleLookup},
       {verb::get, "/v2/connections", true, HandleListConnections},
       {verb::post, "/v2/connections", true, HandleCreateConnection},
       {verb::get, "/v2/connections/{connectionId}", true, HandleGetConnection, Exec::kPointRead},
@@ -93,7 +108,8 @@ bool Authenticate(Context& ctx) {
 }  // namespace
 
 Api::Api(store::Store& store, BlockingPool& pool, const domain::SecretSealer& sealer,
-         const domain::TypeCatalog& types, probe::ProbeEngine& engine, ApiOptions options)
+         const domain::TypeCatalog& types, probe::ProbeEngine& engine, catalog::SyncService& syncs,
+         ApiOptions options)
     : store_(store),
       shared_limits_(store.SharesRateLimits() ? &store : nullptr),
       point_reads_are_local_(store.PointReadsAreLocal()),
@@ -101,6 +117,7 @@ Api::Api(store::Store& store, BlockingPool& pool, const domain::SecretSealer& se
       sealer_(sealer),
       types_(types),
       engine_(engine),
+      syncs_(syncs),
       options_(std::move(options)),
       router_(AllRoutes()),
       limiter_(options_.rate_limit) {}
@@ -130,6 +147,34 @@ boost::asio::awaitable<probe::TestResult> Api::RunProbe(
         // Done must be copyable; the awaitable's handler is move-only.
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
         engine_.Submit(std::move(c), std::move(secrets), [shared, ex](probe::TestResult r) {
+          boost::asio::post(
+              ex, [shared, r = std::move(r)]() mutable { std::move (*shared)(std::move(r)); });
+        });
+      },
+      boost::asio::use_awaitable);
+}
+
+boost::asio::awaitable<bool> Api::WaitForSync(std::shared_ptr<catalog::SyncService::Sync> sync,
+                                              std::chrono::seconds wait) {
+  auto timer =
+      std::make_shared<boost::asio::steady_timer>(co_await boost::asio::this_coro::executor, wait);
+  // The sync's end cancels the timer, on the timer's own executor.
+  sync->OnFinished(
+      [timer, ex = timer->get_executor()] { boost::asio::post(ex, [timer] { timer->cancel(); }); });
+  boost::system::error_code ec;
+  co_await timer->async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+  co_return sync->finished();
+}
+
+boost::asio::awaitable<probe::TestResult> Api::RunLookup(domain::Connection c,
+                                                         domain::CatalogPath path, int levels) {
+  const int secs = engine_.DeadlineSecs(c);
+  co_return co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable),
+                                                 void(probe::TestResult)>(
+      [&](auto handler) {
+        auto ex = boost::asio::get_associated_executor(handler);
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        syncs_.Lookup(c, std::move(path), levels, secs, [shared, ex](probe::TestResult r) {
           boost::asio::post(
               ex, [shared, r = std::move(r)]() mutable { std::move (*shared)(std::move(r)); });
         });
@@ -169,6 +214,8 @@ Continuation Api::Dispatch(http::Exchange& ex, Router::Match& match) {
               .tokens = store_,
               .connections = store_,
               .grants = store_,
+              .catalog = store_,
+              .syncs = syncs_,
               .members = store_,
               .idempotency = store_,
               .server_keys = store_,

@@ -14,6 +14,7 @@
 
 #include "api/rate_limiter.h"
 #include "api/router.h"
+#include "catalog/sync.h"
 #include "core/blocking_pool.h"
 #include "domain/connection_input.h"
 #include "domain/secret_sealer.h"
@@ -42,6 +43,8 @@ struct Context {
   store::TokenStore& tokens;  // the token endpoint; every bearer token
   store::ConnectionStore& connections;
   store::GrantStore& grants;
+  store::CatalogStore& catalog;          // the warehouse catalog (contract section 13)
+  catalog::SyncService& syncs;           // catalog syncs and lookups
   store::MemberStore& members;           // members and teams (contract section 12)
   store::IdempotencyStore& idempotency;  // Idempotency-Key of a create
   store::ServerKeyStore& server_keys;    // the page-token MAC key
@@ -63,7 +66,8 @@ class Api : public http::Handler {
   // reads run and where rate limits are kept. `types` is what details are validated against (the
   // driver registry's catalogue, probe/drivers/registry.h).
   Api(store::Store& store, BlockingPool& pool, const domain::SecretSealer& sealer,
-      const domain::TypeCatalog& types, probe::ProbeEngine& engine, ApiOptions options);
+      const domain::TypeCatalog& types, probe::ProbeEngine& engine, catalog::SyncService& syncs,
+      ApiOptions options);
 
   boost::asio::awaitable<void> Handle(http::Exchange& ex) override;
 
@@ -74,7 +78,15 @@ class Api : public http::Handler {
   // executor when the engine answers (within the test's deadline + ~1 s).
   boost::asio::awaitable<probe::TestResult> RunProbe(domain::Connection c,
                                                      std::map<std::string, std::string> secrets);
+  // Waits until `sync` has ended or `wait` has passed, whichever is first; true when it ended.
+  boost::asio::awaitable<bool> WaitForSync(std::shared_ptr<catalog::SyncService::Sync> sync,
+                                           std::chrono::seconds wait);
+  // Runs an on-demand lookup (SyncService::Lookup) and resumes when the catalog is written.
+  boost::asio::awaitable<probe::TestResult> RunLookup(domain::Connection c,
+                                                      domain::CatalogPath path, int levels);
   BlockingPool& pool() { return pool_; }
+  store::CatalogStore& catalog() { return store_; }
+  probe::ProbeEngine& engine() { return engine_; }
   store::ConnectionStore& connections() { return store_; }
 
  private:
@@ -96,6 +108,7 @@ class Api : public http::Handler {
   const domain::SecretSealer& sealer_;
   const domain::TypeCatalog& types_;
   probe::ProbeEngine& engine_;
+  catalog::SyncService& syncs_;
   ApiOptions options_;
   Router router_;
   RateLimiter limiter_;
@@ -111,6 +124,9 @@ void ReplyError(http::Exchange& ex, const Error& error);
 // unknown ids and other organizations' ids, 403 for a same-organization connection the caller
 // holds no grant on.
 Result<domain::Connection> LoadVisible(Context& ctx);
+// The route's placeholder `i` as a lowercase UUID (ids are matched case-insensitively), or
+// nullopt when it is not one (such an id names nothing: a 404).
+std::optional<std::string> UuidParam(const Context& ctx, std::size_t i);
 
 // The paging parameters shared by every list endpoint (contract section 6): `limit` 1..1000
 // (default 50, larger served as 1000; 0, negative or non-integer is a 400) and `page`, either a
@@ -140,6 +156,16 @@ void HandleTestUnsavedConnection(Context& ctx);
 void HandleListGrants(Context& ctx);
 void HandleAddGrants(Context& ctx);
 void HandleDeleteGrant(Context& ctx);
+// The warehouse catalog (contract section 13), api/catalog.cc; path grants in api/grants.cc.
+void HandleSync(Context& ctx);
+void HandleGetSync(Context& ctx);
+void HandleLookup(Context& ctx);
+void HandleListPaths(Context& ctx);
+void HandleGetPath(Context& ctx);
+void HandleListColumns(Context& ctx);
+void HandleListPathGrants(Context& ctx);
+void HandleAddPathGrants(Context& ctx);
+void HandleDeletePathGrant(Context& ctx);
 // members.cc, teams.cc (contract section 12)
 void HandleWhoami(Context& ctx);
 void HandleListMembers(Context& ctx);

@@ -9,22 +9,11 @@
 namespace connreg::api {
 namespace {
 
-// Opens every secret of `c`; a secret that fails to open fails the request (kInternal).
-Result<std::map<std::string, std::string>> OpenSecrets(Context& ctx, const domain::Connection& c) {
-  std::map<std::string, std::string> out;
-  for (const auto& [field, secret] : c.secrets) {
-    auto plain = ctx.sealer.Open(c.connection_id, field, secret);
-    if (!plain) return plain.error();
-    out.emplace(field, std::move(*plain));
-  }
-  return out;
-}
-
 // Tests `c` on the probe engine, after the blocking part of the request: no pool thread waits
 // for a warehouse. With `record`, the outcome becomes the connection's lastTest (and moves
 // lastActiveAt when the read query ran).
 void RunAndReply(Context& ctx, const domain::Connection& c, bool record) {
-  auto secrets = OpenSecrets(ctx, c);
+  auto secrets = domain::OpenSecrets(ctx.sealer, c);
   if (!secrets) return ReplyError(ctx.ex, secrets.error());
   ctx.then = [&ex = ctx.ex, c, secrets = std::move(*secrets),
               record](Api& api) -> boost::asio::awaitable<void> {

@@ -132,10 +132,17 @@ void ReplyStored(Context& ctx, const store::IdempotentResponse& r) {
 
 }  // namespace
 
-Result<domain::Connection> LoadVisible(Context& ctx) {
-  std::string id = ctx.params.at(0);
+std::optional<std::string> UuidParam(const Context& ctx, std::size_t i) {
+  std::string id = ctx.params.at(i);
   for (char& c : id) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (!IsLowerUuid(id)) return Error::NotFound("connection not found");
+  if (!IsLowerUuid(id)) return std::nullopt;
+  return id;
+}
+
+Result<domain::Connection> LoadVisible(Context& ctx) {
+  auto param = UuidParam(ctx, 0);
+  if (!param) return Error::NotFound("connection not found");
+  const std::string& id = *param;
   auto c = ctx.connections.GetConnection(ctx.principal->organization_id, id);
   if (!c) {
     if (c.error().code == ErrorCode::kNotFound) return Error::NotFound("connection not found");

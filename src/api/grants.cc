@@ -1,5 +1,6 @@
 // The grant endpoints (contract section 8), shaped as Sigma's: list (paged like connections),
 // add a batch (all or nothing; a repeat grantee changes the permission), delete one. Admin only.
+// The same, on a path of the catalog (contract section 13): the grant is on an inode.
 #include <boost/url/parse.hpp>
 
 #include "api/api.h"
@@ -18,7 +19,7 @@ boost::json::object RenderGrant(const store::Grant& g) {
     return v ? boost::json::value(*v) : boost::json::value(nullptr);
   };
   return {{"grantId", g.grant_id},
-          {"inodeId", g.connection_id},
+          {"inodeId", g.inode_id.empty() ? g.connection_id : g.inode_id},
           {"organizationId", g.organization_id},
           {"memberId", opt(g.member_id)},
           {"teamId", opt(g.team_id)},
@@ -29,10 +30,32 @@ boost::json::object RenderGrant(const store::Grant& g) {
           {"updatedAt", FormatRfc3339(g.updated_at)}};
 }
 
+// What grants are on: a connection, or a path of one (inode_id set).
+struct GrantTarget {
+  std::string organization_id;
+  std::string connection_id;
+  std::string inode_id;
+};
+
 // The route's connection, for an admin: 403 for others, 404 when it is not in the organization.
-Result<domain::Connection> LoadForGrants(Context& ctx) {
+Result<GrantTarget> LoadForGrants(Context& ctx) {
   if (!ctx.is_admin()) return Error::Forbidden("managing grants needs an admin account");
-  return LoadVisible(ctx);
+  auto c = LoadVisible(ctx);
+  if (!c) return c.error();
+  return GrantTarget{c->organization_id, c->connection_id, ""};
+}
+
+// The route's path, for an admin: 403 for others, 404 when it is not in the organization.
+Result<GrantTarget> LoadPathForGrants(Context& ctx) {
+  if (!ctx.is_admin()) return Error::Forbidden("managing grants needs an admin account");
+  auto id = UuidParam(ctx, 0);
+  if (!id) return Error::NotFound("path not found");
+  auto inode = ctx.catalog.GetInode(ctx.principal->organization_id, *id);
+  if (!inode) {
+    if (inode.error().code == ErrorCode::kNotFound) return Error::NotFound("path not found");
+    return inode.error();
+  }
+  return GrantTarget{inode->organization_id, inode->connection_id, inode->inode_id};
 }
 
 const boost::json::string* StringField(const boost::json::object& o, std::string_view key) {
@@ -41,7 +64,7 @@ const boost::json::string* StringField(const boost::json::object& o, std::string
 }
 
 Result<std::vector<store::Grant>> ParseGrants(const boost::json::value& body, const Context& ctx,
-                                              const domain::Connection& c) {
+                                              const GrantTarget& target) {
   const auto* root = body.if_object();
   if (root == nullptr) return Error::BadRequest("the body must be a JSON object");
   for (const auto& kv : *root) {
@@ -78,8 +101,9 @@ Result<std::vector<store::Grant>> ParseGrants(const boost::json::value& body, co
     }
     store::Grant grant;
     grant.grant_id = crypto::NewUuid4();
-    grant.organization_id = c.organization_id;
-    grant.connection_id = c.connection_id;
+    grant.organization_id = target.organization_id;
+    grant.connection_id = target.connection_id;
+    grant.inode_id = target.inode_id;
     grant.permission = std::string(*permission);
     grant.created_by = grant.updated_by = ctx.principal->member_id;
     grant.created_at = grant.updated_at = now;
@@ -102,16 +126,14 @@ Result<std::vector<store::Grant>> ParseGrants(const boost::json::value& body, co
   return out;
 }
 
-}  // namespace
-
-void HandleListGrants(Context& ctx) {
-  auto c = LoadForGrants(ctx);
-  if (!c) return ReplyError(ctx.ex, c.error());
+// The grants of `t` (a connection's, or a path's), paged.
+void ListGrantsOf(Context& ctx, const GrantTarget& t) {
   auto paging = ParsePaging(ctx);
   if (!paging) return ReplyError(ctx.ex, paging.error());
   auto key = ctx.server_keys.ServerKey("page-token");
   if (!key) return ReplyError(ctx.ex, key.error());
-  const std::string fingerprint = QueryFingerprint("grants:" + c->connection_id, {});
+  const std::string fingerprint =
+      QueryFingerprint("grants:" + t.connection_id + ":" + t.inode_id, {});
   std::optional<store::GrantCursor> after;
   std::int64_t offset = 0;
   if (paging->page_number) {
@@ -119,21 +141,23 @@ void HandleListGrants(Context& ctx) {
   } else if (paging->token) {
     auto token = DecodePageToken(*paging->token, *key);
     if (!token) return ReplyError(ctx.ex, token.error());
-    if (token->organization_id != c->organization_id || token->filter != fingerprint) {
+    if (token->organization_id != t.organization_id || token->filter != fingerprint) {
       return ReplyError(ctx.ex,
                         Error::BadRequest("page is not a valid page token for this listing"));
     }
     after = store::GrantCursor{token->cursor.created_at, token->cursor.connection_id};
   }
   auto page =
-      ctx.grants.ListGrants(c->organization_id, c->connection_id, paging->limit, after, offset);
+      t.inode_id.empty()
+          ? ctx.grants.ListGrants(t.organization_id, t.connection_id, paging->limit, after, offset)
+          : ctx.catalog.ListPathGrants(t.organization_id, t.inode_id, paging->limit, after, offset);
   if (!page) return ReplyError(ctx.ex, page.error());
   boost::json::array entries;
   for (const auto& g : page->entries) entries.push_back(RenderGrant(g));
   boost::json::value next = nullptr;
   if (page->has_more && !page->entries.empty()) {
     const auto& last = page->entries.back();
-    next = EncodePageToken({c->organization_id, fingerprint, {"", last.created_at, last.grant_id}},
+    next = EncodePageToken({t.organization_id, fingerprint, {"", last.created_at, last.grant_id}},
                            *key);
   }
   ReplyJson(ctx.ex, 200,
@@ -143,24 +167,22 @@ void HandleListGrants(Context& ctx) {
              {"total", page->total}});
 }
 
-void HandleAddGrants(Context& ctx) {
-  // Permission first: a caller who may not manage grants learns nothing from its body.
-  auto c = LoadForGrants(ctx);
-  if (!c) return ReplyError(ctx.ex, c.error());
+void AddGrantsTo(Context& ctx, const GrantTarget& t) {
   auto body = ParseJsonBody(ctx.ex.request);
   if (!body) return ReplyError(ctx.ex, body.error());
-  auto grants = ParseGrants(*body, ctx, *c);
+  auto grants = ParseGrants(*body, ctx, t);
   if (!grants) return ReplyError(ctx.ex, grants.error());
-  if (auto s = ctx.grants.UpsertGrants(c->organization_id, c->connection_id, *grants); !s) {
-    return ReplyError(ctx.ex, s.error());
-  }
+  Status s = t.inode_id.empty()
+                 ? ctx.grants.UpsertGrants(t.organization_id, t.connection_id, *grants)
+                 : ctx.catalog.UpsertPathGrants(t.organization_id, t.inode_id, *grants);
+  if (!s) return ReplyError(ctx.ex, s.error());
   ReplyJson(ctx.ex, 200, boost::json::object{});
 }
 
-void HandleDeleteGrant(Context& ctx) {
-  auto c = LoadForGrants(ctx);
-  if (!c) return ReplyError(ctx.ex, c.error());
-  auto s = ctx.grants.DeleteGrant(c->organization_id, c->connection_id, ctx.params.at(1));
+void DeleteGrantOf(Context& ctx, const GrantTarget& t, const std::string& grant_id) {
+  Status s = t.inode_id.empty()
+                 ? ctx.grants.DeleteGrant(t.organization_id, t.connection_id, grant_id)
+                 : ctx.catalog.DeletePathGrant(t.organization_id, t.inode_id, grant_id);
   if (!s) {
     if (s.error().code == ErrorCode::kNotFound) {
       return ReplyError(ctx.ex, Error::NotFound("grant not found"));
@@ -168,6 +190,38 @@ void HandleDeleteGrant(Context& ctx) {
     return ReplyError(ctx.ex, s.error());
   }
   ReplyJson(ctx.ex, 200, boost::json::object{});
+}
+
+// Runs `then` on the route's grant target (`load`), or replies with why there is none.
+template <class Load, class Then>
+void WithTarget(Context& ctx, Load load, Then then) {
+  // Permission first: a caller who may not manage grants learns nothing from its body.
+  auto t = load(ctx);
+  if (!t) return ReplyError(ctx.ex, t.error());
+  then(*t);
+}
+
+}  // namespace
+
+void HandleListGrants(Context& ctx) {
+  WithTarget(ctx, LoadForGrants, [&](const GrantTarget& t) { ListGrantsOf(ctx, t); });
+}
+void HandleAddGrants(Context& ctx) {
+  WithTarget(ctx, LoadForGrants, [&](const GrantTarget& t) { AddGrantsTo(ctx, t); });
+}
+void HandleDeleteGrant(Context& ctx) {
+  WithTarget(ctx, LoadForGrants,
+             [&](const GrantTarget& t) { DeleteGrantOf(ctx, t, ctx.params.at(1)); });
+}
+void HandleListPathGrants(Context& ctx) {
+  WithTarget(ctx, LoadPathForGrants, [&](const GrantTarget& t) { ListGrantsOf(ctx, t); });
+}
+void HandleAddPathGrants(Context& ctx) {
+  WithTarget(ctx, LoadPathForGrants, [&](const GrantTarget& t) { AddGrantsTo(ctx, t); });
+}
+void HandleDeletePathGrant(Context& ctx) {
+  WithTarget(ctx, LoadPathForGrants,
+             [&](const GrantTarget& t) { DeleteGrantOf(ctx, t, ctx.params.at(1)); });
 }
 
 }  // namespace connreg::api

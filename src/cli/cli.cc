@@ -117,6 +117,11 @@ int Run(int argc, char** argv) {
                    "cap on a connection test's deadline, seconds (default 60)")
       ->envname("CONNREG_TEST_TIMEOUT_MAX");
   serve_cmd
+      ->add_option("--sync-timeout", serve.sync_timeout,
+                   "deadline of a catalog sync, seconds (default 600)")
+      ->envname("CONNREG_SYNC_TIMEOUT")
+      ->check(CLI::Range(1, 86400));
+  serve_cmd
       ->add_option("--egress-deny", serve.probe.egress_deny,
                    "CIDR list tests may not connect to (added to the built-in list)")
       ->envname("CONNREG_EGRESS_DENY");

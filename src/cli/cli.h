@@ -26,6 +26,7 @@ struct ServeOptions {
   int threads = 0;     // I/O threads; 0 = one per core
   int db_threads = 8;  // blocking pool
   long long token_ttl = 3600;
+  int sync_timeout = 600;  // CONNREG_SYNC_TIMEOUT: a catalog sync's deadline, seconds
   long long refresh_ttl = 30LL * 24 * 3600;
   int header_timeout = 30;
   int drain_timeout = 10;

@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/api.h"
+#include "catalog/sync.h"
 #include "cli/cli.h"
 #include "core/blocking_pool.h"
 #include "core/log.h"
@@ -143,7 +144,8 @@ int Serve(const ServeOptions& o) {
   auto probe_options = probe::ProbeEngine::ParseOptions(o.probe);
   if (!probe_options) throw std::runtime_error(probe_options.error().message);
   probe::ProbeEngine engine(std::move(*probe_options), probe::FindDriver);
-  api::Api api(*store, pool, sealer, probe::Catalog(), engine, api_options);
+  catalog::SyncService syncs(*store, sealer, engine, {.timeout_secs = o.sync_timeout});
+  api::Api api(*store, pool, sealer, probe::Catalog(), engine, syncs, api_options);
   http::ServerLimits limits;
   limits.header_timeout = std::chrono::seconds(o.header_timeout);
   limits.drain_timeout = std::chrono::seconds(o.drain_timeout);
@@ -218,6 +220,13 @@ int Serve(const ServeOptions& o) {
               {"store", SqlitePath(o.database).empty() ? "postgresql" : "sqlite"},
               {"masterKeyId", sealer.current_key_id()},
               {"version", CONNREG_VERSION}});
+
+  // Syncs a previous run left RUNNING start again (their committed batches are not redone).
+  boost::asio::post(pool.executor(), [&syncs] {
+    if (int resumed = syncs.Resume(); resumed > 0) {
+      log::Event(log::Level::kInfo, "catalog_syncs_resumed", {{"count", resumed}});
+    }
+  });
 
   std::vector<std::thread> workers;
   for (int i = 1; i < threads; ++i) workers.emplace_back([&ioc] { ioc.run(); });

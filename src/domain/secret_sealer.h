@@ -6,6 +6,7 @@
 // connection); crypto/sodium_sealer.h implements it, so the domain includes nothing above it.
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -39,5 +40,18 @@ class SecretSealer {
   virtual Result<std::string> DigestUnder(std::string_view key_id, std::string_view purpose,
                                           std::string_view data) const = 0;
 };
+
+// Opens every secret of `c` (field -> plaintext), for a test or a catalog listing; a secret that
+// fails to open fails the whole call (kInternal).
+inline Result<std::map<std::string, std::string>> OpenSecrets(const SecretSealer& sealer,
+                                                              const Connection& c) {
+  std::map<std::string, std::string> out;
+  for (const auto& [field, secret] : c.secrets) {
+    auto plain = sealer.Open(c.connection_id, field, secret);
+    if (!plain) return plain.error();
+    out.emplace(field, std::move(*plain));
+  }
+  return out;
+}
 
 }  // namespace connreg::domain

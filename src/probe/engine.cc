@@ -37,10 +37,42 @@ Result<bool> ParseBool(std::string_view name, const std::string& raw, bool fallb
 
 }  // namespace
 
+// Narrows what a driver reports to the request: the prefix's subtree down to `levels` below it,
+// without system scopes (a driver's queries usually narrow already; this is the guarantee).
+class RequestFilter : public CatalogSink {
+ public:
+  RequestFilter(const CatalogRequest& request, CatalogSink& next)
+      : request_(request), next_(next) {}
+  bool Add(domain::WarehouseObject object) override {
+    const auto& path = object.path;
+    if (path.empty() || !domain::IsPathPrefix(request_.prefix, path)) return true;
+    if (request_.levels >= 0 &&
+        path.size() > request_.prefix.size() + static_cast<std::size_t>(request_.levels)) {
+      return true;
+    }
+    // Every level above the object is a scope; a scope's own name counts too.
+    std::size_t scopes = object.kind == domain::inode_kind::kScope ? path.size() : path.size() - 1;
+    for (std::size_t i = 0; i < scopes; ++i) {
+      if (domain::IsSystemScope(path[i])) return true;
+    }
+    return next_.Add(std::move(object));
+  }
+
+ private:
+  const CatalogRequest& request_;
+  CatalogSink& next_;
+};
+
+// What a catalog job lists and where it goes.
+struct CatalogTask {
+  CatalogRequest request;
+  std::shared_ptr<CatalogSink> sink;
+};
+
 class ProbeEngine::TestJob : public FairPool::Job {
  public:
   TestJob(const ProbeEngine& engine, domain::Connection c, std::map<std::string, std::string> s,
-          Done d, int secs)
+          Done d, int secs, std::optional<CatalogTask> catalog = std::nullopt)
       : engine_(engine),
         connection_(std::move(c)),
         secrets_(std::move(s)),
@@ -49,7 +81,9 @@ class ProbeEngine::TestJob : public FairPool::Job {
         deadline_(submitted_ + std::chrono::seconds(secs)),
         deadline_secs_(secs),
         scrubber_(secrets_),
-        steps_(scrubber_) {
+        steps_(scrubber_),
+        catalog_(std::move(catalog)) {
+    if (catalog_) connection_.write_access = false;  // a listing writes nothing
     const Driver* driver = connection_.use_oauth ? nullptr : engine_.drivers_(connection_.type);
     plan_ = {step::kResolve, step::kConnect};
     if (driver && driver->UsesTls(connection_.details)) plan_.push_back(step::kTls);
@@ -80,6 +114,7 @@ class ProbeEngine::TestJob : public FairPool::Job {
   // The steps a full run records, in order; the ones after the last recorded step are reported
   // SKIPPED.
   std::vector<std::string_view> plan_;
+  std::optional<CatalogTask> catalog_;  // set: a catalog listing rather than a test
 };
 
 Result<ProbeEngine::Options> ProbeEngine::ParseOptions(const Settings& settings) {
@@ -147,6 +182,17 @@ void ProbeEngine::Submit(domain::Connection c, std::map<std::string, std::string
   pool_.Submit(std::move(org), deadline, std::move(job));
 }
 
+void ProbeEngine::SubmitCatalog(domain::Connection c, std::map<std::string, std::string> secrets,
+                                CatalogRequest request, std::shared_ptr<CatalogSink> sink,
+                                int deadline_secs, Done done) {
+  auto job = std::make_shared<TestJob>(*this, std::move(c), std::move(secrets), std::move(done),
+                                       std::max(1, deadline_secs),
+                                       CatalogTask{std::move(request), std::move(sink)});
+  std::string org = job->organization();
+  Clock::time_point deadline = job->deadline().at();
+  pool_.Submit(std::move(org), deadline, std::move(job));
+}
+
 TestResult ProbeEngine::RunTest(const domain::Connection& c,
                                 const std::map<std::string, std::string>& secrets) {
   auto promise = std::make_shared<std::promise<TestResult>>();
@@ -156,13 +202,14 @@ TestResult ProbeEngine::RunTest(const domain::Connection& c,
 }
 
 std::string ProbeEngine::TestJob::ExpiryMessage(const FairPool::Expiry& x) const {
+  const std::string what = catalog_ ? "listing" : "test";
   if (x.stopping) {
-    return x.started ? "the server stopped before the test finished"
-                     : "the server stopped before the test could run";
+    return x.started ? "the server stopped before the " + what + " finished"
+                     : "the server stopped before the " + what + " could run";
   }
   std::string deadline = "deadline of " + std::to_string(deadline_secs_) + " s";
-  if (x.started) return "no answer within the test's " + deadline;
-  std::string why = "the test did not start within its " + deadline + ": ";
+  if (x.started) return "no answer within the " + what + "'s " + deadline;
+  std::string why = "the " + what + " did not start within its " + deadline + ": ";
   if (x.running_for_key >= x.per_key_cap) {
     return why + std::to_string(x.running_for_key) +
            " tests of this organization were running, the most one organization runs at once "
@@ -201,7 +248,13 @@ void ProbeEngine::TestJob::Run() {
       c.details, secrets_, c.write_access,          *endpoint, resolved.addresses, deadline_,
       steps,     egress,   engine_.options_.drivers};
   try {
-    driver->Run(run);
+    if (catalog_) {
+      RequestFilter filter(catalog_->request, *catalog_->sink);
+      CatalogRun listing{run, catalog_->request, filter};
+      driver->Introspect(listing);
+    } else {
+      driver->Run(run);
+    }
   } catch (const std::exception& e) {
     // Drivers do not throw; a bad_alloc or a library bug still must not lose the result.
     steps.Fail(step::kConnect, code::kProtocolError, std::string("driver error: ") + e.what());

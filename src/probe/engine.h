@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "core/result.h"
@@ -72,6 +73,17 @@ class ProbeEngine {
   // once, on an engine thread (a worker or the watchdog), never on the caller's; it must not
   // block. The deadline starts now: time spent queued counts against it.
   void Submit(domain::Connection c, std::map<std::string, std::string> secrets, Done done);
+
+  // Queues a listing of `c`'s catalog (contract section 13) on the same workers, under the same
+  // rules as a test (egress check, pinned addresses, the organization's share of the slots,
+  // scrubbing), but with its own deadline of `deadline_secs` (the sync's or the lookup's). What
+  // the driver finds goes to `sink` on the worker thread, narrowed to `request` (prefix, levels,
+  // no system scopes) by the engine; the sink may be called after `done` (a stuck driver that
+  // answers late) and must then refuse. `done` gets the steps: read SUCCESS when the listing
+  // completed; it is called as Submit's is.
+  void SubmitCatalog(domain::Connection c, std::map<std::string, std::string> secrets,
+                     CatalogRequest request, std::shared_ptr<CatalogSink> sink, int deadline_secs,
+                     Done done);
 
   // Submit and wait: for tools, tests and callers that are on a thread they may block.
   TestResult RunTest(const domain::Connection& c,
