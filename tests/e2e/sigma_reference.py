@@ -15,13 +15,9 @@ from typing import Any
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
-# Sigma's operations that connreg does not serve yet: the warehouse catalog (contract section 13,
-# an issue of its own). Every other operation of the document is served.
-NOT_YET_SERVED = frozenset({
-    "postConnectionDbtArtifacts", "listConnectionPaths", "getInodeConnectionPath",
-    "lookupConnection", "listConnectionTableColumns", "syncConnectionPath",
-    "listConnectionPathGrants", "createConnectionPathGrant", "deleteConnectionPathGrant",
-})
+# Sigma's operations that connreg does not serve yet. Every other operation of the document is
+# served.
+NOT_YET_SERVED = frozenset({"postConnectionDbtArtifacts"})
 
 
 def shared_dir() -> Path:
