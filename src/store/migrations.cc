@@ -462,6 +462,200 @@ ALTER TABLE team_members
   ADD COLUMN added_by TEXT COLLATE "C" NOT NULL DEFAULT 'connreg-cli';
 )sql";
 
+// The warehouse catalog (contract section 13).
+//
+// catalog_inodes: one row per scope or object of a connection's catalog, never deleted (an id
+// never names anything else; a path that comes back is made live again). path is the JSON array
+// of names (as boost::json writes it), path_key its domain::PathKey: the unique index on
+// (connection_id, path_key) finds a path, and the partial indexes on the live rows are the
+// listing orders: (organization_id, connection_id, path_key) for an organization, a connection
+// or a subtree (a key range), (parent_id, path_key) for the children of a scope.
+// live_children and live_descendants are kept on every row in the transactions that change
+// which rows are live, as are catalog_connection_counts and catalog_organization_counts: the
+// listing's totals are read from them, never counted over the matches (store.h, InodePage).
+// A live inode's ancestors are live.
+//
+// catalog_columns: a table's columns by name (a renamed column is one removed and one added);
+// a column gone from the table, or of a removed table, stays with is_removed set.
+//
+// path_grants: as grants (migration 2), on an inode: one grant per grantee per inode, listed by
+// (created_at, grant_id). connection_id is the inode's. The grants_of_* and path_grants_of_*
+// indexes find a member's (or a team's) grants, for the visibility of the paths.
+//
+// catalog_syncs: the syncs (store.h, SyncRecord), the newest of a connection by started_at.
+constexpr std::string_view kCatalogSqlite = R"sql(
+CREATE TABLE catalog_inodes (
+  inode_id TEXT PRIMARY KEY,
+  organization_id TEXT NOT NULL REFERENCES organizations (organization_id),
+  connection_id TEXT NOT NULL REFERENCES connections (connection_id),
+  parent_id TEXT REFERENCES catalog_inodes (inode_id),
+  kind TEXT NOT NULL CHECK (kind IN ('scope', 'table', 'stored-procedure')),
+  name TEXT NOT NULL,
+  path TEXT NOT NULL,
+  path_key BLOB NOT NULL,
+  comment TEXT NOT NULL,
+  dbt_description TEXT NOT NULL,
+  is_removed INTEGER NOT NULL CHECK (is_removed IN (0, 1)),
+  synced_at INTEGER NOT NULL,
+  live_children INTEGER NOT NULL,
+  live_descendants INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX catalog_inodes_by_path ON catalog_inodes (connection_id, path_key);
+CREATE INDEX catalog_inodes_live ON catalog_inodes (organization_id, connection_id, path_key)
+  WHERE NOT is_removed;
+CREATE INDEX catalog_inodes_live_children ON catalog_inodes (parent_id, path_key)
+  WHERE NOT is_removed;
+
+CREATE TABLE catalog_columns (
+  table_id TEXT NOT NULL REFERENCES catalog_inodes (inode_id),
+  name TEXT NOT NULL,
+  ordinal INTEGER NOT NULL,
+  warehouse_type TEXT NOT NULL,
+  nullable INTEGER NOT NULL CHECK (nullable IN (0, 1)),
+  comment TEXT NOT NULL,
+  dbt_description TEXT NOT NULL,
+  is_removed INTEGER NOT NULL CHECK (is_removed IN (0, 1)),
+  PRIMARY KEY (table_id, name)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX catalog_columns_by_ordinal ON catalog_columns (table_id, ordinal, name);
+
+CREATE TABLE catalog_connection_counts (
+  connection_id TEXT PRIMARY KEY REFERENCES connections (connection_id),
+  organization_id TEXT NOT NULL REFERENCES organizations (organization_id),
+  live_inodes INTEGER NOT NULL
+) STRICT;
+CREATE TABLE catalog_organization_counts (
+  organization_id TEXT PRIMARY KEY REFERENCES organizations (organization_id),
+  live_inodes INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE path_grants (
+  grant_id TEXT PRIMARY KEY,
+  organization_id TEXT NOT NULL REFERENCES organizations (organization_id),
+  connection_id TEXT NOT NULL REFERENCES connections (connection_id),
+  inode_id TEXT NOT NULL REFERENCES catalog_inodes (inode_id),
+  member_id TEXT REFERENCES members (member_id),
+  team_id TEXT REFERENCES teams (team_id),
+  permission TEXT NOT NULL CHECK (permission IN ('usage', 'annotate')),
+  created_by TEXT NOT NULL,
+  updated_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  CHECK ((member_id IS NULL) <> (team_id IS NULL))
+) STRICT;
+CREATE UNIQUE INDEX path_grants_by_member ON path_grants (inode_id, member_id);
+CREATE UNIQUE INDEX path_grants_by_team ON path_grants (inode_id, team_id);
+CREATE INDEX path_grants_by_page ON path_grants (inode_id, created_at, grant_id);
+CREATE INDEX path_grants_of_member ON path_grants (member_id, inode_id);
+CREATE INDEX path_grants_of_team ON path_grants (team_id, inode_id);
+CREATE INDEX grants_of_member ON grants (member_id, connection_id);
+CREATE INDEX grants_of_team ON grants (team_id, connection_id);
+
+CREATE TABLE catalog_syncs (
+  sync_id TEXT PRIMARY KEY,
+  organization_id TEXT NOT NULL REFERENCES organizations (organization_id),
+  connection_id TEXT NOT NULL REFERENCES connections (connection_id),
+  path TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('RUNNING', 'SUCCESS', 'FAILED')),
+  added INTEGER NOT NULL,
+  changed INTEGER NOT NULL,
+  removed INTEGER NOT NULL,
+  steps TEXT NOT NULL,
+  started_by TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  ended_at INTEGER
+) STRICT;
+CREATE INDEX catalog_syncs_by_connection ON catalog_syncs (connection_id, started_at, sync_id);
+CREATE INDEX catalog_syncs_running ON catalog_syncs (status) WHERE status = 'RUNNING';
+)sql";
+
+// The same tables for PostgreSQL (TEXT COLLATE "C", BIGINT times, BOOLEAN flags, BYTEA keys).
+constexpr std::string_view kCatalogPostgres = R"sql(
+CREATE TABLE catalog_inodes (
+  inode_id TEXT COLLATE "C" PRIMARY KEY,
+  organization_id TEXT COLLATE "C" NOT NULL REFERENCES organizations (organization_id),
+  connection_id TEXT COLLATE "C" NOT NULL REFERENCES connections (connection_id),
+  parent_id TEXT COLLATE "C" REFERENCES catalog_inodes (inode_id),
+  kind TEXT COLLATE "C" NOT NULL CHECK (kind IN ('scope', 'table', 'stored-procedure')),
+  name TEXT COLLATE "C" NOT NULL,
+  path TEXT COLLATE "C" NOT NULL,
+  path_key BYTEA NOT NULL,
+  comment TEXT COLLATE "C" NOT NULL,
+  dbt_description TEXT COLLATE "C" NOT NULL,
+  is_removed BOOLEAN NOT NULL,
+  synced_at BIGINT NOT NULL,
+  live_children BIGINT NOT NULL,
+  live_descendants BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX catalog_inodes_by_path ON catalog_inodes (connection_id, path_key);
+CREATE INDEX catalog_inodes_live ON catalog_inodes (organization_id, connection_id, path_key)
+  WHERE NOT is_removed;
+CREATE INDEX catalog_inodes_live_children ON catalog_inodes (parent_id, path_key)
+  WHERE NOT is_removed;
+
+CREATE TABLE catalog_columns (
+  table_id TEXT COLLATE "C" NOT NULL REFERENCES catalog_inodes (inode_id),
+  name TEXT COLLATE "C" NOT NULL,
+  ordinal INTEGER NOT NULL,
+  warehouse_type TEXT COLLATE "C" NOT NULL,
+  nullable BOOLEAN NOT NULL,
+  comment TEXT COLLATE "C" NOT NULL,
+  dbt_description TEXT COLLATE "C" NOT NULL,
+  is_removed BOOLEAN NOT NULL,
+  PRIMARY KEY (table_id, name)
+);
+CREATE INDEX catalog_columns_by_ordinal ON catalog_columns (table_id, ordinal, name);
+
+CREATE TABLE catalog_connection_counts (
+  connection_id TEXT COLLATE "C" PRIMARY KEY REFERENCES connections (connection_id),
+  organization_id TEXT COLLATE "C" NOT NULL REFERENCES organizations (organization_id),
+  live_inodes BIGINT NOT NULL
+);
+CREATE TABLE catalog_organization_counts (
+  organization_id TEXT COLLATE "C" PRIMARY KEY REFERENCES organizations (organization_id),
+  live_inodes BIGINT NOT NULL
+);
+
+CREATE TABLE path_grants (
+  grant_id TEXT COLLATE "C" PRIMARY KEY,
+  organization_id TEXT COLLATE "C" NOT NULL REFERENCES organizations (organization_id),
+  connection_id TEXT COLLATE "C" NOT NULL REFERENCES connections (connection_id),
+  inode_id TEXT COLLATE "C" NOT NULL REFERENCES catalog_inodes (inode_id),
+  member_id TEXT COLLATE "C" REFERENCES members (member_id),
+  team_id TEXT COLLATE "C" REFERENCES teams (team_id),
+  permission TEXT COLLATE "C" NOT NULL CHECK (permission IN ('usage', 'annotate')),
+  created_by TEXT COLLATE "C" NOT NULL,
+  updated_by TEXT COLLATE "C" NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  CHECK ((member_id IS NULL) <> (team_id IS NULL))
+);
+CREATE UNIQUE INDEX path_grants_by_member ON path_grants (inode_id, member_id);
+CREATE UNIQUE INDEX path_grants_by_team ON path_grants (inode_id, team_id);
+CREATE INDEX path_grants_by_page ON path_grants (inode_id, created_at, grant_id);
+CREATE INDEX path_grants_of_member ON path_grants (member_id, inode_id);
+CREATE INDEX path_grants_of_team ON path_grants (team_id, inode_id);
+CREATE INDEX grants_of_member ON grants (member_id, connection_id);
+CREATE INDEX grants_of_team ON grants (team_id, connection_id);
+
+CREATE TABLE catalog_syncs (
+  sync_id TEXT COLLATE "C" PRIMARY KEY,
+  organization_id TEXT COLLATE "C" NOT NULL REFERENCES organizations (organization_id),
+  connection_id TEXT COLLATE "C" NOT NULL REFERENCES connections (connection_id),
+  path TEXT COLLATE "C" NOT NULL,
+  status TEXT COLLATE "C" NOT NULL CHECK (status IN ('RUNNING', 'SUCCESS', 'FAILED')),
+  added BIGINT NOT NULL,
+  changed BIGINT NOT NULL,
+  removed BIGINT NOT NULL,
+  steps TEXT COLLATE "C" NOT NULL,
+  started_by TEXT COLLATE "C" NOT NULL,
+  started_at BIGINT NOT NULL,
+  ended_at BIGINT
+);
+CREATE INDEX catalog_syncs_by_connection ON catalog_syncs (connection_id, started_at, sync_id);
+CREATE INDEX catalog_syncs_running ON catalog_syncs (status) WHERE status = 'RUNNING';
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{
         .version = 1, .name = "initial", .sqlite = kInitialSqlite, .postgres = kInitialPostgres},
@@ -478,6 +672,8 @@ constexpr std::array kMigrations = {
               .sqlite = kMembersAndTeamsSqlite,
               .postgres = kMembersAndTeamsPostgres,
               .rebuilds_tables = true},
+    Migration{
+        .version = 5, .name = "catalog", .sqlite = kCatalogSqlite, .postgres = kCatalogPostgres},
 };
 
 // The list is the schema's history: catch a mis-numbered entry at compile time.

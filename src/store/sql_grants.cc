@@ -1,6 +1,9 @@
 // Grants (contract section 8): their rows and statements, once for every backend.
 #include <algorithm>
+#include <array>
+#include <iterator>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 
@@ -26,25 +29,55 @@ constexpr Column<Grant> kGrantColumns[] = {
     Field<&Grant::updated_at>("updated_at"),
 };
 
-// A grantee that already holds a grant on the connection keeps that grant (its grant_id and
+// A path grant's row: a connection grant's columns and its inode.
+constexpr auto kPathGrantColumns = [] {
+  std::array<Column<Grant>, std::size(kGrantColumns) + 1> out{};
+  std::copy(std::begin(kGrantColumns), std::end(kGrantColumns), out.begin());
+  out.back() = Field<&Grant::inode_id>("inode_id");
+  return out;
+}();
+
+std::span<const Column<Grant>> ColumnsOf(std::string_view table) {
+  if (table == "path_grants") return kPathGrantColumns;
+  return kGrantColumns;
+}
+
+// A grantee that already holds a grant on the target keeps that grant (its grant_id and
 // created_*); its permission and updated_* change.
-std::string UpsertSql(std::string_view grantee) {
-  return sql::InsertSql("grants", kGrantColumns) + " ON CONFLICT (connection_id, " +
+std::string UpsertSql(std::string_view table, std::string_view target, std::string_view grantee) {
+  return sql::InsertSql(table, ColumnsOf(table)) + " ON CONFLICT (" + std::string(target) + ", " +
          std::string(grantee) +
          ") DO UPDATE SET permission = excluded.permission, updated_by = excluded.updated_by,"
          " updated_at = excluded.updated_at";
 }
 
-std::string PageSql(const sql::Dialect& d, bool keyset) {
-  return "SELECT " + sql::SelectList(kGrantColumns) + " FROM grants" +
-         d.IndexedBy("grants_by_page") +
-         " WHERE connection_id = :connection_id AND organization_id = :organization_id" +
+std::string TargetMatch(std::string_view target) {
+  return " WHERE " + std::string(target) + " = :" + std::string(target) +
+         " AND organization_id = :organization_id";
+}
+
+std::string PageSql(const sql::Dialect& d, std::string_view table, std::string_view target,
+                    bool keyset) {
+  return "SELECT " + sql::SelectList(ColumnsOf(table)) + " FROM " + std::string(table) +
+         d.IndexedBy(std::string(table) + "_by_page") + TargetMatch(target) +
          (keyset ? " AND (created_at, grant_id) > (:after_created_at, :after_grant_id)"
                    " ORDER BY created_at, grant_id LIMIT :limit"
                  : " ORDER BY created_at, grant_id LIMIT :limit OFFSET :offset");
 }
 
 }  // namespace
+
+GrantTableQueries::GrantTableQueries(sql::QueryBook& b, std::string_view table,
+                                     std::string_view target_column)
+    : target(target_column),
+      columns(ColumnsOf(table)),
+      upsert_member_grant(b, UpsertSql(table, target, "member_id")),
+      upsert_team_grant(b, UpsertSql(table, target, "team_id")),
+      count(b, "SELECT count(*) FROM " + std::string(table) + TargetMatch(target)),
+      first_page(b, PageSql(b.dialect(), table, target, false)),
+      page_after(b, PageSql(b.dialect(), table, target, true)),
+      remove(b, "DELETE FROM " + std::string(table) + TargetMatch(target) +
+                    " AND grant_id = :grant_id") {}
 
 GrantQueries::GrantQueries(sql::QueryBook& b)
     : member_in_organization(b,
@@ -53,16 +86,7 @@ GrantQueries::GrantQueries(sql::QueryBook& b)
       team_in_organization(b,
                            "SELECT 1 FROM teams WHERE team_id = :team_id"
                            " AND organization_id = :organization_id"),
-      upsert_member_grant(b, UpsertSql("member_id")),
-      upsert_team_grant(b, UpsertSql("team_id")),
-      count(b,
-            "SELECT count(*) FROM grants WHERE connection_id = :connection_id"
-            " AND organization_id = :organization_id"),
-      first_page(b, PageSql(b.dialect(), false)),
-      page_after(b, PageSql(b.dialect(), true)),
-      remove(b,
-             "DELETE FROM grants WHERE grant_id = :grant_id AND connection_id = :connection_id"
-             " AND organization_id = :organization_id"),
+      on_connections(b, "grants", "connection_id"),
       // Point lookups, as in the visibility filter of the connection listing: the member is
       // active, and holds a grant directly or through a team that is not archived.
       has_grant(b, "SELECT " + std::string(kMemberIsActive) +
@@ -87,47 +111,88 @@ Status CheckConnectionInOrganization(Session& s, const sql::Query& exists,
 
 }  // namespace
 
-// Each grant is validated just before it is written, so the error names the first bad grantee
-// in batch order; any error rolls the whole batch back. A grantee repeated within the batch is
-// upserted twice: the last permission wins and the first grant_id stays. The permission is the
-// caller's to check (domain::IsGrantPermission).
+// Any error rolls the whole batch back. A grantee repeated within the batch is upserted twice:
+// the last permission wins and the first grant_id stays. The permission is the caller's to
+// check (domain::IsGrantPermission).
+Status UpsertGrantRows(Session& s, const GrantQueries& q, const GrantTableQueries& t,
+                       const std::string& organization_id, const Grant& on,
+                       const std::vector<Grant>& grants) {
+  for (const Grant& g : grants) {
+    if (g.member_id.has_value() == g.team_id.has_value()) {
+      return Error::BadRequest("a grantee is either a memberId or a teamId");
+    }
+    if (g.member_id) {
+      auto found = Exists(s, q.member_in_organization,
+                          {{"member_id", *g.member_id}, {"organization_id", organization_id}});
+      if (!found) return std::move(found).error();
+      if (!*found) {
+        return Error::BadRequest("member " + *g.member_id +
+                                 " is not a member of this organization");
+      }
+    } else {
+      auto found = Exists(s, q.team_in_organization,
+                          {{"team_id", *g.team_id}, {"organization_id", organization_id}});
+      if (!found) return std::move(found).error();
+      if (!*found) {
+        return Error::BadRequest("team " + *g.team_id + " is not a team of this organization");
+      }
+    }
+    Grant row = g;
+    row.organization_id = organization_id;
+    row.connection_id = on.connection_id;
+    row.inode_id = on.inode_id;
+    Status upserted =
+        WriteRow(s, g.member_id ? t.upsert_member_grant : t.upsert_team_grant, t.columns, row);
+    upserted =
+        Reword(std::move(upserted), ErrorCode::kConflict, "a grant with this id already exists");
+    if (!upserted) return upserted;
+  }
+  return OkStatus();
+}
+
+Result<GrantPage> ListGrantRows(Session& s, const GrantTableQueries& t,
+                                const std::string& organization_id, const std::string& target_value,
+                                int limit, const std::optional<GrantCursor>& after,
+                                std::int64_t offset) {
+  limit = std::clamp(limit, 1, kMaxPageSize);
+  GrantPage page;
+  auto total = Count(s, t.count, {{t.target, target_value}, {"organization_id", organization_id}});
+  if (!total) return std::move(total).error();
+  page.total = *total;
+  auto st = Select(
+      s, after ? t.page_after : t.first_page,
+      {{t.target, target_value}, {"organization_id", organization_id}, {"limit", limit + 1}});
+  if (!st) return std::move(st).error();
+  if (after) {
+    st->Bind({{"after_created_at", after->created_at}, {"after_grant_id", after->grant_id}});
+  } else {
+    st->Bind("offset", std::max<std::int64_t>(offset, 0));
+  }
+  auto more = ReadPage(*st, t.columns, limit, page.entries);
+  if (!more) return std::move(more).error();
+  page.has_more = *more;
+  return page;
+}
+
+Status DeleteGrantRow(Session& s, const GrantTableQueries& t, const std::string& organization_id,
+                      const std::string& target_value, const std::string& grant_id) {
+  auto n = Execute(
+      s, t.remove,
+      {{"grant_id", grant_id}, {t.target, target_value}, {"organization_id", organization_id}});
+  if (!n) return std::move(n).error();
+  if (*n == 0) return Error::NotFound("grant not found");
+  return OkStatus();
+}
+
 Status SqlStore::UpsertGrants(const std::string& organization_id, const std::string& connection_id,
                               const std::vector<Grant>& grants) {
   return Run<Ok>("upsert_grants", Access::kWrite, [&](Session& s) -> Status {
-    const GrantQueries& q = q_->grants;
     Status checked =
         CheckConnectionInOrganization(s, q_->connections.exists, organization_id, connection_id);
     if (!checked) return checked;
-    for (const Grant& g : grants) {
-      if (g.member_id.has_value() == g.team_id.has_value()) {
-        return Error::BadRequest("a grantee is either a memberId or a teamId");
-      }
-      if (g.member_id) {
-        auto found = Exists(s, q.member_in_organization,
-                            {{"member_id", *g.member_id}, {"organization_id", organization_id}});
-        if (!found) return std::move(found).error();
-        if (!*found) {
-          return Error::BadRequest("member " + *g.member_id +
-                                   " is not a member of this organization");
-        }
-      } else {
-        auto found = Exists(s, q.team_in_organization,
-                            {{"team_id", *g.team_id}, {"organization_id", organization_id}});
-        if (!found) return std::move(found).error();
-        if (!*found) {
-          return Error::BadRequest("team " + *g.team_id + " is not a team of this organization");
-        }
-      }
-      Grant row = g;
-      row.organization_id = organization_id;
-      row.connection_id = connection_id;
-      Status upserted = WriteRow(s, g.member_id ? q.upsert_member_grant : q.upsert_team_grant,
-                                 kGrantColumns, row);
-      upserted =
-          Reword(std::move(upserted), ErrorCode::kConflict, "a grant with this id already exists");
-      if (!upserted) return upserted;
-    }
-    return OkStatus();
+    Grant on;
+    on.connection_id = connection_id;
+    return UpsertGrantRows(s, q_->grants, q_->grants.on_connections, organization_id, on, grants);
   });
 }
 
@@ -135,45 +200,20 @@ Result<GrantPage> SqlStore::ListGrants(const std::string& organization_id,
                                        const std::string& connection_id, int limit,
                                        const std::optional<GrantCursor>& after,
                                        std::int64_t offset) {
-  limit = std::clamp(limit, 1, kMaxPageSize);
   // Total and entries from one snapshot.
   return Run<GrantPage>("list_grants", Access::kSnapshot, [&](Session& s) -> Result<GrantPage> {
-    const GrantQueries& q = q_->grants;
     Status checked =
         CheckConnectionInOrganization(s, q_->connections.exists, organization_id, connection_id);
     if (!checked) return std::move(checked).error();
-    GrantPage page;
-    auto total =
-        Count(s, q.count, {{"connection_id", connection_id}, {"organization_id", organization_id}});
-    if (!total) return std::move(total).error();
-    page.total = *total;
-    auto st = Select(s, after ? q.page_after : q.first_page,
-                     {{"connection_id", connection_id},
-                      {"organization_id", organization_id},
-                      {"limit", limit + 1}});
-    if (!st) return std::move(st).error();
-    if (after) {
-      st->Bind({{"after_created_at", after->created_at}, {"after_grant_id", after->grant_id}});
-    } else {
-      st->Bind("offset", std::max<std::int64_t>(offset, 0));
-    }
-    auto more = ReadPage(*st, kGrantColumns, limit, page.entries);
-    if (!more) return std::move(more).error();
-    page.has_more = *more;
-    return page;
+    return ListGrantRows(s, q_->grants.on_connections, organization_id, connection_id, limit, after,
+                         offset);
   });
 }
 
 Status SqlStore::DeleteGrant(const std::string& organization_id, const std::string& connection_id,
                              const std::string& grant_id) {
   return Run<Ok>("delete_grant", Access::kWrite, [&](Session& s) -> Status {
-    auto n = Execute(s, q_->grants.remove,
-                     {{"grant_id", grant_id},
-                      {"connection_id", connection_id},
-                      {"organization_id", organization_id}});
-    if (!n) return std::move(n).error();
-    if (*n == 0) return Error::NotFound("grant not found");
-    return OkStatus();
+    return DeleteGrantRow(s, q_->grants.on_connections, organization_id, connection_id, grant_id);
   });
 }
 

@@ -6,6 +6,9 @@
 #include <cstddef>
 #include <initializer_list>
 #include <optional>
+#include <span>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -77,12 +80,57 @@ struct ConnectionQueries {
   sql::Query secrets_below_key, secrets_above_key, reseal_secret, secret_exists, secret_key_ids;
 };
 
-// sql_grants.cc
+// sql_grants.cc: the statements of one table of grants, all derived from one table of columns:
+// the connection grants (`grants`, on connection_id) and the path grants (`path_grants`, on
+// inode_id, whose rows also carry their inode's connection_id; CatalogQueries).
+struct GrantTableQueries {
+  GrantTableQueries(sql::QueryBook& b, std::string_view table, std::string_view target);
+  std::string_view target;  // the column (and parameter) a grant is on; a literal
+  std::span<const Column<Grant>> columns;
+  sql::Query upsert_member_grant, upsert_team_grant, count, first_page, page_after, remove;
+};
+
 struct GrantQueries {
   explicit GrantQueries(sql::QueryBook& b);
   sql::Query member_in_organization, team_in_organization;
-  sql::Query upsert_member_grant, upsert_team_grant;
-  sql::Query count, first_page, page_after, remove, has_grant;
+  GrantTableQueries on_connections;
+  sql::Query has_grant;
+};
+
+// The calls both kinds of grants share (GrantStore's and CatalogStore's path grants), in the
+// caller's transaction. `on` holds what every row of the batch is on (connection_id, and
+// inode_id for a path grant); `target_value` is the value of the table's `target` column.
+// Each grant is validated just before it is written, so the error names the first bad grantee
+// in batch order (kBadRequest: "member X is not a member of this organization"); a grantee that
+// already holds a grant keeps it (grant_id, created_*) with the new permission and updated_*.
+Status UpsertGrantRows(sql::Session& s, const GrantQueries& q, const GrantTableQueries& t,
+                       const std::string& organization_id, const Grant& on,
+                       const std::vector<Grant>& grants);
+Result<GrantPage> ListGrantRows(sql::Session& s, const GrantTableQueries& t,
+                                const std::string& organization_id, const std::string& target_value,
+                                int limit, const std::optional<GrantCursor>& after,
+                                std::int64_t offset);
+// kNotFound when no such grant on that target in that organization.
+Status DeleteGrantRow(sql::Session& s, const GrantTableQueries& t,
+                      const std::string& organization_id, const std::string& target_value,
+                      const std::string& grant_id);
+
+// sql_catalog.cc
+struct CatalogQueries {
+  explicit CatalogQueries(sql::QueryBook& b);
+  sql::Query lock_connection, get_inode, find_inode, insert_inode, update_inode, remove_inode;
+  sql::Query add_live_counts, add_connection_count, add_organization_count;
+  sql::Query connection_count, organization_count;
+  sql::Query columns_of, insert_column, update_column, remove_columns_of;
+  sql::Query live_below_desc[2];    // [bounded above]: MarkUnseenRemoved's walk
+  sql::Query list_organization[2];  // [keyset]
+  sql::Query list_range[2];         // [bounded above]
+  sql::Query list_children;
+  sql::Query page_columns[2];  // [keyset]
+  sql::Query connection_grants_of_member, path_grants_of_member;
+  sql::Query set_inode_dbt, set_column_dbt;
+  GrantTableQueries on_paths;
+  sql::Query save_sync, last_sync, running_syncs;
 };
 
 // sql_idempotency.cc
@@ -100,11 +148,12 @@ struct ServerQueries {
 
 struct SqlStore::Queries {
   explicit Queries(sql::QueryBook& b)
-      : identity(b), members(b), connections(b), grants(b), idempotency(b), server(b) {}
+      : identity(b), members(b), connections(b), grants(b), catalog(b), idempotency(b), server(b) {}
   IdentityQueries identity;
   MemberQueries members;
   ConnectionQueries connections;
   GrantQueries grants;
+  CatalogQueries catalog;
   IdempotencyQueries idempotency;
   ServerQueries server;
 };

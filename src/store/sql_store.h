@@ -2,9 +2,9 @@
 // database interface (sql.h) and run on whichever backend the Database is. The statements and
 // row mappings of each aggregate sit in one file each: sql_identity.cc (organizations, API
 // clients, tokens), sql_members.cc (members, teams, memberships), sql_connections.cc
-// (connections, their secrets, key rotation), sql_grants.cc, sql_idempotency.cc; sql_store.cc
-// has the rest (server keys, rate limits, migrations). SqliteStore and PostgresStore are this class
-// over their own Database.
+// (connections, their secrets, key rotation), sql_grants.cc, sql_catalog.cc (the warehouse
+// catalog), sql_idempotency.cc; sql_store.cc has the rest (server keys, rate limits,
+// migrations). SqliteStore and PostgresStore are this class over their own Database.
 #pragma once
 
 #include <initializer_list>

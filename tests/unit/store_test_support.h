@@ -40,6 +40,8 @@
 
 #include "domain/connection.h"
 #include "store/migrations.h"
+#include "store/postgres_store.h"
+#include "store/sqlite_store.h"
 #include "store/store.h"
 
 namespace connreg::store::test_support {
@@ -582,5 +584,55 @@ class TestDatabase {
   std::string name_;
   std::string url_;
 };
+
+// ---- both backends, for the tests written once for both ------------------------------------
+
+enum class Backend { kSqlite, kPostgres };
+
+inline std::string BackendName(const testing::TestParamInfo<Backend>& info) {
+  return info.param == Backend::kSqlite ? "Sqlite" : "Postgres";
+}
+
+// A fresh, empty database of one backend, dropped on destruction.
+class TestBackend {
+ public:
+  virtual ~TestBackend() = default;
+  // A new store on the database (the same file opened again, or another node); applies pending
+  // migrations. Throws std::runtime_error as the store's constructor does.
+  virtual std::unique_ptr<Store> Open() const = 0;
+  // Runs `sql` on the database directly, bypassing the store: the first column of every row as
+  // text, joined by ','. Throws on failure.
+  virtual std::string Raw(const std::string& sql) const = 0;
+};
+
+class SqliteBackend final : public TestBackend {
+ public:
+  std::unique_ptr<Store> Open() const override { return std::make_unique<SqliteStore>(path_); }
+  std::string Raw(const std::string& sql) const override {
+    return test_support::SqliteRawSql(path_, sql);
+  }
+
+ private:
+  test_support::TempDir dir_;
+  std::string path_ = dir_.File("connreg.db");
+};
+
+class PostgresBackend final : public TestBackend {
+ public:
+  std::unique_ptr<Store> Open() const override {
+    return std::make_unique<PostgresStore>(db_.url());
+  }
+  std::string Raw(const std::string& sql) const override {
+    return test_support::PostgresRawSql(db_.url(), sql);
+  }
+
+ private:
+  test_support::TestDatabase db_;  // throws when no server can be had
+};
+
+inline std::unique_ptr<TestBackend> NewBackend(Backend backend) {
+  if (backend == Backend::kSqlite) return std::make_unique<SqliteBackend>();
+  return std::make_unique<PostgresBackend>();
+}
 
 }  // namespace connreg::store::test_support
