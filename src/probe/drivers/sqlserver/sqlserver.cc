@@ -29,6 +29,15 @@
 // on the thread that made the db-lib call, so they append to the diagnostics of the run on that
 // thread (thread_local). A handler never answers INT_EXIT: db-lib would exit the process.
 //
+// Catalog (Introspect). It logs in exactly as a test does (Connected), then lists paths
+// [database, schema, table]: the connection's database when the details name one (always for
+// azuresql, which cannot read another database's catalog), else every database of sys.databases
+// the login may access but the system's; per database one query over its INFORMATION_SCHEMA
+// (SCHEMATA left-joined to TABLES and COLUMNS, so an empty schema is listed too) with the
+// MS_Description extended properties as comments, ordered in binary collation so that each
+// table's rows arrive together and the listing comes in byte order. Rows are handed to the sink as
+// dbnextrow returns them; only the columns of the table being read are held.
+//
 // Deadline. During the login FreeTDS asks the error handler every kLoginWaitSecs of silence
 // whether to go on, which it does until the deadline. After the login an interrupt handler, polled
 // by FreeTDS about once a second, cancels a statement once the deadline has passed.
