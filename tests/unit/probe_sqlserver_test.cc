@@ -1446,7 +1446,7 @@ TEST(ProbeSqlServerCatalog, ASinkThatSaysStopEndsTheListingAgainstTheFake) {
   EXPECT_EQ(l.Paths(), (std::vector<std::string>(kFullListing.begin(), kFullListing.begin() + 5)))
       << "nothing after the sink said stop";
   EXPECT_FALSE(AnyQueryNames(fake, "[warehouse]")) << "no database is read after the stop";
-  // The cancelled batch left the connection usable for the next login's work.
+  // The cancelled batch ended cleanly: the fake is not left waiting, and serves the next listing.
   EXPECT_EQ(Introspect(Details(fake.port(), ""), kPassword).Paths(), kFullListing);
 }
 
