@@ -11,11 +11,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <list>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <string>
 #include <thread>
@@ -23,7 +26,10 @@
 
 #include <boost/json/serialize.hpp>
 
+#include "domain/catalog.h"
 #include "probe/engine.h"
+#include "probe/scrub.h"
+#include "probe/step_log.h"
 #include "probe_test_support.h"
 
 namespace connreg::probe {
@@ -65,12 +71,21 @@ std::uint32_t GetU32(const std::string& s, std::size_t at) {
   return GetU16(s, at) | static_cast<std::uint32_t>(GetU16(s, at + 2)) << 16;
 }
 
-// ASCII (the tests use nothing else) as UTF-16LE, and back.
-std::string Utf16(std::string_view ascii) {
+// UTF-8 (of the Basic Multilingual Plane: the tests use nothing else) as UTF-16LE; back for
+// ASCII only (what the driver sends is ASCII in these tests).
+std::string Utf16(std::string_view utf8) {
   std::string out;
-  for (char c : ascii) {
-    out += c;
-    out += '\0';
+  for (std::size_t i = 0; i < utf8.size();) {
+    auto b = static_cast<unsigned char>(utf8[i]);
+    unsigned code = b;
+    std::size_t n = b < 0x80 ? 1 : b < 0xE0 ? 2 : 3;
+    if (n == 2) code = (b & 0x1Fu) << 6 | (static_cast<unsigned char>(utf8[i + 1]) & 0x3Fu);
+    if (n == 3) {
+      code = (b & 0x0Fu) << 12 | (static_cast<unsigned char>(utf8[i + 1]) & 0x3Fu) << 6 |
+             (static_cast<unsigned char>(utf8[i + 2]) & 0x3Fu);
+    }
+    PutU16(out, code);
+    i += n;
   }
   return out;
 }
@@ -80,14 +95,16 @@ std::string FromUtf16(const std::string& s, std::size_t at, std::size_t chars) {
   return out;
 }
 std::string BVarchar(std::string_view s) {
+  std::string text = Utf16(s);
   std::string out;
-  PutU8(out, static_cast<unsigned>(s.size()));
-  return out + Utf16(s);
+  PutU8(out, static_cast<unsigned>(text.size() / 2));
+  return out + text;
 }
 std::string UsVarchar(std::string_view s) {
+  std::string text = Utf16(s);
   std::string out;
-  PutU16(out, static_cast<unsigned>(s.size()));
-  return out + Utf16(s);
+  PutU16(out, static_cast<unsigned>(text.size() / 2));
+  return out + text;
 }
 
 // Tokens of a tabular result (MS-TDS 2.2.7).
@@ -172,6 +189,191 @@ std::string TextResult(std::string_view column, std::string_view v) {
   return out + Done(kDoneCount, 0xC1, 1);
 }
 
+// A result of NVARCHAR(4000) and INT columns, as SQL Server sends one: COLMETADATA, a ROW per
+// row (NULL as nullopt), DONE with the count.
+struct FakeResultColumn {
+  std::string name;
+  bool integer = false;
+};
+using FakeCell = std::optional<std::string>;  // an INT column's cell holds its decimal digits
+std::string RowsResult(const std::vector<FakeResultColumn>& columns,
+                       const std::vector<std::vector<FakeCell>>& rows) {
+  std::string out;
+  PutU8(out, 0x81);
+  PutU16(out, static_cast<unsigned>(columns.size()));
+  for (const FakeResultColumn& c : columns) {
+    PutU32(out, 0);
+    PutU16(out, 0x0001);  // nullable
+    if (c.integer) {
+      PutU8(out, 0x26);  // INTN
+      PutU8(out, 4);
+    } else {
+      PutU8(out, 0xE7);  // NVARCHAR(4000)
+      PutU16(out, 8000);
+      out += std::string("\x09\x04\xd0\x00\x34", 5);
+    }
+    out += BVarchar(c.name);
+  }
+  for (const std::vector<FakeCell>& row : rows) {
+    PutU8(out, 0xD1);
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      const FakeCell& cell = row[i];
+      if (columns[i].integer) {
+        PutU8(out, cell ? 4 : 0);
+        if (cell) PutU32(out, static_cast<std::uint32_t>(std::stoi(*cell)));
+      } else if (!cell) {
+        PutU16(out, 0xFFFF);
+      } else {
+        std::string text = Utf16(*cell);
+        PutU16(out, static_cast<unsigned>(text.size()));
+        out += text;
+      }
+    }
+  }
+  return out + Done(kDoneCount, 0xC1, rows.size());
+}
+
+// --- the fake's catalog -------------------------------------------------------------------------
+
+// What the fake's INFORMATION_SCHEMA.COLUMNS and MS_Description properties hold of a column.
+struct FakeColumn {
+  std::string name;
+  std::string data_type;
+  FakeCell length;     // CHARACTER_MAXIMUM_LENGTH
+  FakeCell precision;  // NUMERIC_PRECISION
+  FakeCell scale;      // NUMERIC_SCALE
+  FakeCell fraction;   // DATETIME_PRECISION
+  bool nullable = true;
+  FakeCell comment;
+};
+struct FakeTable {
+  std::string schema;
+  std::string name;
+  std::string type;  // TABLE_TYPE
+  FakeCell comment;
+  std::vector<FakeColumn> columns;  // in ordinal order
+};
+struct FakeDatabase {
+  std::string name;
+  bool access = true;  // HAS_DBACCESS(name)
+  std::vector<std::string> schemas;
+  std::vector<FakeTable> tables;
+};
+
+// The columns as INFORMATION_SCHEMA describes each type.
+FakeColumn Col(std::string name, std::string type, bool nullable, FakeCell comment = {}) {
+  FakeColumn c{std::move(name), std::move(type)};
+  c.nullable = nullable;
+  c.comment = std::move(comment);
+  return c;
+}
+FakeColumn Text(std::string name, std::string type, std::string length, bool nullable,
+                FakeCell comment = {}) {
+  FakeColumn c = Col(std::move(name), std::move(type), nullable, std::move(comment));
+  c.length = std::move(length);
+  return c;
+}
+FakeColumn Exact(std::string name, std::string type, std::string precision, std::string scale,
+                 bool nullable) {
+  FakeColumn c = Col(std::move(name), std::move(type), nullable);
+  c.precision = std::move(precision);
+  c.scale = std::move(scale);
+  return c;
+}
+FakeColumn Temporal(std::string name, std::string type, std::string fraction, bool nullable) {
+  FakeColumn c = Col(std::move(name), std::move(type), nullable);
+  c.fraction = std::move(fraction);
+  return c;
+}
+
+const std::string kLongComment = std::string(600, 'c') + " end";
+
+// sys.databases and each database's catalog, in an order that is not the listing's (the driver
+// must ask for the order). The system databases, the schemas every database has and a database
+// the login may not access are there for the driver to leave out.
+std::vector<FakeDatabase> SeededCatalog() {
+  FakeTable orders{"sales", "orders", "BASE TABLE", "Customer orders", {}};
+  orders.columns = {
+      Exact("id", "int", "10", "0", false),
+      Text("customer", "nvarchar", "50", true, "Who ordered"),
+      Exact("amount", "decimal", "10", "2", false),
+      Temporal("placed_at", "datetime2", "7", false),
+      Temporal("placed_local", "datetimeoffset", "7", true),
+      Temporal("settled_at", "datetime2", "3", true),
+      Col("ref", "uniqueidentifier", false),
+      Col("paid", "bit", false),
+      Text("note", "nvarchar", "-1", true, kLongComment),
+      Text("receipt", "varbinary", "-1", true),
+      Text("ship_to", "geography", "-1", true),  // CLR types report -1 too
+      Exact("fee", "money", "19", "4", true),
+  };
+  FakeTable totals{"sales", "Order_totals", "VIEW", {}, {}};
+  totals.columns = {Text("customer", "nvarchar", "50", true),
+                    Exact("total", "decimal", "38", "2", true)};
+  FakeTable customers{"dbo", "customers", "BASE TABLE", {}, {}};
+  customers.columns = {Exact("id", "int", "10", "0", false),
+                       Text("Straße", "nvarchar", "100", false, "Wohnort")};
+  FakeTable facts{"dbo", "facts", "BASE TABLE", {}, {}};
+  facts.columns = {Exact("id", "bigint", "19", "0", false), Text("payload", "xml", "-1", true)};
+  FakeTable quoted{"dbo", "it's", "BASE TABLE", {}, {}};
+  quoted.columns = {Text("code", "char", "3", false)};
+  FakeTable spt{"dbo", "spt_monitor", "BASE TABLE", {}, {}};
+  spt.columns = {Exact("cpu_busy", "int", "10", "0", false)};
+  FakeTable secret{"dbo", "secret_table", "BASE TABLE", {}, {}};
+  secret.columns = {Exact("id", "int", "10", "0", false)};
+  return {
+      {"master", true, {"dbo", "sys"}, {spt}},
+      {"tempdb", true, {"dbo"}, {}},
+      {"model", true, {"dbo"}, {}},
+      {"msdb", true, {"dbo"}, {}},
+      {"warehouse", true, {"stage", "dbo", "sys", "INFORMATION_SCHEMA"}, {facts}},
+      {"appdb",
+       true,
+       {"sales", "dbo", "empty_schema", "sys", "INFORMATION_SCHEMA", "guest", "db_owner",
+        "db_datareader"},
+       {orders, totals, customers}},
+      {"noaccess", false, {"dbo"}, {secret}},
+      {"system", true, {"dbo"}, {secret}},
+      {"Lab]2", true, {"dbo"}, {quoted}},
+  };
+}
+
+bool SameNameCi(std::string_view a, std::string_view b) {  // the default collation, _CI_
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// The text of N'...' (its '' undoubled).
+std::string Unquote(std::string quoted, char quote) {
+  std::string out;
+  for (std::size_t i = 0; i < quoted.size(); ++i) {
+    out += quoted[i];
+    if (quoted[i] == quote && i + 1 < quoted.size() && quoted[i + 1] == quote) ++i;
+  }
+  return out;
+}
+
+// Splits a select list at its top-level commas.
+std::vector<std::string> SelectList(const std::string& list) {
+  std::vector<std::string> out;
+  int depth = 0;
+  std::string item;
+  for (char c : list) {
+    if (c == '(') ++depth;
+    if (c == ')') --depth;
+    if (c == ',' && depth == 0) {
+      out.push_back(item);
+      item.clear();
+      continue;
+    }
+    if (!(c == ' ' && item.empty())) item += c;
+  }
+  out.push_back(item);
+  return out;
+}
+
 // --- the fake server ----------------------------------------------------------------------------
 
 struct FakeLogin {
@@ -203,6 +405,10 @@ struct FakeConfig {
   // When set, a successful login is redirected there (ENVCHANGE routing, as Azure SQL does).
   std::string redirect_host;
   int redirect_port = 0;
+  // A database whose catalog queries answer error 916 (no access under this security context).
+  std::string deny_catalog;
+  // How long each database's catalog query takes to answer.
+  std::chrono::milliseconds catalog_delay{0};
 };
 
 // A protocol fake of SQL Server (see the top of the file). Thread-safe.
@@ -426,9 +632,29 @@ class TdsFake {
     static const std::regex insert(R"(^INSERT INTO (\S+) .*VALUES \(1, '([0-9a-f]+)'\)$)");
     static const std::regex select(R"(^SELECT marker FROM (\S+) WHERE id = 1$)");
     static const std::regex drop(R"(^DROP TABLE IF EXISTS (\S+)$)");
+    static const std::regex databases(
+        R"(^SELECT name FROM sys\.databases WHERE HAS_DBACCESS\(name\) = 1(?: AND name = N'((?:[^']|'')*)')?$)");
+    static const std::regex schemata(
+        R"(^SELECT (.+?) FROM \[((?:[^\]]|\]\])+)\]\.INFORMATION_SCHEMA\.SCHEMATA AS s(.*)$)");
     std::smatch m;
+    if (std::regex_match(sql, m, schemata)) {
+      for (auto until = Clock::now() + config_.catalog_delay; Clock::now() < until && !stopping_;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      return Send(fd, CatalogAnswer(m[1], Unquote(m[2], ']'), m[3]));
+    }
     std::lock_guard lock(mu_);
-    if (sql == "SELECT 1") {
+    if (sql == "SELECT DB_NAME()") {
+      Send(fd, TextResult("", current));
+    } else if (std::regex_match(sql, m, databases)) {
+      std::vector<std::vector<FakeCell>> rows;
+      for (const FakeDatabase& d : catalog_) {
+        if (d.access && (!m[1].matched || SameNameCi(d.name, Unquote(m[1], '\'')))) {
+          rows.push_back({d.name});
+        }
+      }
+      Send(fd, RowsResult({{"name"}}, rows));
+    } else if (sql == "SELECT 1") {
       Send(fd, IntResult(1));
     } else if (std::regex_match(sql, m, use)) {
       std::string to = m[1];
@@ -464,7 +690,125 @@ class TdsFake {
     }
   }
 
+  // The answer to one database's catalog query: SCHEMATA, LEFT JOINed to TABLES and COLUMNS and
+  // the MS_Description properties when the query joins them, filtered by its WHERE and sorted
+  // by its ORDER BY as SQL Server would; the columns are those of the select list.
+  std::string CatalogAnswer(const std::string& select, const std::string& database,
+                            const std::string& rest) const {
+    auto d = std::find_if(catalog_.begin(), catalog_.end(),
+                          [&](const FakeDatabase& x) { return SameNameCi(x.name, database); });
+    if (d == catalog_.end()) {
+      return Error(208, 16, "Invalid object name '" + database + ".INFORMATION_SCHEMA.SCHEMATA'.") +
+             Done(kDoneError);
+    }
+    if (SameNameCi(database, config_.deny_catalog)) {
+      return Error(916, 14,
+                   "The server principal \"alice\" is not able to access the database \"" +
+                       database + "\" under the current security context.") +
+             Done(kDoneError);
+    }
+    auto has = [&](std::string_view text) { return rest.find(text) != std::string::npos; };
+    const bool tables = has(".INFORMATION_SCHEMA.TABLES AS t ON t.TABLE_SCHEMA = s.SCHEMA_NAME");
+    const bool columns = tables && has(".INFORMATION_SCHEMA.COLUMNS AS c ON c.TABLE_SCHEMA = "
+                                       "t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME");
+    const bool comments = columns && has(".sys.extended_properties AS tp") &&
+                          has(".sys.extended_properties AS cp") && has("N'MS_Description'");
+    std::smatch m;
+    static const std::regex schema_is(R"( s\.SCHEMA_NAME = N'((?:[^']|'')*)')");
+    static const std::regex table_is(R"( t\.TABLE_NAME = N'((?:[^']|'')*)')");
+    std::optional<std::string> schema_filter, table_filter;
+    if (std::regex_search(rest, m, schema_is)) schema_filter = Unquote(m[1], '\'');
+    if (std::regex_search(rest, m, table_is)) table_filter = Unquote(m[1], '\'');
+    const bool ordered =
+        has(" ORDER BY s.SCHEMA_NAME COLLATE Latin1_General_BIN2") &&
+        (!tables || has(", t.TABLE_NAME COLLATE Latin1_General_BIN2, c.ORDINAL_POSITION"));
+
+    // The select list's columns, each a function of one joined row.
+    using Cell = std::function<FakeCell(const std::string&, const FakeTable*, const FakeColumn*)>;
+    std::vector<FakeResultColumn> result;
+    std::vector<Cell> cells;
+    for (const std::string& item : SelectList(select)) {
+      auto text = [&](Cell f) {
+        result.push_back({""});
+        cells.push_back(std::move(f));
+      };
+      auto integer = [&](Cell f) {
+        result.push_back({"", true});
+        cells.push_back(std::move(f));
+      };
+      auto col = [](auto field) {
+        return [field](const std::string&, const FakeTable*, const FakeColumn* c) -> FakeCell {
+          return c ? field(*c) : FakeCell{};
+        };
+      };
+      if (item == "s.SCHEMA_NAME") {
+        text([](const std::string& s, const FakeTable*, const FakeColumn*) { return s; });
+      } else if (item == "t.TABLE_NAME" && tables) {
+        text([](const std::string&, const FakeTable* t, const FakeColumn*) {
+          return t ? FakeCell(t->name) : FakeCell{};
+        });
+      } else if (item == "CAST(tp.value AS nvarchar(4000))" && comments) {
+        text([](const std::string&, const FakeTable* t, const FakeColumn*) {
+          return t ? t->comment : FakeCell{};
+        });
+      } else if (item == "c.COLUMN_NAME" && columns) {
+        text(col([](const FakeColumn& c) { return FakeCell(c.name); }));
+      } else if (item == "c.DATA_TYPE" && columns) {
+        text(col([](const FakeColumn& c) { return FakeCell(c.data_type); }));
+      } else if (item == "c.CHARACTER_MAXIMUM_LENGTH" && columns) {
+        integer(col([](const FakeColumn& c) { return c.length; }));
+      } else if (item == "c.NUMERIC_PRECISION" && columns) {
+        integer(col([](const FakeColumn& c) { return c.precision; }));
+      } else if (item == "c.NUMERIC_SCALE" && columns) {
+        integer(col([](const FakeColumn& c) { return c.scale; }));
+      } else if (item == "c.DATETIME_PRECISION" && columns) {
+        integer(col([](const FakeColumn& c) { return c.fraction; }));
+      } else if (item == "c.IS_NULLABLE" && columns) {
+        text(col([](const FakeColumn& c) { return FakeCell(c.nullable ? "YES" : "NO"); }));
+      } else if (item == "CAST(cp.value AS nvarchar(4000))" && comments) {
+        text(col([](const FakeColumn& c) { return c.comment; }));
+      } else {
+        return Error(207, 16, "Invalid column name '" + item + "'.") + Done(kDoneError);
+      }
+    }
+
+    std::vector<std::string> schemas = d->schemas;
+    std::vector<const FakeTable*> in_order;
+    for (const FakeTable& t : d->tables) in_order.push_back(&t);
+    if (ordered) {  // Latin1_General_BIN2: code point order, which for these names is byte order
+      std::sort(schemas.begin(), schemas.end());
+      std::sort(in_order.begin(), in_order.end(),
+                [](const FakeTable* a, const FakeTable* b) { return a->name < b->name; });
+    }
+    std::vector<std::vector<FakeCell>> rows;
+    auto add = [&](const std::string& schema, const FakeTable* t, const FakeColumn* c) {
+      std::vector<FakeCell> row;
+      for (const Cell& cell : cells) row.push_back(cell(schema, t, c));
+      rows.push_back(std::move(row));
+    };
+    for (const std::string& schema : schemas) {
+      if (schema_filter && !SameNameCi(schema, *schema_filter)) continue;
+      if (!tables) {
+        add(schema, nullptr, nullptr);
+        continue;
+      }
+      bool any = false;
+      for (const FakeTable* t : in_order) {
+        if (t->schema != schema || (table_filter && !SameNameCi(t->name, *table_filter))) continue;
+        any = true;
+        if (!columns) add(schema, t, nullptr);
+        if (columns) {
+          for (const FakeColumn& c : t->columns) add(schema, t, &c);
+        }
+      }
+      // The LEFT JOIN's row for a schema without tables, unless the WHERE names a table.
+      if (!any && !table_filter) add(schema, nullptr, nullptr);
+    }
+    return RowsResult(result, rows);
+  }
+
   Config config_;
+  const std::vector<FakeDatabase> catalog_ = SeededCatalog();
   int listener_ = -1;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
@@ -783,6 +1127,392 @@ TEST(ProbeSqlServer, ConcurrentTestsKeepTheirOwnMessages) {
           << "test " << i << " shows test " << j << "'s password: " << body;
     }
   }
+}
+
+// --- the catalog (contract section 13) ----------------------------------------------------------
+
+// How a test runs Introspect.
+struct ListingRequest {
+  domain::CatalogPath prefix;
+  int levels = -1;
+  std::chrono::milliseconds deadline = std::chrono::seconds(10);
+  int stop_after = -1;                     // the sink says stop after this many objects (-1: never)
+  std::chrono::milliseconds first_add{0};  // how long the sink takes over its first object
+};
+
+// A sink that keeps what it is given, as ListingRequest says.
+class CollectingSink : public CatalogSink {
+ public:
+  explicit CollectingSink(const ListingRequest& r) : request_(r) {}
+  bool Add(domain::WarehouseObject object) override {
+    if (objects.empty()) std::this_thread::sleep_for(request_.first_add);
+    objects.push_back(std::move(object));
+    return request_.stop_after < 0 || static_cast<int>(objects.size()) < request_.stop_after;
+  }
+  std::vector<domain::WarehouseObject> objects;
+
+ private:
+  const ListingRequest& request_;
+};
+
+// What one Introspect reported.
+struct Listing {
+  std::vector<Step> steps;
+  std::vector<domain::WarehouseObject> objects;
+  std::chrono::milliseconds took{0};
+
+  // "connect:SUCCESS authenticate:SUCCESS query:SUCCESS".
+  std::string StepText() const {
+    TestResult r;
+    r.steps = steps;
+    return test_support::Steps(r);
+  }
+  const Step* FindStep(std::string_view name) const {
+    for (const Step& s : steps) {
+      if (s.name == name) return &s;
+    }
+    return nullptr;
+  }
+  // Each path joined with '.', in the order reported.
+  std::vector<std::string> Paths() const {
+    std::vector<std::string> out;
+    for (const domain::WarehouseObject& o : objects) {
+      std::string p;
+      for (const std::string& name : o.path) p += (p.empty() ? "" : ".") + name;
+      out.push_back(p);
+    }
+    return out;
+  }
+  const domain::WarehouseObject* Find(const domain::CatalogPath& path) const {
+    for (const domain::WarehouseObject& o : objects) {
+      if (o.path == path) return &o;
+    }
+    return nullptr;
+  }
+};
+
+// Runs the driver's Introspect as the engine hands it a run: the details' endpoint, its checked
+// address 127.0.0.1, loopback allowed, the password as the secret, a deadline `deadline` away.
+Listing Introspect(boost::json::object details, const std::string& password,
+                   const ListingRequest& asked = {}) {
+  if (!details.contains("type")) details["type"] = "sqlserver";
+  const Driver* driver = FindDriver(details.at("type").as_string());
+  std::map<std::string, std::string> secrets{{"password", password}};
+  Scrubber scrubber(secrets);
+  StepLog log(scrubber);
+  const EgressPolicy egress = LoopbackOptions().egress;
+  const DriverSettings settings;
+  std::string why;
+  std::optional<Endpoint> endpoint = driver->Target(details, settings, why);
+  EXPECT_TRUE(endpoint) << why;
+  ProbeRun probe{details,
+                 secrets,
+                 /*write_access=*/false,
+                 *endpoint,
+                 {*IpAddress::Parse("127.0.0.1")},
+                 Deadline::In(asked.deadline),
+                 log,
+                 egress,
+                 settings};
+  CatalogRequest request{asked.prefix, asked.levels};
+  CollectingSink sink(asked);
+  CatalogRun run{probe, request, sink};
+  auto start = Clock::now();
+  driver->Introspect(run);
+  Listing out;
+  out.took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  out.steps = log.Close(code::kTimeout, "the deadline passed");
+  out.objects = std::move(sink.objects);
+  return out;
+}
+
+// The catalog queries the fake answered, each as "database-it-named: sql".
+std::vector<std::string> CatalogQueries(const TdsFake& fake) {
+  std::vector<std::string> out;
+  for (const FakeStatement& s : fake.statements()) {
+    if (s.sql.find("INFORMATION_SCHEMA.SCHEMATA") != std::string::npos) out.push_back(s.sql);
+  }
+  return out;
+}
+
+bool AnyQueryNames(const TdsFake& fake, std::string_view text) {
+  for (const FakeStatement& s : fake.statements()) {
+    if (s.sql.find(text) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// The seeded catalog as the driver must list it for a login that names no database: every
+// database the login may access but the system's, their schemas but the system's (an empty one
+// included), tables and views, in byte order ("Lab]2" < "appdb", "Order_totals" < "orders").
+const std::vector<std::string> kFullListing = {
+    "Lab]2",
+    "Lab]2.dbo",
+    "Lab]2.dbo.it's",
+    "appdb",
+    "appdb.dbo",
+    "appdb.dbo.customers",
+    "appdb.empty_schema",
+    "appdb.sales",
+    "appdb.sales.Order_totals",
+    "appdb.sales.orders",
+    "warehouse",
+    "warehouse.dbo",
+    "warehouse.dbo.facts",
+    "warehouse.stage",
+};
+
+// Against the TDS protocol fake (real SQL Server cannot run here).
+TEST(ProbeSqlServerCatalog, ListsDatabasesSchemasTablesViewsAndColumnsAgainstTheFake) {
+  TdsFake fake;
+  Listing l = Introspect(Details(fake.port(), ""), kPassword);
+  EXPECT_EQ(l.StepText(), "connect:SUCCESS authenticate:SUCCESS query:SUCCESS");
+  EXPECT_EQ(l.Paths(), kFullListing);
+  for (std::size_t i = 1; i < l.objects.size(); ++i) {
+    EXPECT_LT(domain::PathKey(l.objects[i - 1].path), domain::PathKey(l.objects[i].path))
+        << "listed in the contract's order";
+  }
+  for (const domain::WarehouseObject& o : l.objects) {
+    EXPECT_EQ(o.kind, o.path.size() == 3 ? "table" : "scope") << o.path.back();
+    if (o.kind == "scope") {
+      EXPECT_TRUE(o.columns.empty());
+    }
+  }
+
+  const domain::WarehouseObject* orders = l.Find({"appdb", "sales", "orders"});
+  ASSERT_NE(orders, nullptr);
+  EXPECT_EQ(orders->comment, "Customer orders");
+  using C = domain::WarehouseColumn;
+  std::vector<C> expected = {
+      {"id", "int", false, ""},
+      {"customer", "nvarchar(50)", true, "Who ordered"},
+      {"amount", "decimal(10,2)", false, ""},
+      {"placed_at", "datetime2", false, ""},
+      {"placed_local", "datetimeoffset", true, ""},
+      {"settled_at", "datetime2(3)", true, ""},
+      {"ref", "uniqueidentifier", false, ""},
+      {"paid", "bit", false, ""},
+      {"note", "nvarchar(max)", true, kLongComment},
+      {"receipt", "varbinary(max)", true, ""},
+      {"ship_to", "geography", true, ""},
+      {"fee", "money", true, ""},
+  };
+  EXPECT_EQ(orders->columns, expected) << "ordinal order, printed types, nullability, comments";
+
+  const domain::WarehouseObject* view = l.Find({"appdb", "sales", "Order_totals"});
+  ASSERT_NE(view, nullptr);
+  EXPECT_EQ(view->kind, "table") << "a view is a table";
+  EXPECT_EQ(view->columns, (std::vector<C>{{"customer", "nvarchar(50)", true, ""},
+                                           {"total", "decimal(38,2)", true, ""}}));
+  const domain::WarehouseObject* customers = l.Find({"appdb", "dbo", "customers"});
+  ASSERT_NE(customers, nullptr);
+  EXPECT_EQ(customers->columns, (std::vector<C>{{"id", "int", false, ""},
+                                                {"Straße", "nvarchar(100)", false, "Wohnort"}}))
+      << "names and comments as the server spells them, in UTF-8";
+  const domain::WarehouseObject* facts = l.Find({"warehouse", "dbo", "facts"});
+  ASSERT_NE(facts, nullptr);
+  EXPECT_EQ(facts->columns,
+            (std::vector<C>{{"id", "bigint", false, ""}, {"payload", "xml", true, ""}}));
+  EXPECT_EQ(CatalogQueries(fake).size(), 3u) << "one catalog query per database";
+}
+
+// Against the TDS protocol fake: the fake's sys.databases has master, tempdb, model, msdb, a
+// database named "system", and one the login may not access; each database has sys,
+// INFORMATION_SCHEMA, guest and fixed-role schemas.
+TEST(ProbeSqlServerCatalog, SystemDatabasesAndSchemasAreLeftOutAgainstTheFake) {
+  TdsFake fake;
+  Listing l = Introspect(Details(fake.port(), ""), kPassword);
+  ASSERT_EQ(l.StepText(), "connect:SUCCESS authenticate:SUCCESS query:SUCCESS");
+  for (const domain::WarehouseObject& o : l.objects) {
+    for (std::string_view system : {"master", "tempdb", "model", "msdb", "system", "noaccess"}) {
+      EXPECT_NE(o.path[0], system);
+    }
+    if (o.path.size() < 2) continue;
+    for (std::string_view system :
+         {"sys", "INFORMATION_SCHEMA", "guest", "db_owner", "db_datareader"}) {
+      EXPECT_NE(o.path[1], system) << o.path[0];
+    }
+  }
+  for (std::string_view db : {"[master]", "[tempdb]", "[model]", "[msdb]", "[noaccess]"}) {
+    EXPECT_FALSE(AnyQueryNames(fake, db)) << "a catalog query went to " << db;
+  }
+  EXPECT_TRUE(AnyQueryNames(fake, "HAS_DBACCESS(name) = 1"));
+}
+
+// Against the TDS protocol fake.
+TEST(ProbeSqlServerCatalog, TheConnectionsDatabaseIsTheOnlyOneListedAgainstTheFake) {
+  TdsFake fake;
+  Listing l = Introspect(Details(fake.port(), "warehouse"), kPassword);
+  EXPECT_EQ(l.StepText(), "connect:SUCCESS authenticate:SUCCESS query:SUCCESS");
+  EXPECT_EQ(l.Paths(), (std::vector<std::string>{"warehouse", "warehouse.dbo",
+                                                 "warehouse.dbo.facts", "warehouse.stage"}));
+  EXPECT_FALSE(AnyQueryNames(fake, "sys.databases"));
+  // A prefix naming another database finds nothing (and asks nothing more).
+  Listing other = Introspect(Details(fake.port(), "warehouse"), kPassword, {.prefix = {"appdb"}});
+  EXPECT_EQ(other.StepText(), "connect:SUCCESS authenticate:SUCCESS query:SUCCESS");
+  EXPECT_TRUE(other.objects.empty());
+  EXPECT_FALSE(AnyQueryNames(fake, "[appdb]"));
+}
+
+// Against the TDS protocol fake.
+TEST(ProbeSqlServerCatalog, PrefixAndLevelsNarrowTheListingAgainstTheFake) {
+  TdsFake fake;
+  Listing schema = Introspect(Details(fake.port(), ""), kPassword, {.prefix = {"appdb", "sales"}});
+  EXPECT_EQ(schema.StepText(), "connect:SUCCESS authenticate:SUCCESS query:SUCCESS");
+  EXPECT_EQ(schema.Paths(), (std::vector<std::string>{"appdb.sales", "appdb.sales.Order_totals",
+                                                      "appdb.sales.orders"}));
+  std::vector<std::string> queries = CatalogQueries(fake);
+  ASSERT_EQ(queries.size(), 1u) << "only appdb's catalog is read";
+  EXPECT_NE(queries[0].find("s.SCHEMA_NAME = N'sales'"), std::string::npos) << queries[0];
+  EXPECT_TRUE(AnyQueryNames(fake, "AND name = N'appdb'"));
+
+  // One level below a database: its scope and schemas, without reading tables or columns.
+  Listing one = Introspect(Details(fake.port(), ""), kPassword, {.prefix = {"appdb"}, .levels = 1});
+  EXPECT_EQ(one.Paths(),
+            (std::vector<std::string>{"appdb", "appdb.dbo", "appdb.empty_schema", "appdb.sales"}));
+  queries = CatalogQueries(fake);
+  ASSERT_EQ(queries.size(), 2u);
+  EXPECT_EQ(queries[1].find("INFORMATION_SCHEMA.COLUMNS"), std::string::npos) << queries[1];
+
+  // The databases alone.
+  Listing top = Introspect(Details(fake.port(), ""), kPassword, {.levels = 1});
+  EXPECT_EQ(top.Paths(), (std::vector<std::string>{"Lab]2", "appdb", "warehouse"}));
+  EXPECT_EQ(CatalogQueries(fake).size(), 2u) << "no catalog query for the databases alone";
+
+  // A schema that is not there, and a path deeper than a table: nothing, successfully.
+  EXPECT_TRUE(Introspect(Details(fake.port(), ""), kPassword, {.prefix = {"appdb", "nosuch"}})
+                  .objects.empty());
+  Listing deep = Introspect(Details(fake.port(), ""), kPassword,
+                            {.prefix = {"appdb", "sales", "orders", "x"}});
+  EXPECT_EQ(deep.StepText(), "connect:SUCCESS authenticate:SUCCESS query:SUCCESS");
+  EXPECT_TRUE(deep.objects.empty());
+}
+
+// Against the TDS protocol fake.
+TEST(ProbeSqlServerCatalog, LevelsZeroOnATablePathIsThatTableWithItsColumnsAgainstTheFake) {
+  TdsFake fake;
+  Listing l = Introspect(Details(fake.port(), ""), kPassword,
+                         {.prefix = {"appdb", "sales", "orders"}, .levels = 0});
+  EXPECT_EQ(l.StepText(), "connect:SUCCESS authenticate:SUCCESS query:SUCCESS");
+  ASSERT_EQ(l.Paths(), (std::vector<std::string>{"appdb.sales.orders"}));
+  EXPECT_EQ(l.objects[0].columns.size(), 12u);
+  std::vector<std::string> queries = CatalogQueries(fake);
+  ASSERT_EQ(queries.size(), 1u);
+  EXPECT_NE(queries[0].find("t.TABLE_NAME = N'orders'"), std::string::npos) << queries[0];
+
+  // Names with a quote and a bracket are quoted, not spliced: [Lab]]2] and N'it''s'.
+  Listing quoted = Introspect(Details(fake.port(), ""), kPassword,
+                              {.prefix = {"Lab]2", "dbo", "it's"}, .levels = 0});
+  EXPECT_EQ(quoted.StepText(), "connect:SUCCESS authenticate:SUCCESS query:SUCCESS");
+  ASSERT_EQ(quoted.Paths(), (std::vector<std::string>{"Lab]2.dbo.it's"}));
+  EXPECT_EQ(quoted.objects[0].columns,
+            (std::vector<domain::WarehouseColumn>{{"code", "char(3)", false, ""}}));
+  EXPECT_TRUE(AnyQueryNames(fake, "FROM [Lab]]2].INFORMATION_SCHEMA.SCHEMATA"));
+  EXPECT_TRUE(AnyQueryNames(fake, "t.TABLE_NAME = N'it''s'"));
+  EXPECT_TRUE(AnyQueryNames(fake, "AND name = N'Lab]2'"));
+}
+
+// Against the TDS protocol fake: its catalog query for "warehouse" answers error 916.
+TEST(ProbeSqlServerCatalog, AnErrorAnswerFailsTheQueryStepWithItsCodeAgainstTheFake) {
+  TdsFake::Config config;
+  config.deny_catalog = "warehouse";
+  TdsFake fake(config);
+  Listing l = Introspect(Details(fake.port(), ""), kPassword);
+  EXPECT_EQ(l.StepText(), "connect:SUCCESS authenticate:SUCCESS query:FAILED/permission_denied");
+  const Step* q = l.FindStep("query");
+  ASSERT_NE(q, nullptr);
+  EXPECT_NE(q->message.find("database warehouse"), std::string::npos) << q->message;
+  EXPECT_NE(q->message.find("not able to access the database"), std::string::npos) << q->message;
+  EXPECT_NE(l.Find({"appdb", "sales", "orders"}), nullptr) << "what came before was reported";
+  EXPECT_EQ(l.Find({"warehouse", "dbo"}), nullptr);
+}
+
+// Against the TDS protocol fake.
+TEST(ProbeSqlServerCatalog, WrongPasswordIsAuthFailedAndListsNothingAgainstTheFake) {
+  TdsFake fake;
+  const std::string wrong = "Wr0ng-pw-" + std::string(kPassword).substr(0, 4);
+  Listing l = Introspect(Details(fake.port(), ""), wrong);
+  EXPECT_EQ(l.StepText(), "connect:SUCCESS authenticate:FAILED/auth_failed");
+  EXPECT_TRUE(l.objects.empty());
+  EXPECT_TRUE(fake.statements().empty());
+  for (const Step& s : l.steps) EXPECT_EQ(s.message.find(wrong), std::string::npos) << s.message;
+}
+
+// Against the TDS protocol fake.
+TEST(ProbeSqlServerCatalog, ASinkThatSaysStopEndsTheListingAgainstTheFake) {
+  TdsFake fake;
+  Listing l = Introspect(Details(fake.port(), ""), kPassword, {.stop_after = 5});
+  EXPECT_EQ(l.StepText(), "connect:SUCCESS authenticate:SUCCESS query:SUCCESS");
+  EXPECT_EQ(l.Paths(), (std::vector<std::string>(kFullListing.begin(), kFullListing.begin() + 5)))
+      << "nothing after the sink said stop";
+  EXPECT_FALSE(AnyQueryNames(fake, "[warehouse]")) << "no database is read after the stop";
+  // The cancelled batch ended cleanly: the fake is not left waiting, and serves the next listing.
+  EXPECT_EQ(Introspect(Details(fake.port(), ""), kPassword).Paths(), kFullListing);
+}
+
+// Against the TDS protocol fake: each catalog query takes 1.5 s to answer, the deadline is 2 s.
+TEST(ProbeSqlServerCatalog, TheDeadlineEndsTheListingWithTimeoutAgainstTheFake) {
+  TdsFake::Config config;
+  config.catalog_delay = std::chrono::milliseconds(1500);
+  TdsFake fake(config);
+  Listing l =
+      Introspect(Details(fake.port(), ""), kPassword, {.deadline = std::chrono::seconds(2)});
+  EXPECT_EQ(l.StepText(), "connect:SUCCESS authenticate:SUCCESS query:FAILED/timeout");
+  EXPECT_LT(l.took, std::chrono::seconds(2) + test_support::kAnswerSlack);
+  EXPECT_NE(l.Find({"Lab]2", "dbo", "it's"}), nullptr)
+      << "the first database's rows were handed on as they arrived";
+  EXPECT_EQ(l.Find({"warehouse"}), nullptr);
+}
+
+// Against the TDS protocol fake: the deadline passes while the rows are being handed on (the sink
+// is slow), not while the driver waits for the server.
+TEST(ProbeSqlServerCatalog, TheDeadlineStopsRowsThatAlreadyArrivedAgainstTheFake) {
+  TdsFake fake;
+  Listing l = Introspect(
+      Details(fake.port(), ""), kPassword,
+      {.deadline = std::chrono::milliseconds(1500), .first_add = std::chrono::milliseconds(1600)});
+  EXPECT_EQ(l.StepText(), "connect:SUCCESS authenticate:SUCCESS query:FAILED/timeout");
+  EXPECT_EQ(l.Paths(), (std::vector<std::string>{"Lab]2"})) << "nothing handed on after it";
+}
+
+// Against the TDS protocol fake: Introspect takes Run's connection setup, so an Azure SQL server
+// without encryption fails at tls before any credential is sent.
+TEST(ProbeSqlServerCatalog, AzureSqlWithoutEncryptionFailsTlsBeforeAnyCredentialAgainstTheFake) {
+  TdsFake fake;
+  boost::json::object d = Details(fake.port());
+  d["type"] = "azuresql";
+  Listing l = Introspect(d, kPassword);
+  EXPECT_EQ(l.StepText(), "connect:SUCCESS tls:FAILED/tls_failure");
+  EXPECT_TRUE(fake.logins().empty());
+  EXPECT_TRUE(l.objects.empty());
+}
+
+// Against the TDS protocol fake: the types as the driver prints them fall in the contract's
+// families (domain::TypeFamily).
+TEST(ProbeSqlServerCatalog, PrintedTypesMapToTheContractsFamiliesAgainstTheFake) {
+  TdsFake fake;
+  Listing l = Introspect(Details(fake.port(), ""), kPassword,
+                         {.prefix = {"appdb", "sales", "orders"}, .levels = 0});
+  ASSERT_EQ(l.objects.size(), 1u) << l.StepText();
+  std::map<std::string, std::string> families;
+  for (const domain::WarehouseColumn& c : l.objects[0].columns) {
+    families[c.warehouse_type] = std::string(domain::TypeFamily(c.warehouse_type));
+  }
+  const std::map<std::string, std::string> expected = {
+      {"int", "number"},
+      {"nvarchar(50)", "text"},
+      {"decimal(10,2)", "number"},
+      {"datetime2", "datetime"},
+      {"datetimeoffset", "datetime"},
+      {"datetime2(3)", "datetime"},
+      {"uniqueidentifier", "text"},
+      {"bit", "logical"},
+      {"nvarchar(max)", "text"},
+      {"varbinary(max)", "binary"},
+      {"geography", "geography"},
+      {"money", "number"},
+  };
+  EXPECT_EQ(families, expected);
 }
 
 }  // namespace

@@ -29,6 +29,15 @@
 // on the thread that made the db-lib call, so they append to the diagnostics of the run on that
 // thread (thread_local). A handler never answers INT_EXIT: db-lib would exit the process.
 //
+// Catalog (Introspect). It logs in exactly as a test does (Connected), then lists paths
+// [database, schema, table]: the connection's database when the details name one (always for
+// azuresql, which cannot read another database's catalog), else every database of sys.databases
+// the login may access but the system's; per database one query over its INFORMATION_SCHEMA
+// (SCHEMATA left-joined to TABLES and COLUMNS, so an empty schema is listed too) with the
+// MS_Description extended properties as comments, ordered in binary collation so that each
+// table's rows arrive together and the listing comes in byte order. Rows are handed to the sink as
+// dbnextrow returns them; only the columns of the table being read are held.
+//
 // Deadline. During the login FreeTDS asks the error handler every kLoginWaitSecs of silence
 // whether to go on, which it does until the deadline. After the login an interrupt handler, polled
 // by FreeTDS about once a second, cancels a statement once the deadline has passed.
@@ -56,8 +65,10 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
+#include "domain/catalog.h"
 #include "probe/drivers/common/details_fields.h"
 #include "probe/drivers/common/sql_probe.h"
 #include "probe/drivers/common/tls.h"
@@ -637,8 +648,12 @@ class SqlServerSession : public SqlSession {
     dbsetinterrupt(dbproc_.get(), DeadlinePassed, CancelStatement);
   }
 
-  SqlOutcome Execute(std::string_view sql) override {
-    SqlOutcome out;
+  // One row of a result: its columns as text (numbers as db-lib prints them), NULL as nullopt.
+  using Row = std::vector<std::optional<std::string>>;
+
+  // Runs `sql` and hands each row of its results to `on_row` as db-lib reads it, keeping none.
+  // When on_row answers false the rest of the batch is cancelled and the outcome is ok.
+  SqlOutcome Query(std::string_view sql, const std::function<bool(const Row&)>& on_row) {
     DBPROCESS* db = dbproc_.get();
     if (!usable_ || dbdead(db)) {
       usable_ = false;
@@ -649,36 +664,34 @@ class SqlServerSession : public SqlSession {
     dbsetopt(db, DBSETTIME, seconds.c_str(), 0);
     std::string text(sql);
     bool ok = dbcmd(db, text.c_str()) == SUCCEED && dbsqlexec(db) == SUCCEED;
-    bool have_value = false;
-    while (ok) {
+    bool stopped = false;
+    Row row;
+    while (ok && !stopped) {
       RETCODE r = dbresults(db);
       if (r == NO_MORE_RESULTS) break;
       if (r != SUCCEED) {
         ok = false;
         break;
       }
-      for (;;) {
-        STATUS row = dbnextrow(db);
-        if (row == NO_MORE_ROWS) break;
-        if (row == FAIL) {
+      while (!stopped) {
+        STATUS status = dbnextrow(db);
+        if (status == NO_MORE_ROWS) break;
+        if (status == FAIL) {
           ok = false;
           break;
         }
-        if (!have_value && row == REG_ROW && dbnumcols(db) >= 1) {
-          out.value = ColumnText(1);
-          have_value = true;
-        }
+        if (status != REG_ROW) continue;  // a COMPUTE row: none of our statements has one
+        row.resize(static_cast<std::size_t>(std::max(0, dbnumcols(db))));
+        for (std::size_t c = 0; c < row.size(); ++c) row[c] = ColumnText(static_cast<int>(c) + 1);
+        stopped = !on_row(row);
       }
     }
     if (dbdead(db)) {
       usable_ = false;
-    } else if (!ok) {
+    } else if (!ok || stopped) {
       dbcancel(db);  // discard what is left of the batch
     }
-    if (ok && diag_.server.empty()) {
-      out.ok = true;
-      return out;
-    }
+    if (ok && diag_.server.empty()) return SqlOutcome{.ok = true};
     if (auto explained = ExplainServerMessages(diag_)) {
       return Failure(explained->first, explained->second);
     }
@@ -688,6 +701,16 @@ class SqlServerSession : public SqlSession {
     }
     std::string words = diag_.ClientText();
     return Failure(code::kProtocolError, words.empty() ? "the statement failed" : words);
+  }
+
+  SqlOutcome Execute(std::string_view sql) override {
+    std::optional<std::string> first;
+    SqlOutcome out = Query(sql, [&](const Row& row) {
+      if (!first && !row.empty()) first = row.front().value_or("");
+      return true;
+    });
+    if (out.ok && first) out.value = *first;
+    return out;
   }
 
   std::string QuoteIdentifier(std::string_view name) override {
@@ -702,14 +725,18 @@ class SqlServerSession : public SqlSession {
   bool usable() const override { return usable_; }
 
  private:
-  std::string ColumnText(int column) {
+  std::optional<std::string> ColumnText(int column) {
     DBPROCESS* db = dbproc_.get();
     BYTE* data = dbdata(db, column);
-    DBINT len = dbdatlen(db, column);
-    if (!data || len <= 0) return "";
+    if (!data) return std::nullopt;  // db-lib's NULL (an empty value has data and length 0)
+    DBINT len = std::max<DBINT>(0, dbdatlen(db, column));
+    int type = dbcoltype(db, column);
+    // Text arrives in the client charset (UTF-8) already, whole: a comment may be long.
+    if (type == SYBCHAR || type == SYBVARCHAR || type == SYBTEXT) {
+      return std::string(reinterpret_cast<const char*>(data), static_cast<std::size_t>(len));
+    }
     char buf[512];
-    DBINT n = dbconvert(db, dbcoltype(db, column), data, len, SYBCHAR, reinterpret_cast<BYTE*>(buf),
-                        sizeof buf);
+    DBINT n = dbconvert(db, type, data, len, SYBCHAR, reinterpret_cast<BYTE*>(buf), sizeof buf);
     if (n < 0) return "";
     std::string s(buf, static_cast<std::size_t>(std::min<DBINT>(n, sizeof buf)));
     while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
@@ -759,16 +786,248 @@ class WriteLocationSession : public SqlSession {
   SqlSession* write_ = nullptr;
 };
 
+// --- the catalog (contract section 13): paths [database, schema, table] --------------------------
+
+constexpr int kCatalogDepth = 3;
+
+// The databases every server has for itself, and the other system scopes (domain::IsSystemScope).
+bool IsSystemDatabase(std::string_view name) {
+  for (std::string_view system : {"master", "tempdb", "model", "msdb"}) {
+    if (SameName(name, system)) return true;
+  }
+  return domain::IsSystemScope(name);
+}
+
+// The schemas every database has: the system's, guest's and the fixed database roles'.
+bool IsSystemSchema(std::string_view name) {
+  for (std::string_view system :
+       {"sys", "INFORMATION_SCHEMA", "guest", "db_owner", "db_accessadmin", "db_securityadmin",
+        "db_ddladmin", "db_backupoperator", "db_datareader", "db_datawriter", "db_denydatareader",
+        "db_denydatawriter"}) {
+    if (SameName(name, system)) return true;
+  }
+  return domain::IsSystemScope(name);
+}
+
+// A column's type as SQL Server prints it, from INFORMATION_SCHEMA.COLUMNS: the length of the
+// character and binary types (nvarchar(50), varbinary(max)), the precision and scale of the exact
+// numerics (decimal(10,2)), and the fractional seconds of datetime2, datetimeoffset and time when
+// they are not the default 7 (datetime2(3)). Every other type prints bare (int, money, xml).
+std::string PrintedType(const std::string& data_type, const std::optional<std::string>& length,
+                        const std::optional<std::string>& precision,
+                        const std::optional<std::string>& scale,
+                        const std::optional<std::string>& fraction) {
+  auto one_of = [&](std::initializer_list<std::string_view> names) {
+    return std::any_of(names.begin(), names.end(),
+                       [&](std::string_view n) { return SameName(data_type, n); });
+  };
+  if (one_of({"char", "varchar", "nchar", "nvarchar", "binary", "varbinary"}) && length) {
+    return data_type + "(" + (*length == "-1" ? std::string("max") : *length) + ")";
+  }
+  if (one_of({"decimal", "numeric"}) && precision && scale) {
+    return data_type + "(" + *precision + "," + *scale + ")";
+  }
+  if (one_of({"datetime2", "datetimeoffset", "time"}) && fraction && *fraction != "7") {
+    return data_type + "(" + *fraction + ")";
+  }
+  return data_type;
+}
+
+// N'text': a Unicode string literal.
+std::string UnicodeLiteral(std::string_view text) { return "N" + QuoteDelimited(text, '\''); }
+
+// The listing of one connection's catalog into run.sink, on a logged-in session: the databases,
+// then per database one query whose rows arrive ordered by schema, table and ordinal position (in
+// binary order, so that each table's rows are adjacent whatever the database's collation), each
+// handed on as it arrives: only the columns of the table being read are held.
+class CatalogListing {
+ public:
+  CatalogListing(CatalogRun& run, SqlServerSession& session) : run_(run), session_(session) {
+    const domain::CatalogPath& prefix = run.request.prefix;
+    const int below = run.request.levels < 0 ? kCatalogDepth : run.request.levels;
+    max_depth_ = static_cast<int>(prefix.size()) + std::min(below, kCatalogDepth);
+    max_depth_ = std::min(max_depth_, kCatalogDepth);
+  }
+
+  // Records the query step. `database_named`: the details name the connection's database, which
+  // is then the only one listed.
+  void List(bool database_named) {
+    StepLog& steps = run_.probe.steps;
+    steps.Begin(step::kQuery);
+    const domain::CatalogPath& prefix = run_.request.prefix;
+    // Nothing a path of this family can hold; a NUL would end the statement's text early.
+    bool listable = static_cast<int>(prefix.size()) <= max_depth_ &&
+                    std::none_of(prefix.begin(), prefix.end(), [](const std::string& name) {
+                      return name.find('\0') != std::string::npos;
+                    });
+    if (listable && max_depth_ >= 1) {
+      std::vector<std::string> databases;
+      if (!ListDatabases(database_named, databases)) return;
+      for (const std::string& database : databases) {
+        if (!Report({.path = {database}, .kind = std::string(domain::inode_kind::kScope)})) break;
+        if (max_depth_ >= 2 && !ListDatabase(database)) break;
+      }
+    }
+    if (failed_) return;
+    if (late_) {
+      return steps.Fail(step::kQuery, code::kTimeout,
+                        "the catalog listing did not finish before the deadline");
+    }
+    steps.Pass();
+  }
+
+ private:
+  enum Column {
+    kSchema,
+    kTable,
+    kTableComment,
+    kColumn,
+    kDataType,
+    kLength,
+    kPrecision,
+    kScale,
+    kFraction,
+    kNullable,
+    kColumnComment,
+  };
+
+  // The databases to list, in byte order; false after recording a failed step.
+  bool ListDatabases(bool database_named, std::vector<std::string>& databases) {
+    const domain::CatalogPath& prefix = run_.request.prefix;
+    // The connection's database as the server spells it.
+    std::string sql = "SELECT DB_NAME()";
+    if (!database_named) {
+      sql = "SELECT name FROM sys.databases WHERE HAS_DBACCESS(name) = 1";
+      if (!prefix.empty()) sql += " AND name = " + UnicodeLiteral(prefix.front());
+    }
+    SqlOutcome o = session_.Query(sql, [&](const SqlServerSession::Row& row) {
+      if (row.empty() || !row[0]) return true;
+      const std::string& name = *row[0];
+      bool system = database_named ? domain::IsSystemScope(name) : IsSystemDatabase(name);
+      if (!system && (prefix.empty() || prefix.front() == name)) databases.push_back(name);
+      return true;
+    });
+    if (!o.ok) return Failed("could not list the databases", o);
+    std::sort(databases.begin(), databases.end());
+    databases.erase(std::unique(databases.begin(), databases.end()), databases.end());
+    return true;
+  }
+
+  // The schemas of `database`, and with max_depth_ 3 its tables and views with their columns.
+  // False when the listing ends here (a failure, the sink, the deadline).
+  bool ListDatabase(const std::string& database) {
+    const domain::CatalogPath& prefix = run_.request.prefix;
+    const std::string db = session_.QuoteIdentifier(database);
+    const bool objects = max_depth_ >= 3;
+    std::string sql;
+    if (objects) {
+      // Comments are MS_Description extended properties on the object (minor_id 0) and on its
+      // columns (minor_id = column_id).
+      sql =
+          "SELECT s.SCHEMA_NAME, t.TABLE_NAME, CAST(tp.value AS nvarchar(4000)), c.COLUMN_NAME, "
+          "c.DATA_TYPE, c.CHARACTER_MAXIMUM_LENGTH, c.NUMERIC_PRECISION, c.NUMERIC_SCALE, "
+          "c.DATETIME_PRECISION, c.IS_NULLABLE, CAST(cp.value AS nvarchar(4000)) FROM " +
+          db + ".INFORMATION_SCHEMA.SCHEMATA AS s LEFT JOIN " + db +
+          ".INFORMATION_SCHEMA.TABLES AS t ON t.TABLE_SCHEMA = s.SCHEMA_NAME AND "
+          "t.TABLE_TYPE IN ('BASE TABLE', 'VIEW') LEFT JOIN " +
+          db +
+          ".INFORMATION_SCHEMA.COLUMNS AS c ON c.TABLE_SCHEMA = t.TABLE_SCHEMA AND "
+          "c.TABLE_NAME = t.TABLE_NAME LEFT JOIN " +
+          db + ".sys.schemas AS os ON os.name = t.TABLE_SCHEMA LEFT JOIN " + db +
+          ".sys.objects AS o ON o.schema_id = os.schema_id AND o.name = t.TABLE_NAME "
+          "LEFT JOIN " +
+          db +
+          ".sys.extended_properties AS tp ON tp.class = 1 AND tp.major_id = o.object_id AND "
+          "tp.minor_id = 0 AND tp.name = N'MS_Description' LEFT JOIN " +
+          db +
+          ".sys.columns AS oc ON oc.object_id = o.object_id AND oc.name = c.COLUMN_NAME "
+          "LEFT JOIN " +
+          db +
+          ".sys.extended_properties AS cp ON cp.class = 1 AND cp.major_id = o.object_id AND "
+          "cp.minor_id = oc.column_id AND cp.name = N'MS_Description'";
+    } else {
+      sql = "SELECT s.SCHEMA_NAME FROM " + db + ".INFORMATION_SCHEMA.SCHEMATA AS s";
+    }
+    std::vector<std::string> where;
+    if (prefix.size() >= 2) where.push_back("s.SCHEMA_NAME = " + UnicodeLiteral(prefix[1]));
+    if (prefix.size() >= 3) where.push_back("t.TABLE_NAME = " + UnicodeLiteral(prefix[2]));
+    for (std::size_t i = 0; i < where.size(); ++i) sql += (i == 0 ? " WHERE " : " AND ") + where[i];
+    sql += " ORDER BY s.SCHEMA_NAME COLLATE Latin1_General_BIN2";
+    if (objects) sql += ", t.TABLE_NAME COLLATE Latin1_General_BIN2, c.ORDINAL_POSITION";
+
+    std::optional<std::string> schema;             // the schema whose rows are arriving
+    std::optional<domain::WarehouseObject> table;  // the table whose columns are arriving
+    SqlOutcome o = session_.Query(sql, [&](const SqlServerSession::Row& row) {
+      if (row.empty() || !row[kSchema] || IsSystemSchema(*row[kSchema])) return true;
+      const std::string& schema_name = *row[kSchema];
+      if (schema != schema_name) {
+        if (table && !Report(*std::exchange(table, std::nullopt))) return false;
+        schema = schema_name;
+        if (!Report({.path = {database, schema_name},
+                     .kind = std::string(domain::inode_kind::kScope)})) {
+          return false;
+        }
+      }
+      if (!objects || row.size() <= kColumnComment || !row[kTable]) return true;
+      if (!table || table->path[2] != *row[kTable]) {
+        if (table && !Report(*std::exchange(table, std::nullopt))) return false;
+        table = domain::WarehouseObject{.path = {database, schema_name, *row[kTable]},
+                                        .kind = std::string(domain::inode_kind::kTable),
+                                        .comment = row[kTableComment].value_or("")};
+      }
+      if (row[kColumn] && row[kDataType]) {
+        table->columns.push_back(
+            {.name = *row[kColumn],
+             .warehouse_type = PrintedType(*row[kDataType], row[kLength], row[kPrecision],
+                                           row[kScale], row[kFraction]),
+             .nullable = row[kNullable].value_or("YES") != "NO",
+             .comment = row[kColumnComment].value_or("")});
+      }
+      return !Late();
+    });
+    if (!o.ok) return Failed("could not list the catalog of database " + database, o);
+    if (stopped_ || late_) return false;
+    return !table || Report(std::move(*table));
+  }
+
+  // Hands `object` on when the request asks for it; false when the listing ends here.
+  bool Report(domain::WarehouseObject object) {
+    if (static_cast<int>(object.path.size()) > max_depth_ ||
+        !domain::IsPathPrefix(run_.request.prefix, object.path)) {
+      return !Late();
+    }
+    if (Late()) return false;
+    stopped_ = !run_.sink.Add(std::move(object));
+    return !stopped_;
+  }
+
+  bool Late() {
+    late_ = late_ || run_.probe.deadline.expired();
+    return late_;
+  }
+
+  bool Failed(const std::string& what, const SqlOutcome& o) {
+    failed_ = true;
+    run_.probe.steps.Fail(
+        step::kQuery, o.code,
+        what + ": " +
+            run_.probe.steps.scrubber().Excerpt(o.message, Scrubber::kMessageExcerptChars));
+    return false;
+  }
+
+  CatalogRun& run_;
+  SqlServerSession& session_;
+  int max_depth_ = 0;     // the longest path the request asks for
+  bool stopped_ = false;  // the sink said stop
+  bool late_ = false;     // the deadline passed
+  bool failed_ = false;   // a query failed (recorded)
+};
+
 // --- the driver ----------------------------------------------------------------------------------
 
 class SqlServerDriverImpl : public Driver {
  public:
   int PathDepth() const override { return 3; }
-  // TODO(catalog): the sqlserver family's introspection.
-  void Introspect(CatalogRun& run) const override {
-    run.probe.steps.Add(step::kQuery, status::kFailed, code::kDriverUnavailable,
-                        "this server cannot list a sqlserver catalog yet");
-  }
   std::optional<Endpoint> Target(const boost::json::object& details, const DriverSettings&,
                                  std::string& why) const override {
     Endpoint e{DetailString(details, "server"), DetailInt(details, "port", 1433)};
@@ -781,6 +1040,30 @@ class SqlServerDriverImpl : public Driver {
   bool UsesTls(const boost::json::object& details) const override { return TlsOn(details); }
 
   void Run(ProbeRun& run) const override {
+    Connected(run, [&](SqlServerSession& session, const LoginParams& params, Diagnostics& diag) {
+      std::string write_database = WriteAccessString(run.details, "writeDatabase");
+      std::unique_ptr<SqlServerSession> write_login;
+      WriteLocationSession located(session, [&](SqlSession** write) {
+        return EnterWriteDatabase(run, params, write_database, session, write_login, write, diag);
+      });
+      RunSqlSteps(run, located, WriteAccessString(run.details, "writeSchema"));
+    });
+  }
+
+  void Introspect(CatalogRun& run) const override {
+    Connected(run.probe, [&](SqlServerSession& session, const LoginParams& params, Diagnostics&) {
+      CatalogListing(run, session).List(/*database_named=*/!params.database.empty());
+    });
+  }
+
+ private:
+  using UseSession = std::function<void(SqlServerSession&, const LoginParams&, Diagnostics& diag)>;
+
+  // What a test and a catalog listing share: connects, negotiates TLS and logs in to the pinned
+  // address, recording connect, tls (when on) and authenticate, applies
+  // useReadUncommittedIsolation (a failure is the query step's), then hands the session, the
+  // login's parameters and the thread's diagnostics to `use`. Returns after a failed step.
+  static void Connected(ProbeRun& run, const UseSession& use) {
     FreeTds& lib = Library();
     if (!lib.ok) {
       return run.steps.Add(step::kConnect, status::kFailed, code::kDriverUnavailable, lib.why);
@@ -858,16 +1141,9 @@ class SqlServerDriverImpl : public Driver {
       SqlOutcome o = session.Execute("SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED");
       if (!o.ok) return run.steps.Fail(step::kQuery, o.code, o.message);
     }
-
-    std::string write_database = WriteAccessString(run.details, "writeDatabase");
-    std::unique_ptr<SqlServerSession> write_login;
-    WriteLocationSession located(session, [&](SqlSession** write) {
-      return EnterWriteDatabase(run, params, write_database, session, write_login, write, diag);
-    });
-    RunSqlSteps(run, located, WriteAccessString(run.details, "writeSchema"));
+    use(session, params, diag);
   }
 
- private:
   static void FailLogin(ProbeRun& run, const LoginResult& login, std::string_view open_step,
                         bool encrypted) {
     const std::string said =
