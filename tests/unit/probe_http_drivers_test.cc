@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -21,6 +22,7 @@
 #include <list>
 #include <mutex>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -338,6 +340,97 @@ struct FakeTables {
   }
 };
 
+// --- the seeded catalogs the fakes answer catalog requests from ---------------------------------
+
+// One scope (no table_type) or table of a fake's catalog, its columns with the type as that
+// warehouse's catalog prints it.
+struct SeedColumn {
+  std::string name;
+  std::string type;
+  bool nullable = true;
+  std::string comment;
+};
+struct SeedObject {
+  domain::CatalogPath path;
+  std::string table_type;  // "" for a scope; BASE TABLE, VIEW, ...
+  std::string comment;
+  std::vector<SeedColumn> columns;
+};
+using Seed = std::vector<SeedObject>;
+
+// The seed's objects with `size` path elements whose names agree with `fixed` where it names one
+// ("" names none), in path order.
+std::vector<const SeedObject*> SeedAt(const Seed& seed, std::size_t size,
+                                      const std::vector<std::string>& fixed) {
+  std::vector<const SeedObject*> out;
+  for (const SeedObject& o : seed) {
+    if (o.path.size() != size) continue;
+    bool ok = true;
+    for (std::size_t i = 0; i < fixed.size() && i < size; ++i) {
+      ok = ok && (fixed[i].empty() || fixed[i] == o.path[i]);
+    }
+    if (ok) out.push_back(&o);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const SeedObject* a, const SeedObject* b) { return a->path < b->path; });
+  return out;
+}
+
+// The rows `sql`'s "LIMIT n OFFSET k" selects of `rows` (all of them without one).
+template <typename T>
+std::vector<T> LimitOffset(const std::string& sql, std::vector<T> rows) {
+  std::smatch m;
+  static const std::regex paging(R"(LIMIT (\d+) OFFSET (\d+)$)");
+  if (!std::regex_search(sql, m, paging)) return rows;
+  std::size_t limit = std::stoul(m[1]), offset = std::stoul(m[2]);
+  if (offset >= rows.size()) return {};
+  rows.erase(rows.begin(), rows.begin() + offset);
+  if (rows.size() > limit) rows.resize(limit);
+  return rows;
+}
+
+// What makes a fake's catalog answers fail or hang.
+struct CatalogSwitches {
+  std::atomic<bool> fail{false};  // answer catalog queries with a permission error
+  std::atomic<bool> hang{false};  // never answer catalog queries
+  std::atomic<int> catalog_requests{0};
+};
+
+// A table with `n` columns c0000.., for a listing that takes more than one page.
+SeedObject WideTable(domain::CatalogPath path, int n, const std::string& type) {
+  SeedObject o{std::move(path), "BASE TABLE", "", {}};
+  for (int i = 0; i < n; ++i) {
+    char name[24];
+    std::snprintf(name, sizeof name, "c%04d", i);
+    o.columns.push_back({name, type, true, ""});
+  }
+  return o;
+}
+
+const Seed& SnowflakeSeed() {
+  static const Seed seed = {
+      {{"EMPTY_DB"}, "", "", {}},
+      {{"SALES"}, "", "Sales data", {}},
+      {{"SALES", "INFORMATION_SCHEMA"}, "", "", {}},
+      {{"SALES", "INFORMATION_SCHEMA", "TABLES"}, "VIEW", "", {{"TABLE_NAME", "TEXT(256)"}}},
+      {{"SALES", "PUBLIC"}, "", "default schema", {}},
+      {{"SALES", "PUBLIC", "Mixed Case"}, "BASE TABLE", "", {{"lower col", "TEXT(10)"}}},
+      {{"SALES", "PUBLIC", "ORDERS"},
+       "BASE TABLE",
+       "All orders",
+       {{"ID", "NUMBER(38,0)", false, "order id"},
+        {"NOTE", "TEXT(16777216)"},
+        {"CREATED", "TIMESTAMP_NTZ"},
+        {"ATTRS", "VARIANT"},
+        {"TAGS", "ARRAY"},
+        {"PLACE", "GEOGRAPHY"}}},
+      {{"SALES", "PUBLIC", "ORDERS_V"}, "VIEW", "open orders", {{"ID", "NUMBER(38,0)"}}},
+      {{"SALES", "STAGING"}, "", "", {}},
+      WideTable({"SALES", "STAGING", "WIDE"}, 1003, "FLOAT"),
+  };
+  return seed;
+}
+
 // --- Snowflake ----------------------------------------------------------------------------------
 
 constexpr const char* kSfPassword = "sf-Pa55word!";
@@ -352,7 +445,76 @@ struct SnowflakeFake {
   std::optional<boost::json::object> jwt_claims;
   FakeTables tables;
   std::atomic<int> polls{0};
+  CatalogSwitches catalog;
   FakeServer server{[this](const FakeRequest& r) { return Handle(r); }};
+
+  // SHOW DATABASES and the INFORMATION_SCHEMA queries, answered from SnowflakeSeed() with the
+  // bound names applied; nullopt for other SQL.
+  std::optional<FakeResponse> Catalog(const std::string& sql, const boost::json::object& request) {
+    static const std::regex views(R"re(FROM "([^"]+)"\.INFORMATION_SCHEMA\.(SCHEMATA|TABLES))re");
+    std::smatch m;
+    const bool show = sql == "SHOW DATABASES";
+    if (!show && !std::regex_search(sql, m, views)) return std::nullopt;
+    ++catalog.catalog_requests;
+    if (catalog.hang) return FakeResponse{200, "", "", true};
+    if (catalog.fail) {
+      return Json({{"success", false},
+                   {"code", "003001"},
+                   {"message", "SQL access control error: Insufficient privileges"}});
+    }
+    std::vector<std::string> binds;
+    if (const auto* b = request.if_contains("bindings")) {
+      for (int i = 1; b->as_object().contains(std::to_string(i)); ++i) {
+        binds.emplace_back(b->as_object().at(std::to_string(i)).at("value").as_string());
+      }
+    }
+    auto text = [](const std::string& v) {
+      return v.empty() ? boost::json::value() : boost::json::value(v);
+    };
+    boost::json::array rowtype, rows;
+    auto columns = [&](std::initializer_list<const char*> names) {
+      for (const char* n : names) rowtype.push_back({{"name", n}, {"type", "text"}});
+    };
+    if (show) {
+      columns({"created_on", "name", "is_default", "owner", "comment"});
+      for (const SeedObject* o : SeedAt(SnowflakeSeed(), 1, {})) {
+        rows.push_back({"2024-01-01", o->path[0], "N", "SYSADMIN", o->comment});
+      }
+    } else if (m[2] == "SCHEMATA") {
+      columns({"SCHEMA_NAME", "COMMENT"});
+      std::vector<std::string> fixed{m[1].str(), binds.empty() ? "" : binds[0]};
+      for (const SeedObject* o : LimitOffset(sql, SeedAt(SnowflakeSeed(), 2, fixed))) {
+        rows.push_back({o->path[1], text(o->comment)});
+      }
+    } else {
+      columns({"TABLE_SCHEMA", "TABLE_NAME", "TABLE_COMMENT", "COLUMN_NAME", "DATA_TYPE",
+               "CHARACTER_MAXIMUM_LENGTH", "NUMERIC_PRECISION", "NUMERIC_SCALE", "IS_NULLABLE",
+               "COMMENT"});
+      std::vector<std::string> fixed{m[1].str(), "", ""};
+      std::size_t next = 0;
+      if (sql.find("t.TABLE_SCHEMA = ?") != std::string::npos) fixed[1] = binds.at(next++);
+      if (sql.find("t.TABLE_NAME = ?") != std::string::npos) fixed[2] = binds.at(next++);
+      std::vector<boost::json::array> all;
+      for (const SeedObject* o : SeedAt(SnowflakeSeed(), 3, fixed)) {
+        for (const SeedColumn& c : o->columns) {
+          // NUMBER(38,0) is DATA_TYPE NUMBER with its precision and scale; TEXT(10) TEXT with
+          // its length.
+          static const std::regex parts(R"(^(\w+)\((\d+)(?:,(\d+))?\)$)");
+          std::smatch t;
+          std::string type = c.type, length, precision, scale;
+          if (std::regex_match(c.type, t, parts)) {
+            type = t[1];
+            (type == "NUMBER" ? precision : length) = t[2];
+            scale = t[3];
+          }
+          all.push_back({o->path[1], o->path[2], text(o->comment), c.name, type, text(length),
+                         text(precision), text(scale), c.nullable ? "YES" : "NO", text(c.comment)});
+        }
+      }
+      for (auto& row : LimitOffset(sql, std::move(all))) rows.push_back(std::move(row));
+    }
+    return Json({{"data", {{"rowtype", rowtype}, {"rowset", rows}}}, {"success", true}});
+  }
 
   FakeResponse Handle(const FakeRequest& r) {
     if (r.method == "POST" && r.target.rfind("/session/v1/login-request?", 0) == 0) {
@@ -382,7 +544,9 @@ struct SnowflakeFake {
       return Json({{"success", false}, {"code", "390112"}, {"message", "session expired"}}, 401);
     }
     if (r.method == "POST" && r.target.rfind("/queries/v1/query-request?", 0) == 0) {
-      std::string sql(boost::json::parse(r.body).as_object().at("sqlText").as_string());
+      auto request = boost::json::parse(r.body).as_object();
+      std::string sql(request.at("sqlText").as_string());
+      if (auto answer = Catalog(sql, request)) return *answer;
       if (sql == "SELECT 1") {  // first answer: still running
         return Json({{"data", {{"getResultUrl", "/queries/q-1/result"}}},
                      {"code", "333334"},
@@ -513,12 +677,92 @@ constexpr const char* kTrinoPassword = "trino-Pw-777";
 
 // A protocol fake of a Trino coordinator (POST /v1/statement with Basic auth, a queued first
 // answer, then the rows at nextUri); the real service cannot run here.
+const Seed& TrinoSeed() {
+  static const Seed seed = {
+      {{"hive"}, "", "", {}},
+      {{"hive", "empty"}, "", "", {}},
+      {{"hive", "information_schema"}, "", "", {}},
+      {{"hive", "information_schema", "tables"}, "BASE TABLE", "", {{"table_name", "varchar"}}},
+      {{"hive", "web"}, "", "", {}},
+      {{"hive", "web", "page_views"},
+       "BASE TABLE",
+       "",
+       {{"user_id", "bigint", false},
+        {"url", "varchar(2048)"},
+        {"tags", "array(varchar)"},
+        {"ctx", "row(a integer, b varchar)"},
+        {"at", "timestamp(3) with time zone"},
+        {"amount", "decimal(10,2)"}}},
+      {{"hive", "web", "recent_views"}, "VIEW", "", {{"user_id", "bigint"}}},
+      {{"system"}, "", "", {}},
+      {{"system", "runtime"}, "", "", {}},
+      {{"system", "runtime", "nodes"}, "BASE TABLE", "", {{"node_id", "varchar"}}},
+      {{"tpch"}, "", "", {}},
+      {{"tpch", "tiny"}, "", "", {}},
+      {{"tpch", "tiny", "nation"},
+       "BASE TABLE",
+       "",
+       {{"nationkey", "bigint", false}, {"name", "varchar(25)", false}}},
+  };
+  return seed;
+}
+
 struct TrinoFake {
   FakeTables tables;
   std::mutex mu;
-  std::map<std::string, std::string> pending;  // query id -> SQL
+  std::map<std::string, std::string> pending;         // query id -> SQL
+  std::map<std::string, boost::json::array> results;  // query id -> the catalog rows to serve
   int next_id = 0;
+  CatalogSwitches catalog;
   FakeServer server{[this](const FakeRequest& r) { return Handle(r); }};
+
+  // The rows of SHOW CATALOGS and of the information_schema queries, from TrinoSeed() with the
+  // names of the WHERE clause applied; nullopt for other SQL.
+  static std::optional<boost::json::array> CatalogRows(const std::string& sql) {
+    static const std::regex views(R"re(FROM "([^"]+)"\.information_schema\.(schemata|tables))re");
+    auto named = [&](const char* column) {
+      std::smatch m;
+      std::regex eq(std::string(column) + R"( = '((?:[^']|'')*)')");
+      if (!std::regex_search(sql, m, eq)) return std::string();
+      return std::regex_replace(std::string(m[1]), std::regex("''"), "'");
+    };
+    boost::json::array rows;
+    std::smatch m;
+    if (sql == "SHOW CATALOGS") {
+      for (const SeedObject* o : SeedAt(TrinoSeed(), 1, {})) rows.push_back({o->path[0]});
+    } else if (std::regex_search(sql, m, views) && m[2] == "schemata") {
+      for (const SeedObject* o : SeedAt(TrinoSeed(), 2, {m[1].str(), named("schema_name")})) {
+        rows.push_back({o->path[1]});
+      }
+    } else if (std::regex_search(sql, m, views)) {
+      for (const SeedObject* o :
+           SeedAt(TrinoSeed(), 3, {m[1].str(), named("t.table_schema"), named("t.table_name")})) {
+        for (const SeedColumn& c : o->columns) {
+          rows.push_back({o->path[1], o->path[2], c.name, c.type, c.nullable ? "YES" : "NO"});
+        }
+      }
+    } else {
+      return std::nullopt;
+    }
+    return rows;
+  }
+
+  // Page `n` (from 1) of a catalog query's rows, two rows a page, with a nextUri to the next.
+  FakeResponse CatalogPage(const std::string& id, int n) {
+    std::lock_guard lock(mu);
+    const boost::json::array& rows = results[id];
+    boost::json::array page;
+    for (std::size_t i = (n - 1) * 2; i < rows.size() && i < std::size_t(n) * 2; ++i) {
+      page.push_back(rows[i]);
+    }
+    boost::json::object o{{"id", id}, {"stats", {{"state", "RUNNING"}}}, {"data", page}};
+    if (std::size_t(n) * 2 < rows.size()) {
+      o["nextUri"] = server.base() + "/v1/statement/executing/" + id + "/" + std::to_string(n + 1);
+    } else {
+      o["stats"] = {{"state", "FINISHED"}};
+    }
+    return Json(o);
+  }
 
   FakeResponse Handle(const FakeRequest& r) {
     auto auth = r.headers.find("authorization");
@@ -527,9 +771,20 @@ struct TrinoFake {
         r.headers.count("x-trino-user") == 0 || r.headers.at("x-trino-user") != "alice") {
       return FakeResponse{401, "Unauthorized", "text/plain", false};
     }
+    if (r.method == "DELETE") return FakeResponse{204, "", "text/plain", false};
+    if (r.method == "GET" && r.target.rfind("/v1/statement/executing/", 0) == 0) {
+      std::string rest = r.target.substr(24);
+      return CatalogPage(rest.substr(0, rest.find('/')),
+                         std::stoi(rest.substr(rest.find('/') + 1)));
+    }
     if (r.method == "POST" && r.target == "/v1/statement") {
       std::lock_guard lock(mu);
       std::string id = "q" + std::to_string(++next_id);
+      if (auto rows = CatalogRows(r.body)) {
+        ++catalog.catalog_requests;
+        if (catalog.hang && r.body != "SHOW CATALOGS") return FakeResponse{200, "", "", true};
+        results[id] = std::move(*rows);
+      }
       pending[id] = r.body;
       return Json({{"id", id},
                    {"nextUri", server.base() + "/v1/statement/queued/" + id + "/1"},
@@ -541,6 +796,17 @@ struct TrinoFake {
       {
         std::lock_guard lock(mu);
         sql = pending[id];
+      }
+      if (CatalogRows(sql)) {
+        if (catalog.fail && sql != "SHOW CATALOGS") {
+          return Json({{"id", id},
+                       {"stats", {{"state", "FAILED"}}},
+                       {"error",
+                        {{"message", "Access Denied: Cannot select from columns"},
+                         {"errorName", "PERMISSION_DENIED"},
+                         {"errorType", "USER_ERROR"}}}});
+        }
+        return CatalogPage(id, 1);
       }
       std::string value;
       if (!tables.Execute(sql, value)) {
@@ -663,13 +929,91 @@ constexpr const char* kDbxToken = "dapi-secret-token-0123";
 
 // A protocol fake of the Databricks SQL Statement Execution API (POST /api/2.0/sql/statements
 // answering PENDING, then GET /api/2.0/sql/statements/<id>); the real service cannot run here.
+const Seed& DatabricksSeed() {
+  static const Seed seed = {
+      {{"main"}, "", "Main catalog", {}},
+      {{"main", "empty"}, "", "", {}},
+      {{"main", "information_schema"}, "", "", {}},
+      {{"main", "information_schema", "tables"}, "VIEW", "", {{"table_name", "string"}}},
+      {{"main", "sales"}, "", "Sales", {}},
+      {{"main", "sales", "orders"},
+       "MANAGED",
+       "Orders",
+       {{"id", "bigint", false, "order id"},
+        {"amount", "decimal(10,2)"},
+        {"items", "array<string>"},
+        {"buyer", "struct<name:string,age:int>"},
+        {"ts", "timestamp"},
+        {"raw", "binary"}}},
+      {{"main", "sales", "orders_v"}, "VIEW", "", {{"id", "bigint"}}},
+      {{"samples"}, "", "", {}},
+      {{"samples", "tpch"}, "", "", {}},
+      WideTable({"samples", "tpch", "wide"}, 1002, "double"),
+      {{"system"}, "", "", {}},
+      {{"system", "access"}, "", "", {}},
+      {{"system", "access", "audit"}, "MANAGED", "", {{"event_time", "timestamp"}}},
+  };
+  return seed;
+}
+
 struct DatabricksFake {
   FakeTables tables;
   std::mutex mu;
-  std::map<std::string, std::string> pending;  // statement id -> SQL
+  std::map<std::string, std::string> pending;         // statement id -> SQL
+  std::map<std::string, boost::json::object> bodies;  // statement id -> the request
   std::vector<boost::json::object> submitted;
   int next_id = 0;
+  CatalogSwitches catalog;
   FakeServer server{[this](const FakeRequest& r) { return Handle(r); }};
+
+  // The answer to a query on system.information_schema, from DatabricksSeed() with the named
+  // parameters applied; nullopt for other SQL.
+  static std::optional<boost::json::object> CatalogAnswer(const boost::json::object& body) {
+    const std::string sql(body.at("statement").as_string());
+    static const std::regex views(R"(FROM system\.information_schema\.(catalogs|schemata|tables))");
+    std::smatch m;
+    if (!std::regex_search(sql, m, views)) return std::nullopt;
+    std::vector<std::string> fixed(3);
+    if (const auto* params = body.if_contains("parameters")) {
+      for (const auto& p : params->as_array()) {
+        const auto& name = p.at("name").as_string();
+        std::size_t level = name == "catalog" ? 0 : name == "schema" ? 1 : 2;
+        fixed[level] = std::string(p.at("value").as_string());
+      }
+    }
+    auto text = [](const std::string& v) {
+      return v.empty() ? boost::json::value() : boost::json::value(v);
+    };
+    boost::json::array columns, rows;
+    auto named = [&](std::initializer_list<const char*> names) {
+      for (const char* n : names) columns.push_back(boost::json::object{{"name", n}});
+    };
+    if (m[1] == "catalogs") {
+      named({"catalog_name", "comment"});
+      for (const SeedObject* o : LimitOffset(sql, SeedAt(DatabricksSeed(), 1, fixed))) {
+        rows.push_back({o->path[0], text(o->comment)});
+      }
+    } else if (m[1] == "schemata") {
+      named({"catalog_name", "schema_name", "comment"});
+      for (const SeedObject* o : LimitOffset(sql, SeedAt(DatabricksSeed(), 2, fixed))) {
+        rows.push_back({o->path[0], o->path[1], text(o->comment)});
+      }
+    } else {
+      named({"table_catalog", "table_schema", "table_name", "table_comment", "column_name",
+             "full_data_type", "is_nullable", "comment"});
+      std::vector<boost::json::array> all;
+      for (const SeedObject* o : SeedAt(DatabricksSeed(), 3, fixed)) {
+        for (const SeedColumn& c : o->columns) {
+          all.push_back({o->path[0], o->path[1], o->path[2], text(o->comment), c.name, c.type,
+                         c.nullable ? "YES" : "NO", text(c.comment)});
+        }
+      }
+      for (auto& row : LimitOffset(sql, std::move(all))) rows.push_back(std::move(row));
+    }
+    return boost::json::object{{"status", {{"state", "SUCCEEDED"}}},
+                               {"manifest", {{"schema", {{"columns", columns}}}}},
+                               {"result", {{"data_array", rows}}}};
+  }
 
   FakeResponse Handle(const FakeRequest& r) {
     auto auth = r.headers.find("authorization");
@@ -684,15 +1028,34 @@ struct DatabricksFake {
         return Json({{"error_code", "RESOURCE_DOES_NOT_EXIST"}, {"message", "no warehouse"}}, 404);
       }
       std::string id = "01ef-" + std::to_string(++next_id);
+      if (CatalogAnswer(body)) {
+        ++catalog.catalog_requests;
+        if (catalog.hang) return FakeResponse{200, "", "", true};
+      }
       pending[id] = std::string(body.at("statement").as_string());
+      bodies[id] = body;
       return Json({{"statement_id", id}, {"status", {{"state", "PENDING"}}}});
     }
     if (r.method == "GET" && r.target.rfind("/api/2.0/sql/statements/", 0) == 0) {
       std::string id = r.target.substr(24);
       std::string sql;
+      boost::json::object body;
       {
         std::lock_guard lock(mu);
         sql = pending[id];
+        body = bodies[id];
+      }
+      if (auto answer = CatalogAnswer(body)) {
+        if (catalog.fail) {
+          return Json({{"statement_id", id},
+                       {"status",
+                        {{"state", "FAILED"},
+                         {"error",
+                          {{"error_code", "PERMISSION_DENIED"},
+                           {"message", "User does not have USE CATALOG on Catalog 'main'"}}}}}});
+        }
+        (*answer)["statement_id"] = id;
+        return Json(*answer);
       }
       std::string value;
       if (!tables.Execute(sql, value)) {
@@ -828,8 +1191,98 @@ FakeResponse GoogleError(int status, const char* reason, const std::string& mess
 // here. The token endpoint is a server of its own, as in production, and accepts an assertion only
 // when its RS256 signature verifies with the service account's public key and its claims are
 // right. Refusing one, it echoes it, as a careless server might.
+// The BigQuery catalog of project proj-1: each table with its schema fields as tables.get gives
+// them.
+struct BigQuerySeedTable {
+  std::string dataset, table, type, description;
+  boost::json::array fields;
+};
+
+const std::vector<BigQuerySeedTable>& BigQuerySeed() {
+  static const std::vector<BigQuerySeedTable> seed = [] {
+    std::vector<BigQuerySeedTable> s;
+    s.push_back({"analytics", "events", "TABLE", "Raw events",
+                 boost::json::parse(R"([
+        {"name": "id", "type": "INTEGER", "mode": "REQUIRED", "description": "event id"},
+        {"name": "name", "type": "STRING", "maxLength": "100"},
+        {"name": "tags", "type": "STRING", "mode": "REPEATED"},
+        {"name": "payload", "type": "RECORD", "mode": "NULLABLE", "fields": [
+          {"name": "a", "type": "INT64"},
+          {"name": "b", "type": "RECORD", "fields": [{"name": "c", "type": "BOOL"}]}]},
+        {"name": "amount", "type": "NUMERIC", "precision": "10", "scale": "2"},
+        {"name": "at", "type": "TIMESTAMP"},
+        {"name": "place", "type": "GEOGRAPHY"},
+        {"name": "doc", "type": "JSON"}])")
+                     .as_array()});
+    s.push_back({"analytics", "events_v", "VIEW", "",
+                 boost::json::parse(R"([{"name": "id", "type": "INTEGER"}])").as_array()});
+    for (const char* t : {"t3", "t4", "t5"}) {
+      s.push_back({"analytics", t, "TABLE", "",
+                   boost::json::parse(R"([{"name": "x", "type": "BYTES"}])").as_array()});
+    }
+    return s;
+  }();
+  return seed;
+}
+
 struct BigQueryFake {
   enum class Query { kAnswer, kAccessDenied, kHang };
+  CatalogSwitches catalog;
+
+  // datasets.list (one dataset a page), tables.list (two tables a page) and tables.get, from
+  // BigQuerySeed(); nullopt for other requests.
+  std::optional<FakeResponse> Catalog(const FakeRequest& r) {
+    static const std::regex route(
+        R"(^/bigquery/v2/projects/proj-1/datasets(?:/([^/?]+)/tables(?:/([^/?]+))?)?(?:\?(.*))?$)");
+    std::smatch m;
+    if (r.method != "GET" || !std::regex_match(r.target, m, route)) return std::nullopt;
+    ++catalog.catalog_requests;
+    if (catalog.hang) return FakeResponse{200, "", "", true};
+    if (catalog.fail) {
+      return GoogleError(403, "accessDenied",
+                         "Access Denied: Dataset proj-1:analytics: Permission "
+                         "bigquery.tables.list denied");
+    }
+    std::smatch token;
+    static const std::regex page_token(R"((?:^|&)pageToken=(\d+))");
+    const std::string query = m[3];
+    std::size_t start = std::regex_search(query, token, page_token) ? std::stoul(token[1]) : 0;
+    auto page = [&](boost::json::array all, std::size_t per_page, const char* key) {
+      boost::json::object o{{"kind", "bigquery#list"}};
+      boost::json::array items;
+      for (std::size_t i = start; i < all.size() && i < start + per_page; ++i) {
+        items.push_back(all[i]);
+      }
+      o[key] = items;
+      if (start + per_page < all.size()) o["nextPageToken"] = std::to_string(start + per_page);
+      return Json(o);
+    };
+    if (!m[1].matched) {
+      boost::json::array datasets;
+      for (const char* d : {"analytics", "empty_ds"}) {
+        datasets.push_back({{"datasetReference", {{"projectId", "proj-1"}, {"datasetId", d}}},
+                            {"location", "EU"}});
+      }
+      return page(datasets, 1, "datasets");
+    }
+    boost::json::array tables;
+    for (const BigQuerySeedTable& t : BigQuerySeed()) {
+      if (t.dataset != m[1]) continue;
+      if (m[2].matched && t.table == m[2]) {
+        return Json({{"tableReference",
+                      {{"projectId", "proj-1"}, {"datasetId", t.dataset}, {"tableId", t.table}}},
+                     {"type", t.type},
+                     {"description", t.description},
+                     {"schema", {{"fields", t.fields}}}});
+      }
+      tables.push_back({{"tableReference",
+                         {{"projectId", "proj-1"}, {"datasetId", t.dataset}, {"tableId", t.table}}},
+                        {"type", t.type}});
+    }
+    if (m[2].matched) return GoogleError(404, "notFound", "Not found: Table " + std::string(m[2]));
+    return page(tables, 2, "tables");
+  }
+
   std::atomic<Query> query{Query::kAnswer};
   FakeTables tables;
   std::atomic<int> polls{0};
@@ -881,6 +1334,7 @@ struct BigQueryFake {
     if (auth == r.headers.end() || auth->second != std::string("Bearer ") + kBqToken) {
       return GoogleError(401, "authError", "Request had invalid authentication credentials.");
     }
+    if (auto answer = Catalog(r)) return *answer;
     const std::string jobs = "/bigquery/v2/projects/proj-1/queries";
     const boost::json::object job{{"projectId", "proj-1"}, {"jobId", "job_q1"}, {"location", "EU"}};
     if (r.method == "POST" && r.target == jobs) {
@@ -1095,6 +1549,404 @@ TEST(ProbeHttpBigQuery, QueryThatNeverAnswersTimesOut) {
   EXPECT_EQ(Steps(r),
             "resolve:SUCCESS connect:SUCCESS tls:SUCCESS authenticate:SUCCESS query:FAILED/timeout")
       << Describe(r);
+}
+
+// --- catalog listings (Driver::Introspect), each against its family's protocol fake -------------
+
+// Collects what a driver reports; says stop after `stop_after` objects (-1: never).
+class CollectingSink : public CatalogSink {
+ public:
+  explicit CollectingSink(int stop_after) : stop_after_(stop_after) {}
+  bool Add(domain::WarehouseObject object) override {
+    objects.push_back(std::move(object));
+    return stop_after_ < 0 || static_cast<int>(objects.size()) < stop_after_;
+  }
+  std::vector<domain::WarehouseObject> objects;
+
+ private:
+  int stop_after_;
+};
+
+struct Listing {
+  std::string steps;  // "connect:SUCCESS ... query:SUCCESS"
+  std::string messages;
+  std::vector<domain::WarehouseObject> objects;
+  double seconds = 0;
+
+  // "A/B/C" of every object, in the order reported.
+  std::vector<std::string> Paths() const {
+    std::vector<std::string> out;
+    for (const auto& o : objects) {
+      std::string p;
+      for (const auto& e : o.path) p += (p.empty() ? "" : "/") + e;
+      out.push_back(p + (o.kind == domain::inode_kind::kTable ? " (table)" : ""));
+    }
+    return out;
+  }
+  const domain::WarehouseObject* Find(const domain::CatalogPath& path) const {
+    for (const auto& o : objects) {
+      if (o.path == path) return &o;
+    }
+    return nullptr;
+  }
+};
+
+// Runs `connection`'s Introspect as the engine runs a test's Run: the endpoint resolved and
+// checked, the secrets' scrubber on the step log, the deadline `timeout_secs` away.
+Listing ListCatalog(const domain::Connection& connection,
+                    const std::map<std::string, std::string>& secrets, CatalogRequest request,
+                    const DriverSettings& settings, int timeout_secs = 10, int stop_after = -1) {
+  Listing out;
+  const Driver* driver = FindDriver(connection.type);
+  std::string why;
+  std::optional<Endpoint> endpoint = driver->Target(connection.details, settings, why);
+  if (!endpoint) {
+    out.steps = "target:FAILED " + why;
+    return out;
+  }
+  const EgressPolicy egress({}, {}, /*allow_loopback=*/true);
+  Resolution resolved = ResolveAndCheck(endpoint->host, egress);
+  Scrubber scrubber(secrets);
+  StepLog steps(scrubber);
+  auto start = Clock::now();
+  ProbeRun run{connection.details,
+               secrets,
+               false,
+               *endpoint,
+               resolved.addresses,
+               Deadline::In(std::chrono::seconds(timeout_secs)),
+               steps,
+               egress,
+               settings};
+  CollectingSink sink(stop_after);
+  CatalogRun catalog{run, request, sink};
+  driver->Introspect(catalog);
+  out.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  for (const Step& st : steps.Close(code::kProtocolError, "the driver stopped in this step")) {
+    out.steps += (out.steps.empty() ? "" : " ") + st.name + ":" + st.status +
+                 (st.code.empty() ? "" : "/" + st.code);
+    out.messages += st.message + "\n";
+  }
+  out.objects = std::move(sink.objects);
+  return out;
+}
+
+constexpr const char* kListed = "connect:SUCCESS tls:SUCCESS authenticate:SUCCESS query:SUCCESS";
+
+// One family's fake, connection and expectations for the shared catalog tests.
+struct CatalogFamily {
+  std::string name;
+  // Starts the fake; the connection to it, its secrets, and the switches of its catalog.
+  std::function<std::shared_ptr<void>(domain::Connection&, std::map<std::string, std::string>&,
+                                      DriverSettings&, CatalogSwitches*&)>
+      start;
+  std::string secret_field;       // replaced by a wrong value for the auth failure
+  std::vector<std::string> full;  // Paths() of the full listing, in the order reported
+  domain::CatalogPath table;      // a table, for prefix and levels 0
+  std::vector<SeedColumn> table_columns;
+  std::string table_comment;
+  domain::CatalogPath wide;  // a table whose listing takes more than one page (empty: none)
+  std::size_t wide_columns = 0;
+  std::string denied_code;  // of an error answer to the catalog queries
+};
+
+DriverSettings TrustingSettings() { return TrustingOptions().drivers; }
+
+std::vector<CatalogFamily> CatalogFamilies() {
+  std::vector<CatalogFamily> f;
+  f.push_back({"snowflake",
+               [](domain::Connection& c, std::map<std::string, std::string>& secrets,
+                  DriverSettings& settings, CatalogSwitches*& switches) {
+                 auto fake = std::make_shared<SnowflakeFake>();
+                 c = MakeConnection("snowflake", SnowflakeDetails(fake->server.port()));
+                 secrets = {{"password", kSfPassword}};
+                 settings = TrustingSettings();
+                 switches = &fake->catalog;
+                 return std::shared_ptr<void>(fake);
+               },
+               "password",
+               {"EMPTY_DB", "SALES", "SALES/PUBLIC", "SALES/STAGING",
+                "SALES/PUBLIC/Mixed Case (table)", "SALES/PUBLIC/ORDERS (table)",
+                "SALES/PUBLIC/ORDERS_V (table)", "SALES/STAGING/WIDE (table)"},
+               {"SALES", "PUBLIC", "ORDERS"},
+               {{"ID", "NUMBER(38,0)", false, "order id"},
+                {"NOTE", "TEXT(16777216)"},
+                {"CREATED", "TIMESTAMP_NTZ"},
+                {"ATTRS", "VARIANT"},
+                {"TAGS", "ARRAY"},
+                {"PLACE", "GEOGRAPHY"}},
+               "All orders",
+               {"SALES", "STAGING", "WIDE"},
+               1003,
+               "permission_denied"});
+  f.push_back({"starburst",
+               [](domain::Connection& c, std::map<std::string, std::string>& secrets,
+                  DriverSettings& settings, CatalogSwitches*& switches) {
+                 auto fake = std::make_shared<TrinoFake>();
+                 c = MakeConnection("starburst", TrinoDetails(fake->server.port()));
+                 secrets = {{"password", kTrinoPassword}};
+                 settings = TrustingSettings();
+                 switches = &fake->catalog;
+                 return std::shared_ptr<void>(fake);
+               },
+               "password",
+               {"hive", "hive/empty", "hive/web", "hive/web/page_views (table)",
+                "hive/web/recent_views (table)", "tpch", "tpch/tiny", "tpch/tiny/nation (table)"},
+               {"hive", "web", "page_views"},
+               {{"user_id", "bigint", false},
+                {"url", "varchar(2048)"},
+                {"tags", "array(varchar)"},
+                {"ctx", "row(a integer, b varchar)"},
+                {"at", "timestamp(3) with time zone"},
+                {"amount", "decimal(10,2)"}},
+               "",
+               {},
+               0,
+               "permission_denied"});
+  f.push_back(
+      {"databricks",
+       [](domain::Connection& c, std::map<std::string, std::string>& secrets,
+          DriverSettings& settings, CatalogSwitches*& switches) {
+         auto fake = std::make_shared<DatabricksFake>();
+         c = MakeConnection("databricks", DatabricksDetails(fake->server.port()));
+         secrets = {{"token", kDbxToken}};
+         settings = TrustingSettings();
+         switches = &fake->catalog;
+         return std::shared_ptr<void>(fake);
+       },
+       "token",
+       {"main", "samples", "main/empty", "main/sales", "samples/tpch", "main/sales/orders (table)",
+        "main/sales/orders_v (table)", "samples/tpch/wide (table)"},
+       {"main", "sales", "orders"},
+       {{"id", "bigint", false, "order id"},
+        {"amount", "decimal(10,2)"},
+        {"items", "array<string>"},
+        {"buyer", "struct<name:string,age:int>"},
+        {"ts", "timestamp"},
+        {"raw", "binary"}},
+       "Orders",
+       {"samples", "tpch", "wide"},
+       1002,
+       "permission_denied"});
+  f.push_back({"bigQuery",
+               [](domain::Connection& c, std::map<std::string, std::string>& secrets,
+                  DriverSettings& settings, CatalogSwitches*& switches) {
+                 auto fake = std::make_shared<BigQueryFake>();
+                 c = MakeConnection("bigQuery", BigQueryDetails());
+                 secrets = BigQuerySecrets(ServiceAccountKeyFile(BigQueryKey(), fake->token_uri()));
+                 settings = TrustingSettings();
+                 settings.bigquery_api_url = fake->api.base();
+                 switches = &fake->catalog;
+                 return std::shared_ptr<void>(fake);
+               },
+               "serviceAccount",
+               {"proj-1", "proj-1/analytics", "proj-1/analytics/events (table)",
+                "proj-1/analytics/events_v (table)", "proj-1/analytics/t3 (table)",
+                "proj-1/analytics/t4 (table)", "proj-1/analytics/t5 (table)", "proj-1/empty_ds"},
+               {"proj-1", "analytics", "events"},
+               {{"id", "INTEGER", false, "event id"},
+                {"name", "STRING(100)"},
+                {"tags", "ARRAY<STRING>", false},
+                {"payload", "STRUCT<a INT64, b STRUCT<c BOOL>>"},
+                {"amount", "NUMERIC(10, 2)"},
+                {"at", "TIMESTAMP"},
+                {"place", "GEOGRAPHY"},
+                {"doc", "JSON"}},
+               "Raw events",
+               {},
+               0,
+               "permission_denied"});
+  return f;
+}
+
+class CatalogHttpDrivers : public ::testing::TestWithParam<CatalogFamily> {
+ protected:
+  void SetUp() override { fake_ = GetParam().start(connection_, secrets_, settings_, switches_); }
+  Listing List(CatalogRequest request, int timeout_secs = 10, int stop_after = -1) {
+    return ListCatalog(connection_, secrets_, std::move(request), settings_, timeout_secs,
+                       stop_after);
+  }
+
+  std::shared_ptr<void> fake_;
+  domain::Connection connection_;
+  std::map<std::string, std::string> secrets_;
+  DriverSettings settings_;
+  CatalogSwitches* switches_ = nullptr;
+};
+
+std::vector<domain::WarehouseColumn> Columns(const std::vector<SeedColumn>& seed) {
+  std::vector<domain::WarehouseColumn> out;
+  for (const SeedColumn& c : seed) out.push_back({c.name, c.type, c.nullable, c.comment});
+  return out;
+}
+
+// Against the family's protocol fake: everything the connection sees, scopes (also empty ones)
+// and tables and views, system scopes left out, names as the warehouse spells them, each table
+// once with its columns in ordinal order, types as the warehouse prints them, and comments.
+TEST_P(CatalogHttpDrivers, FullListingReportsScopesTablesAndColumns) {
+  const CatalogFamily& family = GetParam();
+  Listing l = List({});
+  ASSERT_EQ(l.steps, kListed) << l.messages;
+  EXPECT_EQ(l.Paths(), family.full);
+  const domain::WarehouseObject* table = l.Find(family.table);
+  ASSERT_NE(table, nullptr);
+  EXPECT_EQ(table->kind, domain::inode_kind::kTable);
+  EXPECT_EQ(table->comment, family.table_comment);
+  EXPECT_EQ(table->columns, Columns(family.table_columns));
+  // No scope of a path is a system scope (the fakes' catalogs hold some).
+  for (const auto& o : l.objects) {
+    std::size_t scopes = o.kind == domain::inode_kind::kTable ? o.path.size() - 1 : o.path.size();
+    for (std::size_t i = 0; i < scopes; ++i) {
+      EXPECT_FALSE(domain::IsSystemScope(o.path[i])) << o.path[i];
+    }
+  }
+}
+
+// Against the family's protocol fake: a listing that takes more than one page (LIMIT/OFFSET
+// pages, nextUri answers or pageToken pages) is followed to its end.
+TEST_P(CatalogHttpDrivers, PaginationIsFollowed) {
+  const CatalogFamily& family = GetParam();
+  Listing l = List({});
+  ASSERT_EQ(l.steps, kListed) << l.messages;
+  if (!family.wide.empty()) {
+    const domain::WarehouseObject* wide = l.Find(family.wide);
+    ASSERT_NE(wide, nullptr);
+    ASSERT_EQ(wide->columns.size(), family.wide_columns);
+    EXPECT_EQ(wide->columns.back().name, "c" + std::to_string(family.wide_columns - 1));
+    for (std::size_t i = 0; i < wide->columns.size(); ++i) {
+      char name[24];
+      std::snprintf(name, sizeof name, "c%04zu", i);
+      ASSERT_EQ(wide->columns[i].name, name);
+    }
+  }
+  // Every object once, in spite of the page boundaries.
+  std::set<std::vector<std::string>> seen;
+  for (const auto& o : l.objects) EXPECT_TRUE(seen.insert(o.path).second) << o.path.back();
+}
+
+// Against the family's protocol fake: a table path with levels 0 reports that table alone, with
+// its columns; a scope prefix narrows the listing to that subtree.
+TEST_P(CatalogHttpDrivers, PrefixAndLevelsNarrowTheListing) {
+  const CatalogFamily& family = GetParam();
+  Listing one = List({family.table, 0});
+  ASSERT_EQ(one.steps, kListed) << one.messages;
+  ASSERT_EQ(one.objects.size(), 1u) << ::testing::PrintToString(one.Paths());
+  EXPECT_EQ(one.objects[0].path, family.table);
+  EXPECT_EQ(one.objects[0].columns, Columns(family.table_columns));
+
+  domain::CatalogPath scope(family.table.begin(), family.table.end() - 1);
+  Listing sub = List({scope, -1});
+  ASSERT_EQ(sub.steps, kListed) << sub.messages;
+  std::vector<std::string> expected;
+  std::string key = scope[0] + "/" + scope[1];
+  for (const std::string& p : family.full) {
+    if (p == key || p.rfind(key + "/", 0) == 0) expected.push_back(p);
+  }
+  EXPECT_EQ(sub.Paths(), expected);
+
+  // The top level alone.
+  Listing top = List({{}, 1});
+  ASSERT_EQ(top.steps, kListed) << top.messages;
+  for (const auto& o : top.objects) EXPECT_EQ(o.path.size(), 1u) << o.path[0];
+  EXPECT_FALSE(top.objects.empty());
+
+  // A name the warehouse does not have: nothing, and no failure.
+  Listing none = List({{scope[0], "no such scope"}, -1});
+  EXPECT_EQ(none.steps, kListed) << none.messages;
+  EXPECT_TRUE(none.objects.empty()) << ::testing::PrintToString(none.Paths());
+}
+
+// Against the family's protocol fake: a catalog query the warehouse refuses fails the query step
+// with the contract's code.
+TEST_P(CatalogHttpDrivers, ErrorAnswerFailsTheQueryStep) {
+  switches_->fail = true;
+  Listing l = List({});
+  EXPECT_EQ(l.steps, "connect:SUCCESS tls:SUCCESS authenticate:SUCCESS query:FAILED/" +
+                         GetParam().denied_code)
+      << l.messages;
+  EXPECT_GT(switches_->catalog_requests.load(), 0);
+}
+
+// Against the family's protocol fake: a wrong credential fails authenticate, no catalog query
+// is sent, and the credential is in no message.
+TEST_P(CatalogHttpDrivers, AuthFailureStopsBeforeTheListing) {
+  const CatalogFamily& family = GetParam();
+  std::string wrong = "wrong-Credential-4242";
+  if (family.name == "bigQuery") {
+    EVP_PKEY* other = EVP_RSA_gen(2048);
+    const std::string token_uri(
+        boost::json::parse(secrets_.at("serviceAccount")).at("token_uri").as_string());
+    wrong = boost::json::serialize(ServiceAccountKeyFile(other, token_uri));
+    EVP_PKEY_free(other);
+  }
+  secrets_[family.secret_field] = wrong;
+  Listing l = List({});
+  EXPECT_EQ(l.steps, "connect:SUCCESS tls:SUCCESS authenticate:FAILED/auth_failed") << l.messages;
+  EXPECT_TRUE(l.objects.empty());
+  EXPECT_EQ(switches_->catalog_requests.load(), 0);
+  EXPECT_EQ(l.messages.find(wrong), std::string::npos) << l.messages;
+}
+
+// Against the family's protocol fake: a sink that says stop ends the listing at once, SUCCESS.
+TEST_P(CatalogHttpDrivers, SinkStoppingEndsTheListing) {
+  Listing l = List({}, 10, /*stop_after=*/2);
+  EXPECT_EQ(l.steps, kListed) << l.messages;
+  EXPECT_EQ(l.objects.size(), 2u);
+}
+
+// Against the family's protocol fake: a catalog query that never answers ends by the deadline
+// with a `timeout` step.
+TEST_P(CatalogHttpDrivers, DeadlineEndsAHangingListing) {
+  switches_->hang = true;
+  Listing l = List({}, 2);
+  EXPECT_LT(l.seconds, 2 + test_support::kAnswerSlack.count());
+  EXPECT_EQ(l.steps, "connect:SUCCESS tls:SUCCESS authenticate:SUCCESS query:FAILED/timeout")
+      << l.messages;
+}
+
+INSTANTIATE_TEST_SUITE_P(ProtocolFakes, CatalogHttpDrivers, ::testing::ValuesIn(CatalogFamilies()),
+                         [](const auto& info) { return info.param.name; });
+
+// The printed types of these families fall in the contract's type families.
+TEST(CatalogHttpDriverTypes, PrintedTypesMapToTheirFamilies) {
+  const std::pair<const char*, std::string_view> cases[] = {
+      {"NUMBER(38,0)", domain::type_family::kNumber},
+      {"TEXT(16777216)", domain::type_family::kText},
+      {"TIMESTAMP_NTZ", domain::type_family::kDatetime},
+      {"VARIANT", domain::type_family::kVariant},
+      {"ARRAY", domain::type_family::kArray},
+      {"GEOGRAPHY", domain::type_family::kGeography},
+      {"FLOAT", domain::type_family::kNumber},
+      {"bigint", domain::type_family::kNumber},
+      {"varchar(2048)", domain::type_family::kText},
+      {"array(varchar)", domain::type_family::kArray},
+      {"row(a integer, b varchar)", domain::type_family::kObject},
+      {"timestamp(3) with time zone", domain::type_family::kDatetime},
+      {"decimal(10,2)", domain::type_family::kNumber},
+      {"array<string>", domain::type_family::kArray},
+      {"struct<name:string,age:int>", domain::type_family::kObject},
+      {"binary", domain::type_family::kBinary},
+      {"double", domain::type_family::kNumber},
+      {"INTEGER", domain::type_family::kNumber},
+      {"STRING(100)", domain::type_family::kText},
+      {"ARRAY<STRING>", domain::type_family::kArray},
+      {"STRUCT<a INT64, b STRUCT<c BOOL>>", domain::type_family::kObject},
+      {"NUMERIC(10, 2)", domain::type_family::kNumber},
+      {"TIMESTAMP", domain::type_family::kDatetime},
+      {"JSON", domain::type_family::kVariant},
+      {"BYTES", domain::type_family::kBinary},
+  };
+  for (const auto& [printed, family] : cases) {
+    EXPECT_EQ(domain::TypeFamily(printed), family) << printed;
+  }
+  // Nested types nest in the type object.
+  auto t = domain::ColumnTypeJson("STRUCT<a INT64, b STRUCT<c BOOL>>", true);
+  EXPECT_EQ(boost::json::serialize(t.at("fields").at(1).at("type").at("fields").at(0)),
+            R"({"name":"c","type":{"type":"logical","warehouseType":"BOOL","nullable":true}})");
+  EXPECT_EQ(domain::ColumnTypeJson("ARRAY<STRING>", false).at("elementType").at("type"), "text");
+  EXPECT_EQ(
+      domain::ColumnTypeJson("struct<name:string,age:int>", true).at("fields").at(1).at("name"),
+      "age");
 }
 
 }  // namespace

@@ -8,6 +8,11 @@
 //                                                       = the query step (and each write SQL)
 // The API base URL is https://bigquery.googleapis.com, or the operator's CONNREG_BIGQUERY_API_URL
 // (DriverSettings) for a private endpoint or a test fake.
+// The catalog (Introspect) of the connection's project is read from the same API with the same
+// token: datasets.list, tables.list per dataset (both following nextPageToken, a page at a time)
+// and tables.get per table for its schema. A REPEATED field prints as ARRAY<type>, a RECORD as
+// STRUCT<name type, ...>; a column is nullable unless its mode is REQUIRED or REPEATED (BigQuery
+// has no NULL arrays).
 #include "probe/drivers/bigquery/bigquery.h"
 
 #include <algorithm>
@@ -20,6 +25,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
+#include "probe/drivers/common/catalog_listing.h"
 #include "probe/drivers/common/details_fields.h"
 #include "probe/drivers/common/http_client.h"
 #include "probe/drivers/common/sql_probe.h"
@@ -207,6 +213,26 @@ class BigQuerySession : public SqlSession {
 
   std::string_view TextType() const override { return "STRING(64)"; }
 
+  // GETs `path_and_query` (below /bigquery/v2/projects/{project}/) into `answer`; the failure,
+  // if any, as a query's.
+  std::optional<SqlOutcome> Get(std::string_view path_and_query, boost::json::value& answer) {
+    HttpRequest req;
+    req.url =
+        api_ + "/bigquery/v2/projects/" + UrlEncode(project_) + "/" + std::string(path_and_query);
+    req.headers = Headers();
+    HttpResponse r;
+    if (auto err = http_.Perform(req, r)) return Failure(err->code, err->message);
+    if (r.status != 200) return GoogleFailure(r);
+    auto json = ParseJson(r.body);
+    if (!json || !json->is_object()) {
+      return Failure(code::kProtocolError, "the answer is not a BigQuery API response");
+    }
+    answer = std::move(*json);
+    return std::nullopt;
+  }
+
+  const std::string& project() const { return project_; }
+
   // RunSqlSteps names the write location through QuoteIdentifier(write_location()): that one
   // becomes the two-part path `project`.`dataset`, so the probe table is project.dataset.table.
   std::string QuoteIdentifier(std::string_view name) override {
@@ -280,10 +306,14 @@ class BigQuerySession : public SqlSession {
 class BigQueryDriver : public Driver {
  public:
   int PathDepth() const override { return 3; }
-  // TODO(catalog): the bigquery family's introspection.
   void Introspect(CatalogRun& run) const override {
-    run.probe.steps.Add(step::kQuery, status::kFailed, code::kDriverUnavailable,
-                        "this server cannot list a bigquery catalog yet");
+    HttpSession http(run.probe);
+    std::optional<BigQuerySession> session = Open(run.probe, http);
+    if (!session) return;
+    CatalogListing listing(run, PathDepth());
+    listing.Begin();
+    ListProject(*session, listing);
+    listing.Finish();
   }
   std::optional<Endpoint> Target(const boost::json::object&, const DriverSettings& settings,
                                  std::string& why) const override {
@@ -295,20 +325,133 @@ class BigQueryDriver : public Driver {
   bool UsesTls(const boost::json::object&) const override { return true; }
 
   void Run(ProbeRun& run) const override {
-    std::string why;
-    std::optional<ApiUrl> api = ConfiguredApi(run.settings, why);
-    if (!api) return run.steps.Add(step::kConnect, status::kFailed, code::kProtocolError, why);
     HttpSession http(run);
-    if (!http.Open(true)) return;
-    run.steps.Begin(step::kAuthenticate);
-    std::optional<Grant> grant = Authenticate(run, http);
-    if (!grant) return;
-    run.steps.Pass();
-    BigQuerySession session(run, http, http.BaseUrl(true) + api->path, *grant);
-    RunSqlSteps(run, session, session.write_location());
+    std::optional<BigQuerySession> session = Open(run, http);
+    if (!session) return;
+    RunSqlSteps(run, *session, session->write_location());
   }
 
  private:
+  // The connect, tls and authenticate steps (of a test and of a catalog listing alike): the
+  // session with its access token, or nullopt once the failed step is recorded.
+  static std::optional<BigQuerySession> Open(ProbeRun& run, HttpSession& http) {
+    std::string why;
+    std::optional<ApiUrl> api = ConfiguredApi(run.settings, why);
+    if (!api) {
+      run.steps.Add(step::kConnect, status::kFailed, code::kProtocolError, why);
+      return std::nullopt;
+    }
+    if (!http.Open(true)) return std::nullopt;
+    run.steps.Begin(step::kAuthenticate);
+    std::optional<Grant> grant = Authenticate(run, http);
+    if (!grant) return std::nullopt;
+    run.steps.Pass();
+    return std::optional<BigQuerySession>(std::in_place, run, http, http.BaseUrl(true) + api->path,
+                                          *grant);
+  }
+
+  // A field's type as this driver prints it: ARRAY<...> for REPEATED, STRUCT<a T, ...> for a
+  // RECORD (nested the same way), STRING(n) and NUMERIC(p, s) with their parameters.
+  static std::string PrintedType(const boost::json::object& field) {
+    std::string type = DetailString(field, "type");
+    if (type == "RECORD" || type == "STRUCT") {
+      std::string inner;
+      if (const auto* fields = field.if_contains("fields"); fields && fields->is_array()) {
+        for (const auto& f : fields->get_array()) {
+          if (!f.is_object()) continue;
+          if (!inner.empty()) inner += ", ";
+          inner += DetailString(f.get_object(), "name") + " " + PrintedType(f.get_object());
+        }
+      }
+      type = "STRUCT<" + inner + ">";
+    } else if (std::string length = DetailString(field, "maxLength"); !length.empty()) {
+      type += "(" + length + ")";
+    } else if (std::string precision = DetailString(field, "precision"); !precision.empty()) {
+      std::string scale = DetailString(field, "scale");
+      type += "(" + precision + (scale.empty() ? "" : ", " + scale) + ")";
+    }
+    return DetailString(field, "mode") == "REPEATED" ? "ARRAY<" + type + ">" : type;
+  }
+
+  // o.<reference>.<field> as a string, or "".
+  static std::string ReferenceId(const boost::json::object& o, std::string_view reference,
+                                 std::string_view field) {
+    const auto* ref = o.if_contains(reference);
+    return ref && ref->is_object() ? DetailString(ref->get_object(), field) : std::string();
+  }
+
+  // GETs `list` page by page (pageToken) and hands each element of its `items` array to `item`.
+  // False when the listing ends (a failure is recorded, or `item` said stop).
+  static bool ForEachListed(BigQuerySession& session, CatalogListing& listing,
+                            const std::string& list, std::string_view items,
+                            const std::function<bool(const boost::json::object&)>& item) {
+    std::string token;
+    do {
+      boost::json::value page;
+      std::string url = list + "?maxResults=1000";
+      if (!token.empty()) url += "&pageToken=" + UrlEncode(token);
+      if (auto f = session.Get(url, page)) {
+        listing.Fail(f->code, f->message);
+        return false;
+      }
+      const boost::json::object& o = page.get_object();
+      if (const auto* a = o.if_contains(items); a && a->is_array()) {
+        for (const auto& v : a->get_array()) {
+          if (v.is_object() && !item(v.get_object())) return false;
+        }
+      }
+      token = DetailString(o, "nextPageToken");
+    } while (!token.empty());
+    return true;
+  }
+
+  // The project's scope, its datasets, their tables, and each table's schema.
+  static void ListProject(BigQuerySession& session, CatalogListing& listing) {
+    const std::string& project = session.project();
+    const std::string kScope(domain::inode_kind::kScope);
+    if (!listing.Reaches({project}) || !listing.Add({{project}, kScope, "", {}}) ||
+        !listing.ReachesChildren({project})) {
+      return;
+    }
+    boost::system::error_code ec;
+    auto list_dataset = [&](const std::string& dataset) {
+      if (!listing.Add({{project, dataset}, kScope, "", {}})) return false;
+      if (!listing.ReachesChildren({project, dataset})) return true;
+      const std::string base = "datasets/" + UrlEncode(dataset) + "/tables";
+      return ForEachListed(session, listing, base, "tables", [&](const boost::json::object& t) {
+        const std::string table = ReferenceId(t, "tableReference", "tableId");
+        if (table.empty()) return true;
+        if (!listing.Reaches({project, dataset, table})) return true;
+        boost::json::value got;
+        if (auto f = session.Get(base + "/" + UrlEncode(table), got)) {
+          listing.Fail(f->code, f->message);
+          return false;
+        }
+        domain::WarehouseObject object{{project, dataset, table},
+                                       std::string(domain::inode_kind::kTable),
+                                       DetailString(got.get_object(), "description"),
+                                       {}};
+        if (const auto* fields = got.find_pointer("/schema/fields", ec);
+            fields && fields->is_array()) {
+          for (const auto& f : fields->get_array()) {
+            if (!f.is_object()) continue;
+            const auto& fo = f.get_object();
+            std::string mode = DetailString(fo, "mode");
+            object.columns.push_back({DetailString(fo, "name"), PrintedType(fo),
+                                      mode != "REQUIRED" && mode != "REPEATED",
+                                      DetailString(fo, "description")});
+          }
+        }
+        return listing.Add(std::move(object));
+      });
+    };
+    ForEachListed(session, listing, "datasets", "datasets", [&](const boost::json::object& d) {
+      const std::string dataset = ReferenceId(d, "datasetReference", "datasetId");
+      if (dataset.empty()) return true;
+      return !listing.Reaches({project, dataset}) || list_dataset(dataset);
+    });
+  }
+
   // Exchanges a JWT signed with the service account's key for an access token (the RFC 7523
   // jwt-bearer grant). nullopt once the failed authenticate step is recorded.
   static std::optional<Grant> Authenticate(ProbeRun& run, HttpSession& http) {

@@ -4,6 +4,12 @@
 //   POST /queries/v1/query-request  (Authorization: Snowflake Token="...") running SELECT 1,
 //     following data.getResultUrl while the query is still running = the query step
 //   POST /session?delete=true       (logout, best effort)
+// The catalog (Introspect) is read over the same query-request endpoint after the same login:
+// SHOW DATABASES (or the connection's database), then per database its INFORMATION_SCHEMA's
+// SCHEMATA and TABLES joined with COLUMNS, in pages of kCatalogPageRows rows, the schema and table
+// names of the request's prefix bound as parameters. Result chunks (data.chunks, the part of a
+// large answer Snowflake leaves on cloud storage) are not downloaded: a page is small enough to
+// come inline, and an answer that still comes chunked fails the step rather than being cut.
 // Snowflake answers most errors with HTTP 200 and {"success": false, "code": "...", "message"}.
 #include "probe/drivers/snowflake/snowflake.h"
 
@@ -16,6 +22,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "crypto/random.h"
+#include "probe/drivers/common/catalog_listing.h"
 #include "probe/drivers/common/details_fields.h"
 #include "probe/drivers/common/http_client.h"
 #include "probe/drivers/common/sql_probe.h"
@@ -89,6 +96,13 @@ class SnowflakeSession : public SqlSession {
   std::string QuoteIdentifier(std::string_view name) override { return SnowflakeIdentifier(name); }
   bool usable() const override { return usable_; }
 
+  // Runs `sql` with `bindings` ({"1": {"type": "TEXT", "value": ...}} for the `?` markers, in
+  // order) and fills `page` with its whole answer.
+  SqlOutcome Select(std::string_view sql, const boost::json::object& bindings, RowPage& page) {
+    if (!usable_) return *Failure(code::kProtocolError, "the session is no longer usable");
+    return Run(sql, &bindings, &page);
+  }
+
   void Logout() {
     HttpRequest req;
     req.method = "POST";
@@ -104,7 +118,8 @@ class SnowflakeSession : public SqlSession {
             "Content-Type: application/json"};
   }
 
-  SqlOutcome Run(std::string_view sql) {
+  SqlOutcome Run(std::string_view sql, const boost::json::object* bindings = nullptr,
+                 RowPage* page = nullptr) {
     boost::json::object body{
         {"sqlText", sql},
         {"asyncExec", false},
@@ -112,6 +127,7 @@ class SnowflakeSession : public SqlSession {
         {"querySubmissionTime", std::chrono::duration_cast<std::chrono::milliseconds>(
                                     std::chrono::system_clock::now().time_since_epoch())
                                     .count()}};
+    if (bindings && !bindings->empty()) body["bindings"] = *bindings;
     HttpRequest req;
     req.method = "POST";
     req.url = http_.BaseUrl(true) + "/queries/v1/query-request?requestId=" + crypto::NewUuid4();
@@ -158,6 +174,10 @@ class SnowflakeSession : public SqlSession {
       SqlOutcome out;
       out.ok = true;
       const auto* rowset = d ? d->if_contains("rowset") : nullptr;
+      if (page) {
+        if (auto f = ReadPage(d, *page)) return *f;
+        return out;
+      }
       if (rowset && rowset->is_array() && !rowset->get_array().empty() &&
           rowset->get_array()[0].is_array() && !rowset->get_array()[0].get_array().empty()) {
         const auto& v = rowset->get_array()[0].get_array()[0];
@@ -165,6 +185,32 @@ class SnowflakeSession : public SqlSession {
       }
       return out;
     }
+  }
+
+  // The answer's rowtype names and rowset into `page`; the failure when it is not all there.
+  static std::optional<SqlOutcome> ReadPage(const boost::json::object* d, RowPage& page) {
+    const auto* chunks = d ? d->if_contains("chunks") : nullptr;
+    if (chunks && chunks->is_array() && !chunks->get_array().empty()) {
+      return Failure(code::kProtocolError,
+                     "the answer came in result chunks, which this server does not download");
+    }
+    const auto* rowtype = d ? d->if_contains("rowtype") : nullptr;
+    if (rowtype && rowtype->is_array()) {
+      for (const auto& c : rowtype->get_array()) {
+        page.columns.push_back(c.is_object() ? DetailString(c.get_object(), "name") : "");
+      }
+    }
+    const auto* rowset = d ? d->if_contains("rowset") : nullptr;
+    if (!rowset || !rowset->is_array()) return std::nullopt;
+    for (const auto& r : rowset->get_array()) {
+      if (!r.is_array()) {
+        return Failure(code::kProtocolError, "a row of the answer is not an array");
+      }
+      RowPage::Row row;
+      for (const auto& v : r.get_array()) row.push_back(CellText(v));
+      page.rows.push_back(std::move(row));
+    }
+    return std::nullopt;
   }
 
   ProbeRun& run_;
@@ -178,10 +224,17 @@ class SnowflakeSession : public SqlSession {
 class SnowflakeDriver : public Driver {
  public:
   int PathDepth() const override { return 3; }
-  // TODO(catalog): the snowflake family's introspection.
   void Introspect(CatalogRun& run) const override {
-    run.probe.steps.Add(step::kQuery, status::kFailed, code::kDriverUnavailable,
-                        "this server cannot list a snowflake catalog yet");
+    HttpSession http(run.probe);
+    std::optional<SnowflakeSession> session = Open(run.probe, http);
+    if (!session) return;
+    CatalogListing listing(run, PathDepth());
+    listing.Begin();
+    ListCatalog(run.probe, *session, listing);
+    listing.Finish();
+    if (session->usable() && run.probe.deadline.remaining() > std::chrono::milliseconds(500)) {
+      session->Logout();
+    }
   }
   std::optional<Endpoint> Target(const boost::json::object& details, const DriverSettings&,
                                  std::string& why) const override {
@@ -202,19 +255,131 @@ class SnowflakeDriver : public Driver {
 
   void Run(ProbeRun& run) const override {
     HttpSession http(run);
-    if (!http.Open(true)) return;
-    run.steps.Begin(step::kAuthenticate);
-    std::string token;
-    if (!Login(run, http, token)) return;
-    run.steps.Pass();
-    SnowflakeSession session(run, http, std::move(token));
-    RunSqlSteps(run, session, WriteAccessString(run.details, "writeSchema"));
-    if (session.usable() && run.deadline.remaining() > std::chrono::milliseconds(500)) {
-      session.Logout();
+    std::optional<SnowflakeSession> session = Open(run, http);
+    if (!session) return;
+    RunSqlSteps(run, *session, WriteAccessString(run.details, "writeSchema"));
+    if (session->usable() && run.deadline.remaining() > std::chrono::milliseconds(500)) {
+      session->Logout();
     }
   }
 
  private:
+  // The connect, tls and authenticate steps (of a test and of a catalog listing alike): the
+  // logged-in session, or nullopt once the failed step is recorded.
+  static std::optional<SnowflakeSession> Open(ProbeRun& run, HttpSession& http) {
+    if (!http.Open(true)) return std::nullopt;
+    run.steps.Begin(step::kAuthenticate);
+    std::string token;
+    if (!Login(run, http, token)) return std::nullopt;
+    run.steps.Pass();
+    return std::optional<SnowflakeSession>(std::in_place, run, http, std::move(token));
+  }
+
+  // {"1": {"type": "TEXT", "value": v1}, "2": ...}: the bindings of `values`, in order.
+  static boost::json::object TextBindings(const std::vector<std::string>& values) {
+    boost::json::object b;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      b[std::to_string(i + 1)] = boost::json::object{{"type", "TEXT"}, {"value", values[i]}};
+    }
+    return b;
+  }
+
+  // The type as Snowflake prints it: NUMBER(38,0), VARCHAR(16777216), else DATA_TYPE itself.
+  static std::string PrintedType(const RowPage& page, const RowPage::Row& row) {
+    std::string type = page.Cell(row, "DATA_TYPE");
+    std::string precision = page.Cell(row, "NUMERIC_PRECISION");
+    std::string length = page.Cell(row, "CHARACTER_MAXIMUM_LENGTH");
+    if (type == "NUMBER" && !precision.empty()) {
+      std::string scale = page.Cell(row, "NUMERIC_SCALE");
+      return type + "(" + precision + "," + (scale.empty() ? "0" : scale) + ")";
+    }
+    if ((type == "TEXT" || type == "VARCHAR" || type == "BINARY") && !length.empty()) {
+      return type + "(" + length + ")";
+    }
+    return type;
+  }
+
+  // The databases: the connection's own when its details name one, else SHOW DATABASES.
+  static void ListCatalog(ProbeRun& run, SnowflakeSession& session, CatalogListing& listing) {
+    std::vector<std::pair<std::string, std::string>> databases;  // name, comment
+    if (std::string db = DetailString(run.details, "database"); !db.empty()) {
+      databases.emplace_back(db, "");
+    } else {
+      RowPage page;
+      SqlOutcome o = session.Select("SHOW DATABASES", {}, page);
+      if (!o.ok) return listing.Fail(o.code, o.message);
+      for (const RowPage::Row& row : page.rows) {
+        databases.emplace_back(page.Cell(row, "name"), page.Cell(row, "comment"));
+      }
+    }
+    for (auto& [db, comment] : databases) {
+      if (!listing.Reaches({db})) continue;
+      if (!listing.Add({{db}, std::string(domain::inode_kind::kScope), comment, {}})) return;
+      if (listing.ReachesChildren({db})) ListDatabase(session, listing, db);
+      if (listing.stopped()) return;
+    }
+  }
+
+  // One database's schemas, then its tables with their columns.
+  static void ListDatabase(SnowflakeSession& session, CatalogListing& listing,
+                           const std::string& db) {
+    const std::string schema_views = QuoteDelimited(db, '"') + ".INFORMATION_SCHEMA.";
+    std::string where = " WHERE SCHEMA_NAME <> 'INFORMATION_SCHEMA'";
+    std::vector<std::string> binds;
+    if (const std::string* schema = listing.FixedName(1)) {
+      where += " AND SCHEMA_NAME = ?";
+      binds.push_back(*schema);
+    }
+    const std::string schemata = "SELECT SCHEMA_NAME, COMMENT FROM " + schema_views + "SCHEMATA" +
+                                 where + " ORDER BY SCHEMA_NAME ";
+    auto select = [&](const std::string& sql, RowPage& page) {
+      return session.Select(sql, TextBindings(binds), page);
+    };
+    // A table's path names its schema: the schemas themselves are not listed then.
+    bool more =
+        listing.FixedName(2) != nullptr ||
+        ForEachRowPaged(
+            listing,
+            [&](const std::string& limit, RowPage& page) { return select(schemata + limit, page); },
+            [&](const RowPage& page, const RowPage::Row& row) {
+              return listing.Add({{db, page.Cell(row, "SCHEMA_NAME")},
+                                  std::string(domain::inode_kind::kScope),
+                                  page.Cell(row, "COMMENT"),
+                                  {}});
+            });
+    const std::string* schema = listing.FixedName(1);
+    if (!more || !listing.ReachesChildren({db, schema ? *schema : std::string()})) return;
+
+    std::string tables_where = " WHERE t.TABLE_SCHEMA <> 'INFORMATION_SCHEMA'";
+    if (schema) tables_where += " AND t.TABLE_SCHEMA = ?";
+    if (const std::string* table = listing.FixedName(2)) {
+      tables_where += " AND t.TABLE_NAME = ?";
+      binds.push_back(*table);
+    }
+    const std::string tables =
+        "SELECT t.TABLE_SCHEMA, t.TABLE_NAME, t.COMMENT AS TABLE_COMMENT, c.COLUMN_NAME, "
+        "c.DATA_TYPE, c.CHARACTER_MAXIMUM_LENGTH, c.NUMERIC_PRECISION, c.NUMERIC_SCALE, "
+        "c.IS_NULLABLE, c.COMMENT FROM " +
+        schema_views + "TABLES t LEFT JOIN " + schema_views +
+        "COLUMNS c ON c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME" +
+        tables_where + " ORDER BY t.TABLE_SCHEMA, t.TABLE_NAME, c.ORDINAL_POSITION ";
+    TableAssembler assembler(listing);
+    more = ForEachRowPaged(
+        listing,
+        [&](const std::string& limit, RowPage& page) { return select(tables + limit, page); },
+        [&](const RowPage& page, const RowPage::Row& row) {
+          std::optional<domain::WarehouseColumn> column;
+          if (std::string name = page.Cell(row, "COLUMN_NAME"); !name.empty()) {
+            column = domain::WarehouseColumn{name, PrintedType(page, row),
+                                             page.Cell(row, "IS_NULLABLE") != "NO",
+                                             page.Cell(row, "COMMENT")};
+          }
+          return assembler.Row({db, page.Cell(row, "TABLE_SCHEMA"), page.Cell(row, "TABLE_NAME")},
+                               page.Cell(row, "TABLE_COMMENT"), std::move(column));
+        });
+    if (more) assembler.Flush();
+  }
+
   // The account name the login names: details.account, else the first label of the host; its
   // part before the first '.' (a region or cloud suffix is not part of the name).
   static std::string AccountName(const ProbeRun& run) {

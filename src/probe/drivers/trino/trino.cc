@@ -1,6 +1,11 @@
 // Starburst (Trino) through the Trino client REST protocol: POST /v1/statement with the SQL text,
 // then GET each nextUri until the answer has none. The first POST is the authenticate step (the
 // coordinator answers 401 to a bad user or password); following it is the query step.
+// The catalog (Introspect) is read the same way after the same authenticate step, whose statement
+// is SHOW CATALOGS: then per catalog its information_schema's schemata, and its tables joined with
+// columns, ordered by table and ordinal position and taken a page (one nextUri answer) at a
+// time. Comments are left empty: Trino keeps table comments in system.metadata.table_comments,
+// which asks every table's connector for its metadata, and information_schema.columns has none.
 #include "probe/drivers/trino/trino.h"
 
 #include <chrono>
@@ -9,6 +14,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "crypto/encoding.h"
+#include "probe/drivers/common/catalog_listing.h"
 #include "probe/drivers/common/details_fields.h"
 #include "probe/drivers/common/http_client.h"
 #include "probe/drivers/common/sql_probe.h"
@@ -59,6 +65,22 @@ class TrinoSession : public SqlSession {
   }
 
   SqlOutcome Execute(std::string_view sql) override {
+    std::string value;
+    bool have_value = false;
+    SqlOutcome out = Stream(sql, [&](const RowPage& page) {
+      if (!have_value && !page.rows.empty() && !page.rows[0].empty()) {
+        value = page.rows[0][0].value_or("null");
+        have_value = true;
+      }
+      return true;
+    });
+    if (out.ok) out.value = std::move(value);
+    return out;
+  }
+
+  // Runs `sql` (or takes the answers of the one Submit sent) and hands each answer's rows to
+  // `on_page`, following nextUri; false from it stops reading and cancels the query.
+  SqlOutcome Stream(std::string_view sql, const std::function<bool(const RowPage&)>& on_page) {
     if (!usable_) return *Fail(code::kProtocolError, "the session is no longer usable");
     if (!has_pending_) {
       if (auto f = Submit(sql)) return *f;
@@ -66,7 +88,6 @@ class TrinoSession : public SqlSession {
     has_pending_ = false;
     HttpResponse r = std::move(pending_);
     SqlOutcome out;
-    bool have_value = false;
     for (;;) {
       auto json = ParseJson(r.body);
       if (!json || !json->is_object()) {
@@ -82,15 +103,19 @@ class TrinoSession : public SqlSession {
         f.message = http_.Quote(name.empty() ? message : name + ": " + message);
         return f;
       }
-      if (const auto* d = o.if_contains("data"); d && d->is_array() && !have_value) {
-        const auto& rows = d->get_array();
-        if (!rows.empty() && rows[0].is_array() && !rows[0].get_array().empty()) {
-          const auto& v = rows[0].get_array()[0];
-          out.value = v.is_string() ? std::string(v.get_string()) : boost::json::serialize(v);
-          have_value = true;
+      std::string next = DetailString(o, "nextUri");
+      if (const auto* d = o.if_contains("data"); d && d->is_array()) {
+        RowPage page;
+        for (const auto& row : d->get_array()) {
+          if (!row.is_array()) continue;
+          RowPage::Row& cells = page.rows.emplace_back();
+          for (const auto& v : row.get_array()) cells.push_back(CellText(v));
+        }
+        if (!on_page(page)) {
+          if (!next.empty()) Cancel(next);
+          break;
         }
       }
-      std::string next = DetailString(o, "nextUri");
       if (next.empty()) break;
       HttpRequest req;
       req.url = next;
@@ -130,6 +155,16 @@ class TrinoSession : public SqlSession {
     return h;
   }
 
+  // Best effort: DELETE on a query's nextUri cancels it.
+  void Cancel(const std::string& next) {
+    HttpRequest req;
+    req.method = "DELETE";
+    req.url = next;
+    req.headers = Headers();
+    HttpResponse r;
+    (void)http_.Perform(req, r);
+  }
+
   bool Backoff() {
     if (run_.deadline.remaining() < std::chrono::milliseconds(200)) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -155,10 +190,14 @@ class TrinoSession : public SqlSession {
 class TrinoDriver : public Driver {
  public:
   int PathDepth() const override { return 3; }
-  // TODO(catalog): the trino family's introspection.
   void Introspect(CatalogRun& run) const override {
-    run.probe.steps.Add(step::kQuery, status::kFailed, code::kDriverUnavailable,
-                        "this server cannot list a trino catalog yet");
+    HttpSession http(run.probe, TlsSettingsOf(run.probe));
+    std::optional<TrinoSession> session = Open(run.probe, http, "SHOW CATALOGS");
+    if (!session) return;
+    CatalogListing listing(run, PathDepth());
+    listing.Begin();
+    ListCatalogs(*session, listing);
+    listing.Finish();
   }
   std::optional<Endpoint> Target(const boost::json::object& details, const DriverSettings&,
                                  std::string& why) const override {
@@ -170,28 +209,116 @@ class TrinoDriver : public Driver {
   }
 
   void Run(ProbeRun& run) const override {
+    HttpSession http(run, TlsSettingsOf(run));
+    std::optional<TrinoSession> session = Open(run, http, "SELECT 1");
+    if (!session) return;
+    if (run.write_access) {
+      // The SELECT 1 already submitted is unaffected; the write statements run in writeCatalog.
+      session->set_catalog(WriteAccessString(run.details, "writeCatalog"));
+    }
+    RunSqlSteps(run, *session, WriteAccessString(run.details, "writeSchema"));
+  }
+
+ private:
+  // The connect, tls and authenticate steps (of a test and of a catalog listing alike), the
+  // latter submitting `first_sql`, whose answers the session's next Execute or Stream reads. The
+  // session, or nullopt once the failed step is recorded.
+  std::optional<TrinoSession> Open(ProbeRun& run, HttpSession& http,
+                                   std::string_view first_sql) const {
     const bool tls = UsesTls(run.details);
     auto pw = run.secrets.find("password");
     const bool has_password = pw != run.secrets.end() && !pw->second.empty();
-    HttpSession http(run, TlsSettingsOf(run));
-    if (!http.Open(tls)) return;
+    if (!http.Open(tls)) return std::nullopt;
     run.steps.Begin(step::kAuthenticate);
     if (has_password && !tls) {
       // As the official Trino clients: a password is never sent over plain HTTP.
-      return run.steps.Fail(step::kAuthenticate, code::kProtocolError,
-                            "password authentication requires TLS, and useTls is false");
+      run.steps.Fail(step::kAuthenticate, code::kProtocolError,
+                     "password authentication requires TLS, and useTls is false");
+      return std::nullopt;
     }
-    TrinoSession session(run, http, tls);
-    session.set_catalog(DetailString(run.details, "catalog"));
-    if (auto f = session.Submit("SELECT 1")) {
-      return run.steps.Fail(step::kAuthenticate, f->code, f->message);
+    std::optional<TrinoSession> session(std::in_place, run, http, tls);
+    session->set_catalog(DetailString(run.details, "catalog"));
+    if (auto f = session->Submit(first_sql)) {
+      run.steps.Fail(step::kAuthenticate, f->code, f->message);
+      return std::nullopt;
     }
     run.steps.Pass();
-    if (run.write_access) {
-      // The SELECT 1 already submitted is unaffected; the write statements run in writeCatalog.
-      session.set_catalog(WriteAccessString(run.details, "writeCatalog"));
+    return session;
+  }
+
+  // Reads `sql`'s rows into `row`; false when the listing ends (a failure is recorded).
+  static bool ForEachRow(TrinoSession& session, CatalogListing& listing, std::string_view sql,
+                         const std::function<bool(const RowPage::Row&)>& row) {
+    SqlOutcome o = session.Stream(sql, [&](const RowPage& page) {
+      for (const RowPage::Row& r : page.rows) {
+        if (!row(r)) return false;
+      }
+      return true;
+    });
+    if (!o.ok) listing.Fail(o.code, o.message);
+    return !listing.stopped();
+  }
+
+  static std::string Cell(const RowPage::Row& row, std::size_t i) {
+    return i < row.size() && row[i] ? *row[i] : std::string();
+  }
+
+  // SHOW CATALOGS (submitted by Open), then each catalog the request reaches.
+  static void ListCatalogs(TrinoSession& session, CatalogListing& listing) {
+    std::vector<std::string> catalogs;
+    if (!ForEachRow(session, listing, "SHOW CATALOGS", [&](const RowPage::Row& row) {
+          catalogs.push_back(Cell(row, 0));
+          return true;
+        })) {
+      return;
     }
-    RunSqlSteps(run, session, WriteAccessString(run.details, "writeSchema"));
+    for (const std::string& catalog : catalogs) {
+      if (!listing.Reaches({catalog})) continue;
+      if (!listing.Add({{catalog}, std::string(domain::inode_kind::kScope), "", {}})) return;
+      if (listing.ReachesChildren({catalog}) && !ListCatalog(session, listing, catalog)) return;
+    }
+  }
+
+  // One catalog's schemas, then its tables with their columns. False when the listing ends.
+  static bool ListCatalog(TrinoSession& session, CatalogListing& listing,
+                          const std::string& catalog) {
+    // Trino's string literals know no backslash escapes: doubling the quote makes any name one.
+    auto literal = [](const std::string& s) { return QuoteDelimited(s, '\''); };
+    const std::string views = QuoteDelimited(catalog, '"') + ".information_schema.";
+    const std::string* schema = listing.FixedName(1);
+    const std::string* table = listing.FixedName(2);
+    if (!table) {
+      std::string sql = "SELECT schema_name FROM " + views +
+                        "schemata WHERE schema_name <> 'information_schema'" +
+                        (schema ? " AND schema_name = " + literal(*schema) : "") +
+                        " ORDER BY schema_name";
+      if (!ForEachRow(session, listing, sql, [&](const RowPage::Row& row) {
+            return listing.Add(
+                {{catalog, Cell(row, 0)}, std::string(domain::inode_kind::kScope), "", {}});
+          })) {
+        return false;
+      }
+    }
+    if (!listing.ReachesChildren({catalog, schema ? *schema : std::string()})) return true;
+    std::string sql =
+        "SELECT t.table_schema, t.table_name, c.column_name, c.data_type, c.is_nullable FROM " +
+        views + "tables t LEFT JOIN " + views +
+        "columns c ON c.table_schema = t.table_schema AND c.table_name = t.table_name "
+        "WHERE t.table_schema <> 'information_schema'" +
+        (schema ? " AND t.table_schema = " + literal(*schema) : "") +
+        (table ? " AND t.table_name = " + literal(*table) : "") +
+        " ORDER BY t.table_schema, t.table_name, c.ordinal_position";
+    TableAssembler assembler(listing);
+    if (!ForEachRow(session, listing, sql, [&](const RowPage::Row& row) {
+          std::optional<domain::WarehouseColumn> column;
+          if (row.size() > 2 && row[2]) {
+            column = domain::WarehouseColumn{*row[2], Cell(row, 3), Cell(row, 4) != "NO", ""};
+          }
+          return assembler.Row({catalog, Cell(row, 0), Cell(row, 1)}, "", std::move(column));
+        })) {
+      return false;
+    }
+    return assembler.Flush();
   }
 };
 
