@@ -77,12 +77,14 @@ def schema():
     psql(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
-def sync(api: Api, cid: str, path: list[str], status: int = 200) -> dict:
-    r = api.post(f"{C}/{cid}/sync", {"path": path}, timeout=60)
-    if status == 200 and r.status_code == 200:
-        return expect_ok(r, "syncConnectionPath")
-    assert r.status_code == status, r.text
-    return r.json()
+def sync(api: Api, cid: str, path: list[str], succeed: bool = True) -> dict:
+    """POST .../sync answered 200; with `succeed`, a finished successful sync."""
+    body = expect_ok(api.post(f"{C}/{cid}/sync", {"path": path}, timeout=60), "syncConnectionPath")
+    if succeed:
+        assert "status" not in body and set(body) >= {"syncedAt", "durationMs"}, body
+    else:
+        assert body["status"] == "FAILED", body
+    return body
 
 
 def walk_paths(api: Api, limit: int = 1000, **params) -> tuple[list[dict], set[int]]:
@@ -326,13 +328,10 @@ def test_an_unreachable_warehouse_fails_with_steps_never_a_500(api):
     cid = api.create({"name": "unreachable", "timeoutSecs": 5, "details": {
         "type": "postgres", "host": "127.0.0.1", "port": 1, "user": "u", "password": "pw-unreachable",
         "database": "d"}})["connectionId"]
-    r = api.post(f"{C}/{cid}/sync", {"path": []}, timeout=30)
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["status"] == "FAILED"
+    body = sync(api, cid, [], succeed=False)
     connect = next(s for s in body["steps"] if s["name"] == "connect")
     assert connect["status"] == "FAILED" and connect["code"] == "connection_refused", body
-    last = expect_ok(api.get(f"{C}/{cid}/sync"), None) if False else api.get(f"{C}/{cid}/sync").json()
+    last = api.get(f"{C}/{cid}/sync").json()
     assert last["status"] == "FAILED" and last["syncId"] == body["syncId"]
     check_error(api.post(f"/v2/connection/{cid}/lookup", {"path": ["public", "t"]}), 404)
 
@@ -342,8 +341,7 @@ def test_a_wrong_password_fails_the_authenticate_step(api):
     cid = api.create({"name": "badpw", "timeoutSecs": 10, "details": {
         "type": "postgres", "host": "127.0.0.1", "port": int(e["CONNREG_TEST_PG_PORT"]),
         "user": WRITER, "password": "wrong-password-123", "database": DATABASE}})["connectionId"]
-    body = sync(api, cid, [], status=200)
-    assert body["status"] == "FAILED"
+    body = sync(api, cid, [], succeed=False)
     auth = next(s for s in body["steps"] if s["name"] == "authenticate")
     assert auth["code"] == "auth_failed", body
     assert "wrong-password-123" not in str(body)
