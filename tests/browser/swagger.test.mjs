@@ -131,15 +131,24 @@ try {
     return status;
   });
 
+  const pathsStatus = await step('GET /v2/connections/paths', async () => {
+    const block = await openOperation(page, 'listConnectionPaths', 'catalog');
+    const status = await executeAndStatus(block);
+    const shown = await block.locator('.live-responses-table tr.response .response-col_description').first().innerText();
+    if (!shown.includes('"total"')) throw new Error('the response shown is not a page of paths');
+    return status;
+  });
+
   mkdirSync(dirname(screenshot), { recursive: true });
   await page.screenshot({ path: screenshot, fullPage: true });
 
   if (createStatus !== '201') problems.push(`POST /v2/connections showed ${createStatus}, want 201`);
   if (listStatus !== '200') problems.push(`GET /v2/connections showed ${listStatus}, want 200`);
   if (whoamiStatus !== '200') problems.push(`GET /v2/whoami showed ${whoamiStatus}, want 200`);
+  if (pathsStatus !== '200') problems.push(`GET /v2/connections/paths showed ${pathsStatus}, want 200`);
   if (outside.length) problems.push(`requests outside the server: ${outside.slice(0, 5).join(', ')}`);
   console.log(JSON.stringify({ ok: problems.length === 0, title, created: connectionName, createStatus, listStatus,
-                               whoamiStatus, screenshot, problems }));
+                               whoamiStatus, pathsStatus, screenshot, problems }));
   process.exitCode = problems.length === 0 ? 0 : 1;
 } catch (e) {
   try {

@@ -59,6 +59,7 @@ def test_swagger_ui_authorize_and_try_it_out(server):
     assert r.returncode == 0 and result["ok"], json.dumps(result, indent=1) + "\n" + r.stderr[-3000:]
     assert result["createStatus"] == "201" and result["listStatus"] == "200"
     assert result["whoamiStatus"] == "200"
+    assert result["pathsStatus"] == "200"
     assert "connreg" in result["title"]
 
     # What the page did really happened: the connection exists, created by the bootstrap admin.
