@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -114,4 +117,33 @@ inline const Step* FindStep(const TestResult& r, std::string_view name) {
   return nullptr;
 }
 
+// The throwaway servers' settings (scripts/test-databases.sh): a CONNREG_TEST_* variable, or the
+// line of the KEY=VALUE file named by CONNREG_TEST_DB_ENV (what the CTest fixture sets); "" when
+// neither has it.
+inline std::string Env(const std::string& name) {
+  if (const char* v = std::getenv(name.c_str()); v && *v) return v;
+  static const std::map<std::string, std::string> file = [] {
+    std::map<std::string, std::string> out;
+    const char* path = std::getenv("CONNREG_TEST_DB_ENV");
+    if (!path) return out;
+    std::ifstream in(path);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("export ", 0) == 0) line = line.substr(7);
+      auto eq = line.find('=');
+      if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    return out;
+  }();
+  auto it = file.find(name);
+  return it == file.end() ? "" : it->second;
+}
+
 }  // namespace connreg::probe::test_support
+
+// `const std::string var = Env(name)`, failing the test when the servers are not running: the
+// tests against them are part of the suite, not optional.
+#define REQUIRE_ENV(var, name)                                                         \
+  const std::string var = ::connreg::probe::test_support::Env(name);                   \
+  ASSERT_FALSE(var.empty())                                                            \
+      << name << " is not set: run `eval \"$(scripts/test-databases.sh start DIR)\"` " \
+      << "first (and `scripts/test-databases.sh stop DIR` after), or run through ctest"
