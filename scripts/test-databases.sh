@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts and stops throwaway PostgreSQL and MariaDB servers for the probe tests
-# (tests/unit/probe_servers_test.cc).
+# (tests/unit/probe_servers_test.cc) and the catalog tests (tests/unit/catalog_servers_test.cc).
 #
 #   scripts/test-databases.sh start DIR   # prints `export CONNREG_TEST_...=...` lines
 #   scripts/test-databases.sh stop DIR

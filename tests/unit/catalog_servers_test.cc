@@ -13,9 +13,6 @@
 #include <sstream>
 
 #include "domain/catalog.h"
-#include "probe/drivers/registry.h"
-#include "probe/scrub.h"
-#include "probe/step_log.h"
 #include "probe_test_support.h"
 
 namespace connreg::probe {
@@ -69,41 +66,13 @@ struct Listing {
   }
 };
 
-// Runs the driver of `type` on `details` as the engine runs a test (the same ProbeRun: checked
-// addresses, deadline, step log with the secrets' scrubber).
 Listing Introspect(const std::string& type, boost::json::object details,
                    const std::string& password, CatalogRequest request = {},
                    std::size_t stop_after = SIZE_MAX) {
-  details["type"] = type;
-  const Driver* driver = FindDriver(type);
-  EXPECT_NE(driver, nullptr);
-  if (!driver) return {};
-  const std::map<std::string, std::string> secrets{{"password", password}};
-  Scrubber scrubber(secrets);
-  StepLog steps(scrubber);
-  const DriverSettings settings;
-  const EgressPolicy egress = test_support::LoopbackOptions().egress;
-  std::string why;
-  std::optional<Endpoint> endpoint = driver->Target(details, settings, why);
-  EXPECT_TRUE(endpoint) << why;
-  if (!endpoint) return {};
-  Resolution resolved = ResolveAndCheck(endpoint->host, egress);
-  EXPECT_TRUE(resolved.code.empty()) << resolved.message;
-  if (!resolved.code.empty()) return {};
-  ProbeRun probe{details,
-                 secrets,
-                 false,
-                 *endpoint,
-                 resolved.addresses,
-                 Deadline::In(std::chrono::seconds(20)),
-                 steps,
-                 egress,
-                 settings};
   CollectingSink sink(stop_after);
-  CatalogRun run{probe, request, sink};
-  driver->Introspect(run);
   Listing out;
-  for (const Step& s : steps.Close(code::kProtocolError, "the driver left this step open")) {
+  for (const Step& s : test_support::RunIntrospect(type, std::move(details),
+                                                   {{"password", password}}, request, sink)) {
     if (!out.steps.empty()) out.steps += " ";
     out.steps += s.name + ":" + s.status + (s.code.empty() ? "" : "/" + s.code);
     if (s.status == status::kFailed) std::cerr << s.name << " failed: " << s.message << "\n";

@@ -20,11 +20,21 @@ TEST(DomainCatalogPathKey, OrdersPathsElementByElementInByteOrder) {
   // Sorted as the contract lists paths: element by element, byte order, a path before its
   // descendants.
   const std::vector<CatalogPath> sorted = {
-      {},         {"A"},           {"A", "z"},     {"B"},       {"a"},   {"a", ""},
-      {"a", "b"}, {"a", "b", "c"}, {"a", "b\x01"}, {"a", "bb"}, {"a b"},  // "a" < "a b": a shorter
-                                                                          // element first, whatever
-                                                                          // follows it in the path
-      {"ab"},     {"a\xc3\xa9"},                                          // UTF-8 bytes above ASCII
+      {},
+      {"A"},
+      {"A", "z"},
+      {"B"},
+      {"a"},
+      {"a", ""},
+      {"a", "b"},
+      {"a", "b", "c"},
+      {"a", "b\x01"},
+      {"a", "bb"},
+      {"a b"},  // "a" < "a b": a shorter
+                // element first, whatever
+                // follows it in the path
+      {"ab"},
+      {"a\xc3\xa9"},  // UTF-8 bytes above ASCII
   };
   for (std::size_t i = 1; i < sorted.size(); ++i) {
     EXPECT_LT(PathKey(sorted[i - 1]), PathKey(sorted[i])) << i;

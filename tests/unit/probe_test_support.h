@@ -20,6 +20,8 @@
 #include "domain/connection.h"
 #include "probe/drivers/registry.h"
 #include "probe/engine.h"
+#include "probe/scrub.h"
+#include "probe/step_log.h"
 #include "probe/test_result.h"
 
 namespace connreg::probe::test_support {
@@ -115,6 +117,40 @@ inline const Step* FindStep(const TestResult& r, std::string_view name) {
     if (s.name == name) return &s;
   }
   return nullptr;
+}
+
+// A catalog listing by the driver of `type`, run as the engine runs a test (the same ProbeRun:
+// egress-checked addresses under LoopbackOptions, a deadline `secs` away, a step log scrubbing
+// `secrets`), into `sink`. The steps it recorded; a failed resolve is one FAILED resolve step.
+inline std::vector<Step> RunIntrospect(const std::string& type, boost::json::object details,
+                                       const std::map<std::string, std::string>& secrets,
+                                       const CatalogRequest& request, CatalogSink& sink,
+                                       int secs = 20) {
+  details["type"] = type;
+  const Driver* driver = FindDriver(type);
+  if (!driver) return {{"resolve", std::string(status::kFailed), 0, "", "no driver " + type}};
+  Scrubber scrubber(secrets);
+  StepLog steps(scrubber);
+  const DriverSettings settings;
+  const EgressPolicy egress = LoopbackOptions().egress;
+  std::string why;
+  std::optional<Endpoint> endpoint = driver->Target(details, settings, why);
+  Resolution resolved = endpoint ? ResolveAndCheck(endpoint->host, egress) : Resolution{};
+  if (!endpoint || !resolved.code.empty()) {
+    return {{"resolve", std::string(status::kFailed), 0, resolved.code, why + resolved.message}};
+  }
+  ProbeRun probe{details,
+                 secrets,
+                 /*write_access=*/false,
+                 *endpoint,
+                 resolved.addresses,
+                 Deadline::In(std::chrono::seconds(secs)),
+                 steps,
+                 egress,
+                 settings};
+  CatalogRun run{probe, request, sink};
+  driver->Introspect(run);
+  return steps.Close(code::kProtocolError, "the driver left this step open");
 }
 
 // The throwaway servers' settings (scripts/test-databases.sh): a CONNREG_TEST_* variable, or the
