@@ -22,9 +22,9 @@ using domain::CatalogPath;
 using domain::WarehouseObject;
 using test_support::Env;
 
-constexpr const char* kDatabase = "connreg_probe";
-constexpr const char* kWriter = "connreg_writer";
-constexpr const char* kReader = "connreg_reader";
+using test_support::kDatabase;
+using test_support::kReader;
+using test_support::kWriter;
 
 // Keeps what the driver reports; says stop after `stop_after` objects.
 class CollectingSink : public CatalogSink {

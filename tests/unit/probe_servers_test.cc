@@ -33,10 +33,10 @@ using test_support::Env;
 using test_support::FindStep;
 using test_support::MakeConnection;
 
-constexpr const char* kDatabase = "connreg_probe";
 constexpr const char* kWriteSchema = "probe_w";
-constexpr const char* kWriter = "connreg_writer";
-constexpr const char* kReader = "connreg_reader";
+using test_support::kDatabase;
+using test_support::kReader;
+using test_support::kWriter;
 
 // Every step named in `expected` has that status (and code, after a '/').
 void ExpectSteps(const TestResult& r, const std::vector<std::string>& expected) {

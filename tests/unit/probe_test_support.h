@@ -119,6 +119,11 @@ inline const Step* FindStep(const TestResult& r, std::string_view name) {
   return nullptr;
 }
 
+// The throwaway servers' database and roles (scripts/test-databases.sh).
+inline constexpr const char* kDatabase = "connreg_probe";
+inline constexpr const char* kWriter = "connreg_writer";
+inline constexpr const char* kReader = "connreg_reader";
+
 // A catalog listing by the driver of `type`, run as the engine runs a test (the same ProbeRun:
 // egress-checked addresses under LoopbackOptions, a deadline `secs` away, a step log scrubbing
 // `secrets`), into `sink`. The steps it recorded; a failed resolve is one FAILED resolve step.

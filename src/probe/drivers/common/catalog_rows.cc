@@ -27,8 +27,13 @@ bool CatalogRows::Wanted(const domain::CatalogPath& path) const {
          path.size() <= request.prefix.size() + static_cast<std::size_t>(request.levels);
 }
 
-bool CatalogRows::Add(domain::CatalogPath path, std::string_view kind, std::string_view comment,
-                      const domain::WarehouseColumn* column) {
+bool CatalogRows::Add(std::string_view row_kind, std::string_view scope, std::string_view object,
+                      std::string_view comment, const domain::WarehouseColumn* column) {
+  domain::CatalogPath path{std::string(scope)};
+  if (row_kind != "s") path.emplace_back(object);
+  const std::string_view kind = row_kind == "s"   ? domain::inode_kind::kScope
+                                : row_kind == "p" ? domain::inode_kind::kStoredProcedure
+                                                  : domain::inode_kind::kTable;
   if (current_ && current_->path == path) {
     if (column && current_->kind == kind) current_->columns.push_back(*column);
     return true;

@@ -29,11 +29,13 @@ class CatalogRows {
  public:
   explicit CatalogRows(CatalogRun& run) : run_(run) {}
 
-  // One row: the scope or object at `path`, of `kind` (domain::inode_kind), with `comment`, and
-  // one of its columns when `column` is set. An object whose path was already reported under
-  // another kind (a procedure named like a table) is left out. False: the sink said stop.
-  bool Add(domain::CatalogPath path, std::string_view kind, std::string_view comment,
-           const domain::WarehouseColumn* column);
+  // One row of a query that follows this file's convention: `kind` 's' for the scope `scope`
+  // (`object` ignored), 't' for the table or view `object` of `scope` and 'p' for the procedure;
+  // `comment` on the scope or object, and one of its columns when `column` is set. An object
+  // whose path was already reported under another kind (a procedure named like a table) is left
+  // out. False: the sink said stop.
+  bool Add(std::string_view kind, std::string_view scope, std::string_view object,
+           std::string_view comment, const domain::WarehouseColumn* column);
   // Reports the object in progress. False: the sink said stop.
   bool Finish();
 

@@ -222,8 +222,8 @@ std::string Literal(MYSQL* m, const std::string& value) {
 
 // The catalog query of `plan`, over information_schema. One row per database, per column of a
 // table or view and per procedure:
-//   kind ('s' database, 't' table, 'p' procedure), database, name, comment, column, type,
-//   nullable (YES/NO), column comment
+//   kind ('s' database, 't' table, 'p' procedure: CatalogRows::Add), database, name, comment,
+//   column, type, nullable (YES/NO), column comment
 // ordered by database and name in byte order (a database's row first), then column ordinal.
 // information_schema compares names case-insensitively: CatalogRows keeps exact matches only.
 std::string CatalogQuery(MYSQL* m, const TwoLevelListing& plan) {
@@ -302,18 +302,12 @@ void ListCatalog(CatalogRun& run, MYSQL* m) {
     auto text = [&](int field) {
       return row[field] ? std::string_view(row[field], lengths[field]) : std::string_view();
     };
-    const std::string_view kind = text(0);
-    domain::CatalogPath path{std::string(text(1))};
-    if (kind != "s") path.emplace_back(text(2));
     std::optional<domain::WarehouseColumn> column;
     if (row[5]) {
       column.emplace(domain::WarehouseColumn{std::string(text(5)), std::string(text(6)),
                                              text(7) == "YES", std::string(text(8))});
     }
-    const std::string_view object_kind = kind == "s"   ? domain::inode_kind::kScope
-                                         : kind == "p" ? domain::inode_kind::kStoredProcedure
-                                                       : domain::inode_kind::kTable;
-    if (!rows.Add(std::move(path), object_kind, text(3), column ? &*column : nullptr)) {
+    if (!rows.Add(text(0), text(1), text(2), text(3), column ? &*column : nullptr)) {
       finish(true);
       return steps.Pass();  // the sink said stop
     }

@@ -213,8 +213,8 @@ std::string JoinDescription(std::string_view alias, std::string_view catalog, st
 // ($1 the scope, $2 the object) appended to `params`. pg_catalog rather than information_schema:
 // its views scale badly at 10,000+ tables. One row per scope, per column of a table or view
 // (one row with NULL columns for a table without any) and per procedure:
-//   kind ('s' scope, 't' table, 'p' procedure), schema, name, comment, column, type, not null,
-//   column comment
+//   kind ('s' scope, 't' table, 'p' procedure: CatalogRows::Add), schema, name, comment,
+//   column, type, not null, column comment
 // ordered by schema and name in byte order (a scope's row first), then column ordinal. Features
 // are gated by version, which keeps the query valid on Redshift (8.0.2): relispartition from 10,
 // procedures (prokind) from 11, COLLATE from 9.1.
@@ -309,18 +309,12 @@ void ListCatalog(CatalogRun& run, PGconn* conn) {
       if (deadline.expired()) return lost(Wait::kTimedOut);
       PGresult* row = r.get();
       auto text = [&](int field) { return std::string_view(PQgetvalue(row, 0, field)); };
-      const std::string_view kind = text(0);
-      domain::CatalogPath path{std::string(text(1))};
-      if (kind != "s") path.emplace_back(text(2));
       std::optional<domain::WarehouseColumn> column;
       if (!PQgetisnull(row, 0, 5)) {
         column.emplace(domain::WarehouseColumn{std::string(text(5)), std::string(text(6)),
                                                text(7) != "t", std::string(text(8))});
       }
-      const std::string_view object_kind = kind == "s"   ? domain::inode_kind::kScope
-                                           : kind == "p" ? domain::inode_kind::kStoredProcedure
-                                                         : domain::inode_kind::kTable;
-      if (!rows.Add(std::move(path), object_kind, text(3), column ? &*column : nullptr)) {
+      if (!rows.Add(text(0), text(1), text(2), text(3), column ? &*column : nullptr)) {
         return steps.Pass();  // the sink said stop
       }
     } else if (st != PGRES_TUPLES_OK && failed_code.empty()) {
