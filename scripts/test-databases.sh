@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts and stops throwaway PostgreSQL and MariaDB servers for the probe tests
-# (tests/unit/probe_servers_test.cc).
+# (tests/unit/probe_servers_test.cc) and the catalog tests (tests/unit/catalog_servers_test.cc).
 #
 #   scripts/test-databases.sh start DIR   # prints `export CONNREG_TEST_...=...` lines
 #   scripts/test-databases.sh stop DIR
@@ -10,8 +10,7 @@
 # pair, the TLS servers, serves TLS with a certificate made at start for the name `localhost`
 # (not for 127.0.0.1), signed by a throwaway CA: DIR/tls/ca.pem is that CA, DIR/tls/wrong-ca.pem
 # another one, so that tests can verify the server right and wrong, by CA and by name. The TLS
-# servers hold only the database connreg_probe and the role connreg_writer (same password). The
-# credentials are random per start; `start` prints them and also writes them to DIR/env as
+# servers hold the same databases, roles (same passwords) and catalog seed. The credentials are random per start; `start` prints them and also writes them to DIR/env as
 # KEY=VALUE lines, which the tests read when CONNREG_TEST_DB_ENV names that file (the CTest
 # fixture does this).
 #
@@ -21,10 +20,35 @@
 #   connreg_reader  may connect and read (MariaDB: global SELECT, so that an unknown database
 #                   answers "unknown database" rather than "access denied"), may create nothing.
 #
+# The catalog seed (for the catalog tests, tests/unit/catalog_servers_test.cc and the e2e catalog
+# tests), on all four servers, from scripts/catalog-seed/postgres.sql and mysql.sql (which see):
+#   PostgreSQL, database connreg_probe, owned by connreg_writer:
+#     cat_sales (comment 'Sales data'): tables customers (comment 'People who buy'; id bigint NOT
+#       NULL, name character varying(80) NOT NULL, email text 'Where receipts go', created_at
+#       timestamp with time zone NOT NULL) and orders ('One row per order'; id, customer_id,
+#       amount numeric(12,2) NOT NULL 'In euros', placed_on date; a dropped column), view
+#       order_totals ('Spend per customer'), materialized view daily_orders, partitioned table
+#       events (its partition events_2024 is not listed), procedure refresh_totals ('Refreshes
+#       daily_orders'); a function order_count and a sequence invoice_numbers, not listed.
+#     cat_types: table all_types, one column per type family: c_smallint, c_integer (NOT NULL),
+#       c_bigint, c_numeric numeric(12,2), c_real, c_double, c_varchar character varying(40),
+#       c_char character(3), c_text, c_uuid, c_enum cat_types.mood, c_boolean, c_timestamp,
+#       c_timestamptz, c_date, c_time, c_bytea, c_json, c_jsonb ('Anything at all'),
+#       c_int_array integer[], c_text_array text[], c_point point.
+#     cat_empty: no objects.  "Cat Mixed": table "Order Lines" ("Line No" integer NOT NULL,
+#       "SKU" text).  cat_hidden: table secret_plans; connreg_reader has no USAGE on it.
+#     connreg_reader has USAGE and SELECT on the others.
+#   MariaDB: databases cat_sales (customers, orders, view order_totals, procedure
+#     refresh_totals 'Recomputes totals', function order_count not listed; same columns and
+#     comments, amount decimal(12,2)), cat_types (all_types: c_tinyint .. c_point, MariaDB's
+#     types, json printed as longtext, boolean as tinyint(1)), cat_empty, `Cat Mixed`
+#     (`Order Lines`); connreg_reader reads them through its global SELECT.
+#
 # PostgreSQL refuses to run as root, so its cluster lives in a mktemp directory owned by the
 # `postgres` OS user (DIR may sit where that user cannot reach); DIR/pg.path (DIR/pg-tls.path) records where.
 set -euo pipefail
 
+SEED_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/catalog-seed" && pwd)
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 
 die() {
@@ -112,6 +136,9 @@ SET ROLE connreg_writer;
 CREATE SCHEMA probe_w;
 GRANT USAGE ON SCHEMA probe_w TO connreg_reader;
 SQL
+  as_postgres "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$pgdir" -p "$port" -U postgres \
+    -d connreg_probe <"$SEED_DIR/postgres.sql" >"$dir/$name-seed.log" 2>&1 ||
+    die "PostgreSQL catalog seed failed; see $dir/$name-seed.log"
 }
 
 # start_mariadb DIR NAME PORT WRITER_PW READER_PW [TLS]: a server in DIR/NAME; with TLS (any
@@ -142,6 +169,8 @@ GRANT ALL PRIVILEGES ON probe_w.* TO 'connreg_writer'@'%';
 GRANT SELECT ON *.* TO 'connreg_reader'@'%';
 SQL
     die "MariaDB setup failed; see $dir/$name-setup.log"
+  mariadb --no-defaults -S "$my/mysqld.sock" -u root <"$SEED_DIR/mysql.sql" >"$dir/$name-seed.log" 2>&1 ||
+    die "MariaDB catalog seed failed; see $dir/$name-seed.log"
 }
 
 stop_all() {

@@ -121,8 +121,8 @@ std::string_view TypeFamily(std::string_view warehouse_type) {
   if (StartsWith(base, "array") || printed.ends_with("[]") || StartsWith(base, "_")) {
     return type_family::kArray;
   }
-  if (StartsWith(base, "struct") || base == "record" || base == "object" ||
-      StartsWith(base, "row") || StartsWith(base, "map")) {
+  if (StartsWith(base, "struct") || base == "record" || base == "object" || base == "row" ||
+      StartsWith(base, "map")) {
     return type_family::kObject;
   }
   if (base == "json" || base == "jsonb" || base == "variant" || base == "super") {
@@ -133,7 +133,10 @@ std::string_view TypeFamily(std::string_view warehouse_type) {
       base == "multilinestring" || base == "geometrycollection") {
     return type_family::kGeography;
   }
-  if (base == "boolean" || base == "bool" || base == "bit") return type_family::kLogical;
+  // MySQL prints BOOLEAN as tinyint(1); a display width of 1 is used for nothing else.
+  if (base == "boolean" || base == "bool" || base == "bit" || printed == "tinyint(1)") {
+    return type_family::kLogical;
+  }
   if (base == "date") return type_family::kDate;
   if (StartsWith(base, "timestamp") || StartsWith(base, "datetime") || base == "smalldatetime" ||
       base == "datetimeoffset") {
@@ -165,7 +168,7 @@ std::string_view TypeFamily(std::string_view warehouse_type) {
   }
   static constexpr std::array kBinaries = {
       "bytea",      "binary",   "varbinary", "blob",  "tinyblob",
-      "mediumblob", "longblob", "bytes",     "image",
+      "mediumblob", "longblob", "bytes",     "image", "rowversion",
   };
   if (std::any_of(kBinaries.begin(), kBinaries.end(),
                   [&](std::string_view n) { return base == n; })) {
@@ -182,12 +185,20 @@ boost::json::object ColumnTypeJson(std::string_view warehouse_type, bool nullabl
   out["warehouseType"] = printed;
   out["nullable"] = nullable;
   if (family == type_family::kArray) {
-    std::string_view element = Inner(printed, '<', '>');
-    if (element.empty() && printed.ends_with("[]"))
+    std::string_view element;
+    if (printed.ends_with("[]")) {  // postgres: integer[], character varying(10)[]
       element = Trim(printed.substr(0, printed.size() - 2));
+    } else if (Lower(printed).starts_with("array(")) {  // trino: array(integer)
+      element = Inner(printed, '(', ')');
+    } else {
+      element = Inner(printed, '<', '>');  // ARRAY<STRING>, array<int>
+    }
     if (!element.empty()) out["elementType"] = ColumnTypeJson(element, true);
-  } else if (family == type_family::kObject && Lower(printed).starts_with("struct")) {
-    std::string_view inner = Inner(printed, '<', '>');
+  } else if (family == type_family::kObject &&
+             (Lower(printed).starts_with("struct") || Lower(printed).starts_with("row("))) {
+    // STRUCT<a INT64>, struct<a:int>, trino's row(a integer)
+    std::string_view inner =
+        Lower(printed).starts_with("row(") ? Inner(printed, '(', ')') : Inner(printed, '<', '>');
     boost::json::array fields;
     for (std::string_view part : SplitTopLevel(inner)) {
       // "name TYPE" or "name: TYPE"

@@ -29,37 +29,14 @@ namespace {
 
 using test_support::Describe;
 using test_support::Engine;
+using test_support::Env;
 using test_support::FindStep;
 using test_support::MakeConnection;
 
-std::string Env(const std::string& name) {
-  if (const char* v = std::getenv(name.c_str()); v && *v) return v;
-  static const std::map<std::string, std::string> file = [] {
-    std::map<std::string, std::string> out;
-    const char* path = std::getenv("CONNREG_TEST_DB_ENV");
-    if (!path) return out;
-    std::ifstream in(path);
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("export ", 0) == 0) line = line.substr(7);
-      auto eq = line.find('=');
-      if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
-    }
-    return out;
-  }();
-  auto it = file.find(name);
-  return it == file.end() ? "" : it->second;
-}
-
-#define REQUIRE_ENV(var, name)                                                         \
-  const std::string var = Env(name);                                                   \
-  ASSERT_FALSE(var.empty())                                                            \
-      << name << " is not set: run `eval \"$(scripts/test-databases.sh start DIR)\"` " \
-      << "first (and `scripts/test-databases.sh stop DIR` after), or run through ctest"
-
-constexpr const char* kDatabase = "connreg_probe";
 constexpr const char* kWriteSchema = "probe_w";
-constexpr const char* kWriter = "connreg_writer";
-constexpr const char* kReader = "connreg_reader";
+using test_support::kDatabase;
+using test_support::kReader;
+using test_support::kWriter;
 
 // Every step named in `expected` has that status (and code, after a '/').
 void ExpectSteps(const TestResult& r, const std::vector<std::string>& expected) {

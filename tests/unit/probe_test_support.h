@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +20,8 @@
 #include "domain/connection.h"
 #include "probe/drivers/registry.h"
 #include "probe/engine.h"
+#include "probe/scrub.h"
+#include "probe/step_log.h"
 #include "probe/test_result.h"
 
 namespace connreg::probe::test_support {
@@ -114,4 +119,72 @@ inline const Step* FindStep(const TestResult& r, std::string_view name) {
   return nullptr;
 }
 
+// The throwaway servers' database and roles (scripts/test-databases.sh).
+inline constexpr const char* kDatabase = "connreg_probe";
+inline constexpr const char* kWriter = "connreg_writer";
+inline constexpr const char* kReader = "connreg_reader";
+
+// A catalog listing by the driver of `type`, run as the engine runs a test (the same ProbeRun:
+// egress-checked addresses under LoopbackOptions, a deadline `secs` away, a step log scrubbing
+// `secrets`), into `sink`. The steps it recorded; a failed resolve is one FAILED resolve step.
+inline std::vector<Step> RunIntrospect(const std::string& type, boost::json::object details,
+                                       const std::map<std::string, std::string>& secrets,
+                                       const CatalogRequest& request, CatalogSink& sink,
+                                       int secs = 20) {
+  details["type"] = type;
+  const Driver* driver = FindDriver(type);
+  if (!driver) return {{"resolve", std::string(status::kFailed), 0, "", "no driver " + type}};
+  Scrubber scrubber(secrets);
+  StepLog steps(scrubber);
+  const DriverSettings settings;
+  const EgressPolicy egress = LoopbackOptions().egress;
+  std::string why;
+  std::optional<Endpoint> endpoint = driver->Target(details, settings, why);
+  Resolution resolved = endpoint ? ResolveAndCheck(endpoint->host, egress) : Resolution{};
+  if (!endpoint || !resolved.code.empty()) {
+    return {{"resolve", std::string(status::kFailed), 0, resolved.code, why + resolved.message}};
+  }
+  ProbeRun probe{details,
+                 secrets,
+                 /*write_access=*/false,
+                 *endpoint,
+                 resolved.addresses,
+                 Deadline::In(std::chrono::seconds(secs)),
+                 steps,
+                 egress,
+                 settings};
+  CatalogRun run{probe, request, sink};
+  driver->Introspect(run);
+  return steps.Close(code::kProtocolError, "the driver left this step open");
+}
+
+// The throwaway servers' settings (scripts/test-databases.sh): a CONNREG_TEST_* variable, or the
+// line of the KEY=VALUE file named by CONNREG_TEST_DB_ENV (what the CTest fixture sets); "" when
+// neither has it.
+inline std::string Env(const std::string& name) {
+  if (const char* v = std::getenv(name.c_str()); v && *v) return v;
+  static const std::map<std::string, std::string> file = [] {
+    std::map<std::string, std::string> out;
+    const char* path = std::getenv("CONNREG_TEST_DB_ENV");
+    if (!path) return out;
+    std::ifstream in(path);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("export ", 0) == 0) line = line.substr(7);
+      auto eq = line.find('=');
+      if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    return out;
+  }();
+  auto it = file.find(name);
+  return it == file.end() ? "" : it->second;
+}
+
 }  // namespace connreg::probe::test_support
+
+// `const std::string var = Env(name)`, failing the test when the servers are not running: the
+// tests against them are part of the suite, not optional.
+#define REQUIRE_ENV(var, name)                                                         \
+  const std::string var = ::connreg::probe::test_support::Env(name);                   \
+  ASSERT_FALSE(var.empty())                                                            \
+      << name << " is not set: run `eval \"$(scripts/test-databases.sh start DIR)\"` " \
+      << "first (and `scripts/test-databases.sh stop DIR` after), or run through ctest"

@@ -24,7 +24,11 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
 
+#include "probe/drivers/common/catalog_rows.h"
 #include "probe/drivers/common/details_fields.h"
 #include "probe/drivers/common/sql_probe.h"
 #include "probe/drivers/common/tls.h"
@@ -204,14 +208,121 @@ class MysqlSession : public SqlSession {
   bool usable_ = true;
 };
 
+using MysqlConn = std::unique_ptr<MYSQL, decltype(&mysql_close)>;
+
+// ---- the catalog (contract section 13) -------------------------------------------------------
+
+// `value` as a string literal of the connection's character set.
+std::string Literal(MYSQL* m, const std::string& value) {
+  std::string out(2 * value.size() + 1, '\0');
+  // Escapes as the server's sql_mode requires (NO_BACKSLASH_ESCAPES doubles quotes instead).
+  out.resize(mysql_real_escape_string(m, out.data(), value.data(), value.size()));
+  return "'" + out + "'";
+}
+
+// The catalog query of `plan`, over information_schema. One row per database, per column of a
+// table or view and per procedure:
+//   kind ('s' database, 't' table, 'p' procedure: CatalogRows::Add), database, name, comment,
+//   column, type, nullable (YES/NO), column comment
+// ordered by database and name in byte order (a database's row first), then column ordinal.
+// information_schema compares names case-insensitively: CatalogRows keeps exact matches only.
+std::string CatalogQuery(MYSQL* m, const TwoLevelListing& plan) {
+  auto narrowed = [&](std::string_view schema_column, std::string_view name_column) {
+    std::string where;
+    if (plan.scope) where += " AND " + std::string(schema_column) + " = " + Literal(m, *plan.scope);
+    if (plan.object) where += " AND " + std::string(name_column) + " = " + Literal(m, *plan.object);
+    return where;
+  };
+  // The first part names the columns: each part names them, as any of them may be the first.
+  std::vector<std::string> parts;
+  if (plan.scopes) {
+    parts.push_back(
+        "SELECT 's' AS kind, s.SCHEMA_NAME AS db, NULL AS object_name, '' AS comment,"
+        " NULL AS position, NULL AS column_name, NULL AS column_type, NULL AS nullable,"
+        " NULL AS column_comment FROM information_schema.SCHEMATA s WHERE 1 = 1" +
+        (plan.scope ? " AND s.SCHEMA_NAME = " + Literal(m, *plan.scope) : std::string()));
+  }
+  if (plan.objects) {
+    // A view's TABLE_COMMENT is the word VIEW (or why the view is invalid), not a comment.
+    parts.push_back(
+        "SELECT 't' AS kind, t.TABLE_SCHEMA AS db, t.TABLE_NAME AS object_name,"
+        " CASE WHEN t.TABLE_TYPE = 'VIEW' THEN '' ELSE t.TABLE_COMMENT END AS comment,"
+        " c.ORDINAL_POSITION AS position, c.COLUMN_NAME AS column_name,"
+        " c.COLUMN_TYPE AS column_type, c.IS_NULLABLE AS nullable,"
+        " c.COLUMN_COMMENT AS column_comment"
+        " FROM information_schema.TABLES t LEFT JOIN information_schema.COLUMNS c"
+        " ON c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME" +
+        narrowed("c.TABLE_SCHEMA", "c.TABLE_NAME") +
+        " WHERE t.TABLE_TYPE IN ('BASE TABLE', 'VIEW', 'SYSTEM VERSIONED')" +
+        narrowed("t.TABLE_SCHEMA", "t.TABLE_NAME"));
+    parts.push_back(
+        "SELECT 'p', r.ROUTINE_SCHEMA, r.ROUTINE_NAME, r.ROUTINE_COMMENT, NULL, NULL, NULL, NULL,"
+        " NULL FROM information_schema.ROUTINES r WHERE r.ROUTINE_TYPE = 'PROCEDURE'" +
+        narrowed("r.ROUTINE_SCHEMA", "r.ROUTINE_NAME"));
+  }
+  std::string sql;
+  for (std::size_t i = 0; i < parts.size(); ++i) sql += (i ? " UNION ALL " : "") + parts[i];
+  // NULLs sort first: a database's row before its objects. kind DESC: a table before a
+  // procedure of the same name, which CatalogRows then leaves out.
+  return sql + " ORDER BY BINARY db, BINARY object_name, kind DESC, position";
+}
+
+// Records the query step: streams the listing of `run` into the sink, row by row
+// (mysql_use_result: memory does not grow with the catalog), until it ends, the sink says stop
+// (SUCCESS) or the deadline passes (timeout; the read timeout set at connect bounds each read).
+void ListCatalog(CatalogRun& run, MYSQL* m) {
+  StepLog& steps = run.probe.steps;
+  const Deadline& deadline = run.probe.deadline;
+  steps.Begin(step::kQuery);
+  const TwoLevelListing plan = PlanTwoLevel(run.request);
+  if (!plan.scopes && !plan.objects) return steps.Pass();
+  auto failed = [&] {
+    unsigned err = mysql_errno(m);
+    steps.Fail(step::kQuery, CodeForStatementError(err, deadline),
+               steps.scrubber().Excerpt(mysql_error(m), Scrubber::kMessageExcerptChars));
+  };
+  const std::string sql = CatalogQuery(m, plan);
+  if (mysql_real_query(m, sql.data(), sql.size()) != 0) return failed();
+  MYSQL_RES* res = mysql_use_result(m);
+  if (!res) return failed();
+  // Freeing an unbuffered result reads the rest of it: when the listing stops early, the
+  // connection is aborted first (mariadb_cancel), so that nothing more is read.
+  auto finish = [&](bool early) {
+    if (early) mariadb_cancel(m);
+    mysql_free_result(res);
+  };
+  CatalogRows rows(run);
+  while (MYSQL_ROW row = mysql_fetch_row(res)) {
+    if (deadline.expired()) {
+      finish(true);
+      return steps.Fail(step::kQuery, code::kTimeout,
+                        "no answer from the server before the test's deadline");
+    }
+    const unsigned long* lengths = mysql_fetch_lengths(res);
+    auto text = [&](int field) {
+      return row[field] ? std::string_view(row[field], lengths[field]) : std::string_view();
+    };
+    std::optional<domain::WarehouseColumn> column;
+    if (row[5]) {
+      column.emplace(domain::WarehouseColumn{std::string(text(5)), std::string(text(6)),
+                                             text(7) == "YES", std::string(text(8))});
+    }
+    if (!rows.Add(text(0), text(1), text(2), text(3), column ? &*column : nullptr)) {
+      finish(true);
+      return steps.Pass();  // the sink said stop
+    }
+  }
+  if (mysql_errno(m) != 0) {
+    failed();
+    return finish(true);
+  }
+  finish(false);
+  rows.Finish();
+  steps.Pass();
+}
+
 class MysqlDriverImpl : public Driver {
  public:
-  int PathDepth() const override { return 2; }
-  // TODO(catalog): the mysql family's introspection.
-  void Introspect(CatalogRun& run) const override {
-    run.probe.steps.Add(step::kQuery, status::kFailed, code::kDriverUnavailable,
-                        "this server cannot list a mysql catalog yet");
-  }
   std::optional<Endpoint> Target(const boost::json::object& details, const DriverSettings&,
                                  std::string& why) const override {
     Endpoint e{DetailString(details, "host"), DetailInt(details, "port", 0)};
@@ -226,13 +337,43 @@ class MysqlDriverImpl : public Driver {
   }
 
   void Run(ProbeRun& run) const override {
+    MysqlConn mysql = Open(run);
+    if (!mysql) return;
+    MysqlSession session(mysql.get(), run.deadline);
+    RunSqlSteps(run, session, WriteAccessString(run.details, "writeSchema"));
+  }
+
+  int PathDepth() const override { return 2; }
+
+  void Introspect(CatalogRun& run) const override {
+    MysqlConn mysql = Open(run.probe);
+    if (mysql) ListCatalog(run, mysql.get());
+  }
+
+ private:
+  static bool Failed(StepLog& steps, std::string_view name, std::string_view c,
+                     std::string_view message) {
+    steps.Fail(name, c, message);
+    return false;
+  }
+
+  // Connects as `run` says, recording connect, tls and authenticate: the connection, or null
+  // after recording the step that failed. Run and Introspect both start here.
+  MysqlConn Open(ProbeRun& run) const {
     InitLibraryOnce();
-    const bool tls = UsesTls(run.details);
-    std::unique_ptr<MYSQL, decltype(&mysql_close)> mysql(mysql_init(nullptr), &mysql_close);
+    MysqlConn mysql(mysql_init(nullptr), &mysql_close);
     if (!mysql) {
-      return run.steps.Fail(step::kConnect, code::kProtocolError, "libmariadb is out of memory");
+      run.steps.Fail(step::kConnect, code::kProtocolError, "libmariadb is out of memory");
+      return mysql;
     }
-    MYSQL* m = mysql.get();
+    if (!Connect(run, mysql.get())) mysql.reset();
+    return mysql;
+  }
+
+  // Open's options, TLS check and mysql_real_connect on `m`. False after recording the failed
+  // step.
+  bool Connect(ProbeRun& run, MYSQL* m) const {
+    const bool tls = UsesTls(run.details);
     unsigned timeout = run.deadline.remaining_seconds_ceil();
     mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
     mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &timeout);
@@ -269,24 +410,25 @@ class MysqlDriverImpl : public Driver {
     std::string fingerprint;  // of the certificate verified, to pin Connector/C to
     if (tls) {
       RawConnection conn(run.addresses.front(), run.endpoint.port, run.deadline);
-      if (!conn.Connect()) return run.steps.Fail(step::kConnect, conn.code(), conn.message());
+      if (!conn.Connect()) return Failed(run.steps, step::kConnect, conn.code(), conn.message());
       std::string failure_code, failure;
       if (!GreetingOffersTls(conn, failure_code, failure)) {
-        if (!failure_code.empty()) return run.steps.Fail(step::kConnect, failure_code, failure);
+        if (!failure_code.empty()) return Failed(run.steps, step::kConnect, failure_code, failure);
         run.steps.Pass();
-        return run.steps.Fail(step::kTls, code::kTlsFailure,
-                              "the server does not offer TLS, which useTls requires; no "
-                              "credentials were sent");
+        return Failed(run.steps, step::kTls, code::kTlsFailure,
+                      "the server does not offer TLS, which useTls requires; no "
+                      "credentials were sent");
       }
       const TlsSettings settings = TlsSettingsOf(run);
       if (settings.mode != TlsMode::kRequire) {
         run.steps.Begin(step::kTls);  // passes connect
         if (!conn.Send(SslRequestPacket(), "the TLS request")) {
-          return run.steps.Fail(step::kTls, conn.code(), conn.message());
+          return Failed(run.steps, step::kTls, conn.code(), conn.message());
         }
         ServerCertificate cert = VerifyServer(conn.fd(), run.endpoint.host, settings, run.deadline);
         if (!cert.ok) {
-          return run.steps.Fail(step::kTls, cert.code, cert.message + "; no credentials were sent");
+          return Failed(run.steps, step::kTls, cert.code,
+                        cert.message + "; no credentials were sent");
         }
         fingerprint = cert.sha1_hex;
         mysql_options(m, MARIADB_OPT_TLS_PEER_FP, fingerprint.c_str());
@@ -305,9 +447,9 @@ class MysqlDriverImpl : public Driver {
         // The tls step is open: the server was verified, and the library's own connection to it
         // is part of that step until the authentication.
         if (blame.step != step::kAuthenticate)
-          return run.steps.Fail(step::kTls, blame.code, message);
+          return Failed(run.steps, step::kTls, blame.code, message);
         run.steps.Pass();
-        return run.steps.Fail(step::kAuthenticate, blame.code, message);
+        return Failed(run.steps, step::kAuthenticate, blame.code, message);
       }
       // Steps before the blamed one passed: the library got that far.
       if (blame.step != step::kConnect) {
@@ -315,20 +457,18 @@ class MysqlDriverImpl : public Driver {
         if (tls && blame.step == step::kAuthenticate) run.steps.Add(step::kTls, status::kSuccess);
       }
       if (blame.step == step::kTls && !tls) blame.step = step::kAuthenticate;
-      return run.steps.Fail(blame.step, blame.code, message);
+      return Failed(run.steps, blame.step, blame.code, message);
     }
     // The one call above did connect, TLS and authentication; its time shows under connect (or
     // under tls, when the driver verified the server first).
     if (tls && !mysql_get_ssl_cipher(m)) {
       if (fingerprint.empty()) run.steps.Pass();  // connect
-      return run.steps.Fail(step::kTls, code::kTlsFailure, "the server did not negotiate TLS");
+      return Failed(run.steps, step::kTls, code::kTlsFailure, "the server did not negotiate TLS");
     }
     run.steps.Pass();
     if (tls && fingerprint.empty()) run.steps.Add(step::kTls, status::kSuccess);
     run.steps.Add(step::kAuthenticate, status::kSuccess);
-
-    MysqlSession session(m, run.deadline);
-    RunSqlSteps(run, session, WriteAccessString(run.details, "writeSchema"));
+    return true;
   }
 };
 
