@@ -311,7 +311,9 @@ def test_ids_of_another_organization_answer_404(server, api, schema):
     check_error(other.get(f"{PATHS}/{orders}/grants"), 404)
     check_error(other.post(f"{C}/{cid}/sync", {"path": []}), 404)
     check_error(other.post(f"/v2/connection/{cid}/lookup", {"path": [schema, "orders"]}), 404)
-    assert walk_paths(other, connectionId=cid)[0] == []
+    check_error(other.get(PATHS, params={"connectionId": cid}), 404)
+    check_error(other.get(PATHS, params={"parentId": orders}), 404)
+    assert walk_paths(other)[0] == []
     check_error(api.get(f"{PATHS}/{uuid.uuid4()}"), 404)
     check_error(api.get(f"{PATHS}/not-an-id"), 404)
 
@@ -417,7 +419,8 @@ def test_mysql_paths_are_database_and_table():
         cols = columns(api, paths[(DATABASE, table)]["urlId"])
         assert [c["name"] for c in cols] == ["id", "name", "born", "score", "flag", "blob_col"]
         assert cols[0]["description"] == "the key" and cols[0]["type"]["nullable"] is False
-        assert [c["type"]["type"] for c in cols] == ["number", "text", "date", "number", "number",
+        # TINYINT(1) is how MySQL prints BOOLEAN.
+        assert [c["type"]["type"] for c in cols] == ["number", "text", "date", "number", "logical",
                                                      "binary"]
         mysql(f"DROP TABLE {table}")
         assert sync(api, cid, [DATABASE])["removed"] >= 1
