@@ -42,6 +42,7 @@ struct Context {
   store::TokenStore& tokens;  // the token endpoint; every bearer token
   store::ConnectionStore& connections;
   store::GrantStore& grants;
+  store::CatalogStore& catalog;          // the warehouse catalog (contract section 13)
   store::MemberStore& members;           // members and teams (contract section 12)
   store::IdempotencyStore& idempotency;  // Idempotency-Key of a create
   store::ServerKeyStore& server_keys;    // the page-token MAC key
@@ -66,6 +67,9 @@ class Api : public http::Handler {
       const domain::TypeCatalog& types, probe::ProbeEngine& engine, ApiOptions options);
 
   boost::asio::awaitable<void> Handle(http::Exchange& ex) override;
+  // The route's Route::streamed_body_limit, for the routes that have one.
+  std::optional<std::size_t> StreamedBodyLimit(
+      const boost::beast::http::request_header<>& header) const override;
 
   // The routes served, for documentation and tests.
   const Router& router() const { return router_; }
@@ -155,5 +159,9 @@ void HandlePatchTeam(Context& ctx);
 void HandleArchiveTeam(Context& ctx);
 void HandleListTeamMembers(Context& ctx);
 void HandlePatchTeamMembers(Context& ctx);
+// dbt_artifacts.cc (contract section 13); its body is streamed, up to this limit: the archive's
+// own plus room for the multipart framing.
+void HandleUploadDbtArtifacts(Context& ctx);
+std::size_t DbtArtifactsBodyLimit();
 
 }  // namespace connreg::api
