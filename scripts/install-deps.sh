@@ -7,7 +7,7 @@ BUILD_PKGS=(
   build-essential cmake pkg-config ninja-build
   libboost1.81-dev libboost-url1.81-dev libboost-json1.81-dev
   libsqlite3-dev libsodium-dev libssl-dev libspdlog-dev libfmt-dev libcli11-dev
-  libpq-dev libmariadb-dev libcurl4-openssl-dev freetds-dev
+  libpq-dev libmariadb-dev libcurl4-openssl-dev freetds-dev libarchive-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 TEST_PKGS=(

@@ -56,6 +56,9 @@ std::vector<Route> AllRoutes() {
       {verb::get, "/v2/connections/{connectionId}/grants", true, HandleListGrants},
       {verb::post, "/v2/connections/{connectionId}/grants", true, HandleAddGrants},
       {verb::delete_, "/v2/connections/{connectionId}/grants/{grantId}", true, HandleDeleteGrant},
+      // The warehouse catalog (contract section 13).
+      {verb::post, "/v2/connections/{connectionId}/dbtArtifacts", true, HandleUploadDbtArtifacts,
+       Exec::kPool, /*serves_head=*/true, /*streamed_body_limit=*/DbtArtifactsBodyLimit()},
       // Members, teams and who am I (contract section 12).
       {verb::get, "/v2/whoami", true, HandleWhoami},
       {verb::get, "/v2/members", true, HandleListMembers},
@@ -72,6 +75,16 @@ std::vector<Route> AllRoutes() {
       {verb::get, "/v2/teams/{teamId}/members", true, HandleListTeamMembers},
       {verb::patch, "/v2/teams/{teamId}/members", true, HandlePatchTeamMembers},
   };
+}
+
+// The decoded path segments of a request target, or nullopt when it is not origin-form.
+std::optional<std::vector<std::string>> PathSegments(std::string_view target) {
+  auto url = boost::urls::parse_origin_form(target);
+  if (!url) return std::nullopt;
+  std::vector<std::string> segments;
+  for (auto segment : url->segments()) segments.push_back(segment);
+  while (!segments.empty() && segments.back().empty()) segments.pop_back();  // trailing '/'
+  return segments;
 }
 
 void ReplyUnauthorized(http::Exchange& ex, std::string_view message) {
@@ -182,17 +195,22 @@ boost::asio::awaitable<probe::TestResult> Api::RunLookup(domain::Connection c,
       boost::asio::use_awaitable);
 }
 
+std::optional<std::size_t> Api::StreamedBodyLimit(
+    const boost::beast::http::request_header<>& header) const {
+  auto segments = PathSegments(header.target());
+  if (!segments) return std::nullopt;
+  const api::Route* route = router_.Find(header.method(), *segments).route;
+  if (route == nullptr || route->streamed_body_limit == 0) return std::nullopt;
+  return route->streamed_body_limit;
+}
+
 bool Api::Route(http::Exchange& ex, Router::Match& match) const {
-  auto url = boost::urls::parse_origin_form(ex.request.target());
-  if (!url) {
+  auto segments = PathSegments(ex.request.target());
+  if (!segments) {
     ReplyError(ex, Error::BadRequest("the request target is not a valid origin-form URL"));
     return false;
   }
-  std::vector<std::string> segments;
-  for (auto segment : url->segments()) segments.push_back(segment);
-  while (!segments.empty() && segments.back().empty()) segments.pop_back();  // trailing '/'
-
-  match = router_.Find(ex.request.method(), segments);
+  match = router_.Find(ex.request.method(), *segments);
   AddCorsHeaders(ex);
   if (ex.request.method() == verb::options && HandlePreflight(ex, match)) return false;
   if (match.route == nullptr) {

@@ -70,6 +70,9 @@ class Api : public http::Handler {
       ApiOptions options);
 
   boost::asio::awaitable<void> Handle(http::Exchange& ex) override;
+  // The route's Route::streamed_body_limit, for the routes that have one.
+  std::optional<std::size_t> StreamedBodyLimit(
+      const boost::beast::http::request_header<>& header) const override;
 
   // The routes served, for documentation and tests.
   const Router& router() const { return router_; }
@@ -181,5 +184,9 @@ void HandlePatchTeam(Context& ctx);
 void HandleArchiveTeam(Context& ctx);
 void HandleListTeamMembers(Context& ctx);
 void HandlePatchTeamMembers(Context& ctx);
+// dbt_artifacts.cc (contract section 13); its body is streamed, up to this limit: the archive's
+// own plus room for the multipart framing.
+void HandleUploadDbtArtifacts(Context& ctx);
+std::size_t DbtArtifactsBodyLimit();
 
 }  // namespace connreg::api

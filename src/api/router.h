@@ -31,6 +31,9 @@ struct Route {
   // A GET route that only reads also serves HEAD (RFC 9110 section 9.3.2: the same handler, the
   // same headers, no body). False for a GET that acts (the saved-connection test): HEAD is a 405.
   bool serves_head = true;
+  // Non-zero: the route streams its body to the handler (http::Exchange::body) and takes bodies
+  // up to this size, past the server's 1 MiB (http::Handler::StreamedBodyLimit).
+  std::size_t streamed_body_limit = 0;
 };
 
 class Router {

@@ -5,7 +5,10 @@
 #include <cxxabi.h>
 
 #include <array>
+#include <condition_variable>
+#include <deque>
 #include <exception>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string_view>
@@ -16,6 +19,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -25,6 +29,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -209,6 +214,86 @@ void RefuseConnection(tcp::socket& socket) {
   socket.close(ec);
 }
 
+// A streamed request body (Handler::StreamedBodyLimit) on its way from the session, which reads
+// it from the socket on its strand, to the handler, which reads it on a blocking-pool thread.
+// Bounded: at most kPipeCapacity bytes wait in it; when it is full the session stops reading the
+// socket until the handler takes a piece (TCP flow control then slows the client down), so the
+// memory a body takes does not grow with its size.
+class BodyPipe : public BodyStream, public std::enable_shared_from_this<BodyPipe> {
+ public:
+  static constexpr std::size_t kPipeCapacity = 256 * 1024;
+
+  explicit BodyPipe(const asio::any_io_executor& strand) : space_(strand) {}
+
+  Result<std::string_view> Read() override {
+    std::unique_lock lock(mu_);
+    readable_.wait(lock, [&] { return !pieces_.empty() || ended_; });
+    if (pieces_.empty()) {
+      if (failure_) return *failure_;
+      return std::string_view{};
+    }
+    current_ = std::move(pieces_.front());
+    pieces_.pop_front();
+    buffered_ -= current_.size();
+    if (producer_waiting_) {
+      producer_waiting_ = false;
+      // The producer waits on the strand; wake it there (it cannot miss this: it marked itself
+      // waiting and started its wait in one strand turn, and this runs in a later one).
+      asio::post(space_.get_executor(), [self = shared_from_this()] { self->space_.cancel(); });
+    }
+    return std::string_view(current_);
+  }
+
+  // On the session's strand. False when the reader is gone (the handler has answered).
+  asio::awaitable<bool> Push(std::string piece) {
+    for (;;) {
+      {
+        std::lock_guard lock(mu_);
+        if (reader_closed_) co_return false;
+        if (buffered_ < kPipeCapacity) {
+          buffered_ += piece.size();
+          pieces_.push_back(std::move(piece));
+          readable_.notify_one();
+          co_return true;
+        }
+        producer_waiting_ = true;
+      }
+      space_.expires_at(asio::steady_timer::time_point::max());
+      co_await space_.async_wait(kNoThrow);
+    }
+  }
+
+  // On the session's strand: the body is complete (no failure), or cannot be read whole.
+  void End(std::optional<Error> failure) {
+    std::lock_guard lock(mu_);
+    ended_ = true;
+    failure_ = std::move(failure);
+    readable_.notify_all();
+  }
+
+  // On the session's strand, after the handler returned: a producer waiting for space stops.
+  void CloseReader() {
+    std::lock_guard lock(mu_);
+    reader_closed_ = true;
+    pieces_.clear();
+    buffered_ = 0;
+    producer_waiting_ = false;
+    space_.cancel();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable readable_;
+  std::deque<std::string> pieces_;
+  std::size_t buffered_ = 0;
+  bool ended_ = false;
+  std::optional<Error> failure_;
+  bool reader_closed_ = false;
+  bool producer_waiting_ = false;
+  std::string current_;       // the piece the reader holds (only the reader touches it)
+  asio::steady_timer space_;  // the producer's wait for space; only touched on the strand
+};
+
 // Completion of every coroutine this file spawns. The coroutines catch at their boundary; this
 // is the last line of defence and must not be silent.
 void LogEscapedException(const std::exception_ptr& e) {
@@ -232,6 +317,9 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     beast::flat_buffer buffer;  // reused across requests; holds pipelined bytes
     std::optional<bhttp::request_parser<bhttp::string_body>> parser;
     Exchange ex;  // reused across requests to keep string capacity
+    // True while the current request's body is streamed to the handler: its header is then in
+    // ex.request, not in parser (moved into the streaming parser).
+    bool streamed = false;
     // True while waiting for the first byte of a request (or lingering after the last answer):
     // Stop() may close the connection at once.
     bool idle = false;
@@ -269,10 +357,22 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   asio::awaitable<void> AcceptLoop(std::shared_ptr<State> keep_alive);
   asio::awaitable<void> RunSession(std::shared_ptr<Session> s, std::shared_ptr<State> keep_alive);
   asio::awaitable<void> Serve(Session& s);
+  // Whatever of the current request's header was parsed.
+  static const bhttp::request_header<>& RequestHeader(const Session& s) {
+    return s.streamed ? s.ex.request.base() : s.parser->get().base();
+  }
   // Reads the request's header into s.parser, as beast::http::async_read_header does, and sets
   // `*folded` when the raw bytes hold obsolete line folding (which Beast would unfold silently).
   asio::awaitable<beast::error_code> ReadHeader(Session& s, bool* folded);
   asio::awaitable<void> CallHandler(Exchange& ex);
+  // Runs the handler while the body streams into ex.body; `body_error` is why the body could not
+  // be read whole (a 413 or 400 to answer, a timeout or a client gone), not set when it was read
+  // whole or the handler answered before needing the rest. Returns whether the body was read
+  // whole (if not, the connection closes after the answer).
+  asio::awaitable<bool> CallStreamingHandler(Session& s, std::size_t body_limit,
+                                             beast::error_code& body_error);
+  asio::awaitable<void> PumpBody(Session& s, bhttp::request_parser<bhttp::buffer_body>& parser,
+                                 BodyPipe& pipe, beast::error_code& body_error);
   // Answers (or just logs) a request that failed before the handler; `has_request_id` says
   // whether ex.request_id already belongs to this request.
   asio::awaitable<void> RejectBeforeHandler(Session& s, const beast::error_code& ec,
@@ -393,8 +493,11 @@ asio::awaitable<void> Server::State::Serve(Session& s) {
     const Clock::time_point start = Clock::now();
 
     auto& parser = s.parser.emplace();
+    s.streamed = false;
     parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
-    parser.body_limit(limits.max_body_bytes);
+    // The body's limit depends on the route (Handler::StreamedBodyLimit), known once the header
+    // is: set below.
+    parser.body_limit(boost::none);
     {
       bool folded = false;
       auto ec = co_await ReadHeader(s, &folded);
@@ -419,6 +522,17 @@ asio::awaitable<void> Server::State::Serve(Session& s) {
       co_return;
     }
 
+    const std::optional<std::size_t> streamed_limit =
+        parser.is_done() ? std::nullopt : handler.StreamedBodyLimit(header);
+    const std::size_t body_limit = streamed_limit.value_or(limits.max_body_bytes);
+    // A declared length is checked here; a chunked body counts against the parser's limit as
+    // its chunks arrive.
+    if (auto length = parser.content_length(); length && *length > body_limit) {
+      co_await Reject(s, ErrorCode::kPayloadTooLarge, "request body too large", start);
+      co_return;
+    }
+    parser.body_limit(body_limit);
+
     if (!parser.is_done()) {
       if (header.version() >= 11 && beast::iequals(header[bhttp::field::expect], "100-continue")) {
         stream.expires_after(limits.write_timeout);
@@ -426,27 +540,42 @@ asio::awaitable<void> Server::State::Serve(Session& s) {
             stream, asio::const_buffer(kContinue.data(), kContinue.size()), kNoThrow);
         if (ec) co_return;
       }
-      stream.expires_after(limits.body_timeout);
-      auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, kNoThrow);
-      if (ec) {
-        co_await RejectBeforeHandler(s, ec, /*has_request_id=*/true, start);
-        co_return;
+      if (!streamed_limit) {
+        stream.expires_after(limits.body_timeout);
+        auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, kNoThrow);
+        if (ec) {
+          co_await RejectBeforeHandler(s, ec, /*has_request_id=*/true, start);
+          co_return;
+        }
       }
     }
 
     std::optional<InFlightGuard> in_flight_guard(std::in_place, in_flight);
-    ex.request = parser.release();
     // The response stays HTTP/1.1 until FinishResponse, so that keep_alive() on it reads as
     // "the handler did not ask to close".
     ex.response = Response{};
     ex.route.assign("-");
     ex.member_id.clear();
-    stream.expires_never();
+    ex.body.reset();
+    bool body_complete = true;
+    if (streamed_limit) {
+      beast::error_code body_error;
+      body_complete = co_await CallStreamingHandler(s, body_limit, body_error);
+      if (body_error) {
+        in_flight_guard.reset();
+        co_await RejectBeforeHandler(s, body_error, /*has_request_id=*/true, start);
+        co_return;
+      }
+    } else {
+      ex.request = parser.release();
+      stream.expires_never();
+      co_await CallHandler(ex);
+    }
 
-    co_await CallHandler(ex);
-
-    // Responses written after Stop() close the connection.
-    const bool keep_alive = ex.request.keep_alive() && ex.response.keep_alive() && !stopping.load();
+    // Responses written after Stop() close the connection, and so do those to a request whose
+    // body was not read whole.
+    const bool keep_alive =
+        ex.request.keep_alive() && ex.response.keep_alive() && body_complete && !stopping.load();
     FinishResponse(ex.response, ex.request, ex.request_id, keep_alive);
     stream.expires_after(limits.write_timeout);
     auto [ec, n] = co_await bhttp::async_write(stream, ex.response, kNoThrow);
@@ -520,6 +649,58 @@ asio::awaitable<void> Server::State::CallHandler(Exchange& ex) {
                    "internal error", ex.request_id);
 }
 
+asio::awaitable<bool> Server::State::CallStreamingHandler(Session& s, std::size_t body_limit,
+                                                          beast::error_code& body_error) {
+  using namespace asio::experimental::awaitable_operators;
+  Exchange& ex = s.ex;
+  // The handler sees the header in ex.request; the body parser takes over from the header's.
+  ex.request = Request{};
+  ex.request.base() = s.parser->get().base();
+  s.streamed = true;
+  bhttp::request_parser<bhttp::buffer_body> parser(std::move(*s.parser));
+  parser.body_limit(body_limit);
+  auto pipe = std::make_shared<BodyPipe>(s.stream.get_executor());
+  ex.body = pipe;
+  auto handle = [&]() -> asio::awaitable<void> {
+    co_await CallHandler(ex);
+    // The handler has answered: what it did not read is not read (the connection will close).
+    pipe->CloseReader();
+    if (!parser.is_done()) s.stream.cancel();
+  };
+  co_await (handle() && PumpBody(s, parser, *pipe, body_error));
+  ex.body.reset();
+  const bool complete = parser.is_done();
+  if (!complete && body_error == asio::error::operation_aborted) body_error = {};
+  co_return complete;
+}
+
+asio::awaitable<void> Server::State::PumpBody(Session& s,
+                                              bhttp::request_parser<bhttp::buffer_body>& parser,
+                                              BodyPipe& pipe, beast::error_code& body_error) {
+  constexpr std::size_t kPieceSize = 64 * 1024;
+  s.stream.expires_after(limits.body_timeout);
+  while (!parser.is_done()) {
+    std::string piece(kPieceSize, '\0');
+    auto& body = parser.get().body();
+    body.data = piece.data();
+    body.size = piece.size();
+    body.more = true;
+    auto [ec, n] = co_await bhttp::async_read_some(s.stream, s.buffer, parser, kNoThrow);
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) {
+      body_error = ec;
+      pipe.End(ec == bhttp::error::body_limit
+                   ? Error{ErrorCode::kPayloadTooLarge, "request body too large"}
+                   : Error::BadRequest("the request body could not be read"));
+      co_return;
+    }
+    piece.resize(piece.size() - parser.get().body().size);
+    if (!piece.empty() && !co_await pipe.Push(std::move(piece))) co_return;  // handler answered
+  }
+  s.stream.expires_never();
+  pipe.End(std::nullopt);
+}
+
 asio::awaitable<void> Server::State::RejectBeforeHandler(Session& s, const beast::error_code& ec,
                                                          bool has_request_id,
                                                          Clock::time_point start) {
@@ -528,8 +709,8 @@ asio::awaitable<void> Server::State::RejectBeforeHandler(Session& s, const beast
     co_await Reject(s, ErrorCode::kHeaderFieldsTooLarge, "request header fields too large", start);
   } else if (ec == bhttp::error::body_limit) {
     // A declared length over the limit with a Transfer-Encoding is a framing error first.
-    if (s.parser->get().count(bhttp::field::transfer_encoding) != 0 &&
-        s.parser->get().count(bhttp::field::content_length) != 0) {
+    if (RequestHeader(s).count(bhttp::field::transfer_encoding) != 0 &&
+        RequestHeader(s).count(bhttp::field::content_length) != 0) {
       co_await Reject(s, ErrorCode::kBadRequest,
                       "Content-Length and Transfer-Encoding must not both be present", start);
     } else {
@@ -541,7 +722,7 @@ asio::awaitable<void> Server::State::RejectBeforeHandler(Session& s, const beast
     co_await Reject(s, ErrorCode::kBadRequest, "malformed HTTP request", start);
   } else if (ec == beast::error::timeout) {
     // Slow header or body: disconnect without an answer; the log still shows the attempt.
-    std::string_view method = s.parser->get().method_string();
+    std::string_view method = RequestHeader(s).method_string();
     LogAccess(s.ex, method.empty() ? "-" : method, "-",
               static_cast<int>(bhttp::status::request_timeout), start);
   } else if (ec != asio::error::operation_aborted) {
@@ -553,7 +734,7 @@ asio::awaitable<void> Server::State::RejectBeforeHandler(Session& s, const beast
 asio::awaitable<void> Server::State::Reject(Session& s, ErrorCode code, std::string_view message,
                                             Clock::time_point start) {
   Exchange& ex = s.ex;
-  const auto& partial = s.parser->get();  // whatever of the header was parsed
+  const bhttp::request_header<>& partial = RequestHeader(s);
   ex.response = Response{};
   SetErrorResponse(ex.response, HttpStatus(code), CodeName(code), message, ex.request_id);
   ex.response.version(11);
