@@ -15,7 +15,8 @@ import requests
 
 BIN = os.environ["CONNREG_BIN"]
 PG_PORT = int(os.environ["PG_PORT"])
-DURATION = int(os.environ.get("DURATION", "10"))
+DURATION = int(os.environ.get("DURATION", "10"))  # seconds of GET one, idle
+BUSY = int(os.environ.get("BUSY", "2"))  # seconds of GET one during the first sync (it must outlast them)
 HERE = Path(__file__).resolve().parent
 
 
@@ -23,7 +24,7 @@ class Server:
     def __init__(self, tmp: Path):
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONNREG_")}
         env.update(CONNREG_DATABASE=f"sqlite:{tmp}/connreg.db", CONNREG_EGRESS_ALLOW_LOOPBACK="true",
-                   CONNREG_SYNC_TIMEOUT="3600", CONNREG_LOG_LEVEL="warn")
+                   CONNREG_SYNC_TIMEOUT="3600")
         self.proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0"], cwd=tmp, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.port = None
@@ -111,9 +112,10 @@ def main() -> None:
         t = threading.Thread(target=lambda: result.update(first=srv.sync(big, ["big"])))
         t.start()
         time.sleep(0.5)
-        busy = wrk(one, srv.headers, DURATION)
+        busy = wrk(one, srv.headers, BUSY)
         t.join()
         first, first_s = result["first"]
+        assert first_s > BUSY + 0.5, f"the sync ({first_s:.1f} s) ended before the busy window; lower BUSY"
         size = store_bytes(tmp) - before
         again, again_s = srv.sync(big, ["big"])
         srv.sync(small, ["small"])

@@ -174,36 +174,36 @@ SyncService::~SyncService() {
 Result<std::shared_ptr<SyncService::Sync>> SyncService::Start(const domain::Connection& c,
                                                               domain::CatalogPath path,
                                                               const std::string& actor) {
+  std::shared_ptr<Sync> sync;
   {
+    // Held while the record is written: two requests for one path must not both start a sync
+    // (syncs are rare; the lock serialises only their starts).
     std::lock_guard lock(mu_);
     Slot& slot = slots_[c.connection_id];
     if (slot.running && slot.running->record().path == path) return slot.running;
     for (const auto& queued : slot.queued) {
       if (queued->record().path == path) return queued;
     }
-  }
-  auto sync = std::make_shared<Sync>();
-  sync->record_ = store::SyncRecord{.sync_id = crypto::NewUuid4(),
-                                    .organization_id = c.organization_id,
-                                    .connection_id = c.connection_id,
-                                    .path = std::move(path),
-                                    .status = std::string(sync_status::kRunning),
-                                    .steps_json = "[]",
-                                    .started_by = actor,
-                                    .started_at = NowMs()};
-  if (auto saved = store_.SaveSync(sync->record_); !saved) return saved.error();
-  bool run_now = false;
-  {
-    std::lock_guard lock(mu_);
-    Slot& slot = slots_[c.connection_id];
+    sync = std::make_shared<Sync>();
+    sync->record_ = store::SyncRecord{.sync_id = crypto::NewUuid4(),
+                                      .organization_id = c.organization_id,
+                                      .connection_id = c.connection_id,
+                                      .path = std::move(path),
+                                      .status = std::string(sync_status::kRunning),
+                                      .steps_json = "[]",
+                                      .started_by = actor,
+                                      .started_at = NowMs()};
+    if (auto saved = store_.SaveSync(sync->record_); !saved) {
+      if (!slot.running && slot.queued.empty()) slots_.erase(c.connection_id);
+      return saved.error();
+    }
     if (slot.running) {
       slot.queued.push_back(sync);
-    } else {
-      slot.running = sync;
-      run_now = true;
+      return sync;
     }
+    slot.running = sync;
   }
-  if (run_now) Launch(sync);
+  Launch(sync);
   return sync;
 }
 

@@ -1,7 +1,13 @@
 #include "probe/fair_pool.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+
+#include "core/blocking_pool.h"
 
 #include "metrics/metrics.h"
 
@@ -25,7 +31,14 @@ FairPool::FairPool(int workers, int per_key_cap)
     : workers_(std::max(1, workers)), per_key_cap_(std::clamp(per_key_cap, 1, workers_)) {
   metrics::SetPoolSize(metrics::Pool::kProbe, workers_);
   threads_.reserve(workers_);
-  for (int i = 0; i < workers_; ++i) threads_.emplace_back([this] { WorkerLoop(); });
+  for (int i = 0; i < workers_; ++i) {
+    threads_.emplace_back([this] {
+      // As the blocking pool's threads: the CPU a worker spends (a catalog sync parsing and
+      // writing 200,000 columns) yields to the I/O threads' cheap requests on a busy machine.
+      ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), BlockingPool::kNice);
+      WorkerLoop();
+    });
+  }
   watchdog_ = std::thread([this] { WatchdogLoop(); });
 }
 
