@@ -698,6 +698,40 @@ def expect_ok(resp: requests.Response, op_id: str, status: int = 200) -> Any:
     return body
 
 
+def probe_db_env() -> dict[str, str]:
+    """The ports and passwords of the throwaway PostgreSQL and MariaDB servers that
+    scripts/test-databases.sh started (ctest's test_databases fixture), from the file
+    $CONNREG_TEST_DB_ENV names."""
+    path = os.environ.get("CONNREG_TEST_DB_ENV")
+    assert path and os.path.exists(path), \
+        "CONNREG_TEST_DB_ENV names no file: run through ctest (the test_databases fixture)"
+    out = {}
+    for line in open(path):
+        k, _, v = line.strip().removeprefix("export ").partition("=")
+        out[k] = v
+    return out
+
+
+def walk_pages(api: "Api", path: str, op_id: str, limit: int, **params) -> tuple[list[dict], set[int]]:
+    """Every entry of a listing (contract section 6), page by page, each page valid against
+    Sigma's schema of `op_id`; and the `total`s seen."""
+    out, totals, page = [], set(), None
+    for _ in range(1000):
+        q = dict(params, limit=limit)
+        if page is not None:
+            q["page"] = page
+        body = expect_ok(api.get(path, params=q), op_id)
+        assert set(body) == {"entries", "nextPage", "hasMore", "total"}, body
+        assert (body["nextPage"] is None) == (not body["hasMore"]), body
+        assert len(body["entries"]) <= limit
+        out += body["entries"]
+        totals.add(body["total"])
+        if not body["hasMore"]:
+            return out, totals
+        page = body["nextPage"]
+    raise AssertionError("the walk did not end")
+
+
 def check_member(obj: Any, *, organization_id: str | None = None) -> dict:
     """The member object of contract section 12, beyond Sigma's schema."""
     assert isinstance(obj, dict), obj

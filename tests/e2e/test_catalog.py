@@ -16,22 +16,12 @@ import uuid
 
 import pytest
 
-from conftest import Api, check_error, expect_ok, start_server, stop_and_check
+from conftest import (Api, check_error, expect_ok, start_server, stop_and_check,
+                      probe_db_env as env, walk_pages)
 
 C = "/v2/connections"
 PATHS = "/v2/connections/paths"
 DATABASE, WRITER = "connreg_probe", "connreg_writer"
-
-
-def env() -> dict[str, str]:
-    path = os.environ.get("CONNREG_TEST_DB_ENV")
-    assert path and os.path.exists(path), \
-        "CONNREG_TEST_DB_ENV names no file: run through ctest (the test_databases fixture)"
-    out = {}
-    for line in open(path):
-        k, _, v = line.strip().removeprefix("export ").partition("=")
-        out[k] = v
-    return out
 
 
 def psql(sql: str) -> None:
@@ -88,20 +78,7 @@ def sync(api: Api, cid: str, path: list[str], succeed: bool = True) -> dict:
 
 
 def walk_paths(api: Api, limit: int = 1000, **params) -> tuple[list[dict], set[int]]:
-    out, totals, page = [], set(), None
-    for _ in range(1000):
-        q = dict(params, limit=limit)
-        if page is not None:
-            q["page"] = page
-        body = expect_ok(api.get(PATHS, params=q), "listConnectionPaths")
-        assert (body["nextPage"] is None) == (not body["hasMore"]), body
-        assert len(body["entries"]) <= limit
-        out += body["entries"]
-        totals.add(body["total"])
-        if not body["hasMore"]:
-            return out, totals
-        page = body["nextPage"]
-    raise AssertionError("the walk did not end")
+    return walk_pages(api, PATHS, "listConnectionPaths", limit, **params)
 
 
 def by_path(entries: list[dict]) -> dict[tuple, dict]:

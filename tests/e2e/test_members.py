@@ -11,7 +11,8 @@ import uuid
 import pytest
 import requests
 
-from conftest import (Api, check_error, check_member, check_team, conn_body, expect_ok)
+from conftest import (Api, check_error, check_member, check_team, conn_body, expect_ok,
+                      walk_pages as walk)
 
 M = "/v2/members"
 T = "/v2/teams"
@@ -52,25 +53,6 @@ def patch_member(api: Api, member_id: str, body: dict) -> requests.Response:
 
 def team_member_ids(admin: Api, team_id: str) -> list[str]:
     return check_team(expect_ok(admin.get(f"{T}/{team_id}"), "getTeam"), with_members=True)["members"]
-
-
-def walk(api: Api, path: str, op_id: str, limit: int, **params) -> tuple[list[dict], set[int]]:
-    """Every entry of a listing, page by page; the `total`s seen."""
-    out, totals, page = [], set(), None
-    for _ in range(200):
-        q = dict(params, limit=limit)
-        if page is not None:
-            q["page"] = page
-        body = expect_ok(api.get(path, params=q), op_id)
-        assert set(body) == {"entries", "nextPage", "hasMore", "total"}, body
-        assert (body["nextPage"] is None) == (not body["hasMore"]), body
-        assert len(body["entries"]) <= limit
-        out += body["entries"]
-        totals.add(body["total"])
-        if not body["hasMore"]:
-            return out, totals
-        page = body["nextPage"]
-    raise AssertionError("the walk did not end")
 
 
 @pytest.fixture

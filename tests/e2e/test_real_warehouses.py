@@ -8,23 +8,12 @@ import os
 
 import pytest
 
-from conftest import check_error
+from conftest import check_error, probe_db_env as env
 
 C = "/v2/connections"
 DATABASE, WRITE_SCHEMA, WRITER, READER = "connreg_probe", "probe_w", "connreg_writer", "connreg_reader"
 
 pytestmark = pytest.mark.sqlite_only
-
-
-def env() -> dict[str, str]:
-    path = os.environ.get("CONNREG_TEST_DB_ENV")
-    assert path and os.path.exists(path), \
-        "CONNREG_TEST_DB_ENV names no file: run through ctest (the test_databases fixture)"
-    out = {}
-    for line in open(path):
-        k, _, v = line.strip().removeprefix("export ").partition("=")
-        out[k] = v
-    return out
 
 
 def run_test(api, kind: str, user: str, password: str, **extra) -> dict:
