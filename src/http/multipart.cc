@@ -87,10 +87,10 @@ Result<std::string> MultipartBoundary(std::string_view content_type) {
   return *boundary;
 }
 
-MultipartFieldReader::MultipartFieldReader(std::string boundary, std::string field,
+MultipartFieldReader::MultipartFieldReader(std::string_view boundary, std::string field,
                                            std::function<Result<std::string_view>()> read)
     // The first delimiter may open the body without a CRLF before it: one is put in front.
-    : delimiter_("\r\n--" + boundary),
+    : delimiter_("\r\n--" + std::string(boundary)),
       field_(std::move(field)),
       read_(std::move(read)),
       buffer_("\r\n") {}

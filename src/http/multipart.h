@@ -19,7 +19,7 @@ Result<std::string> MultipartBoundary(std::string_view content_type);
 class MultipartFieldReader {
  public:
   // `read` gives the body's pieces (empty at its end; a piece stays valid until the next call).
-  MultipartFieldReader(std::string boundary, std::string field,
+  MultipartFieldReader(std::string_view boundary, std::string field,
                        std::function<Result<std::string_view>()> read);
 
   // The next piece of the field's content (valid until the next call); empty at its end.
