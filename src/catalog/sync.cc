@@ -314,16 +314,8 @@ void SyncService::Finish(const std::shared_ptr<Sync>& sync, const std::shared_pt
   if (auto saved = store_.SaveSync(record); !saved) {
     log::Event(log::Level::kError, "catalog_sync_store_failed", {{"error", saved.error().message}});
   }
-  std::vector<std::function<void()>> waiters;
-  {
-    std::lock_guard lock(sync->mu_);
-    sync->record_ = record;
-    sync->duration_ms_ = result.duration_ms;
-    sync->finished_ = true;
-    waiters.swap(sync->waiters_);
-  }
-  for (auto& w : waiters) w();
-
+  // The slot first: a request that comes once a waiter has seen the end starts a new sync
+  // rather than joining this one.
   std::shared_ptr<Sync> next;
   {
     std::lock_guard lock(mu_);
@@ -339,6 +331,14 @@ void SyncService::Finish(const std::shared_ptr<Sync>& sync, const std::shared_pt
       }
     }
   }
+  std::vector<std::function<void()>> waiters;
+  {
+    std::lock_guard lock(sync->mu_);
+    sync->record_ = record;
+    sync->finished_ = true;
+    waiters.swap(sync->waiters_);
+  }
+  for (auto& w : waiters) w();
   if (next) Launch(next);
 }
 

@@ -55,7 +55,6 @@ class SyncService {
     friend class SyncService;
     mutable std::mutex mu_;
     store::SyncRecord record_;
-    double duration_ms_ = 0;
     bool finished_ = false;
     std::vector<std::function<void()>> waiters_;
   };

@@ -116,9 +116,11 @@ class CatalogSync : public testing::Test {
     return Wait(*sync);
   }
   static store::SyncRecord Wait(const std::shared_ptr<SyncService::Sync>& sync) {
-    std::promise<void> done;
-    sync->OnFinished([&] { done.set_value(); });
-    EXPECT_EQ(done.get_future().wait_for(20s), std::future_status::ready);
+    // Shared: set_value may still be running on the service's thread when the wait returns.
+    auto done = std::make_shared<std::promise<void>>();
+    auto finished = done->get_future();
+    sync->OnFinished([done] { done->set_value(); });
+    EXPECT_EQ(finished.wait_for(20s), std::future_status::ready);
     return sync->record();
   }
 
@@ -248,10 +250,10 @@ TEST_F(CatalogSync, ALookupAppliesWhatItFindsWithoutRemovingAnything) {
   driver_.Set(Tables(3));
   ASSERT_EQ(SyncAndWait({}).status, sync_status::kSuccess);
   driver_.Set({Table("public", "fresh")});
-  std::promise<probe::TestResult> done;
+  auto done = std::make_shared<std::promise<probe::TestResult>>();
+  auto result = done->get_future();
   Syncs().Lookup(connection_, {"public", "fresh"}, 0, 10,
-                 [&](probe::TestResult r) { done.set_value(std::move(r)); });
-  auto result = done.get_future();
+                 [done](probe::TestResult r) { done->set_value(std::move(r)); });
   ASSERT_EQ(result.wait_for(20s), std::future_status::ready);
   EXPECT_EQ(result.get().read, probe::status::kSuccess);
   EXPECT_TRUE(store_->FindInode("org-a", connection_.connection_id, {"public", "fresh"}));
@@ -260,12 +262,13 @@ TEST_F(CatalogSync, ALookupAppliesWhatItFindsWithoutRemovingAnything) {
 
 TEST_F(CatalogSync, ManySyncsAtOnceFromSeveralThreadsAllSucceed) {
   driver_.Set(Tables(30));
+  SyncService& syncs = Syncs();  // made before the threads share it
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 3; ++i) {
-        auto sync = Syncs().Start(
+        auto sync = syncs.Start(
             connection_, t % 2 ? domain::CatalogPath{"public"} : domain::CatalogPath{}, "member-1");
         if (!sync || Wait(*sync).status != sync_status::kSuccess) failures.fetch_add(1);
       }
