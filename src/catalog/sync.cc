@@ -110,9 +110,15 @@ class SyncService::BatchSink : public probe::CatalogSink {
       return false;
     }
     if (sync_) {
-      std::lock_guard lock(sync_->mu_);
-      sync_->record_.added += applied->added;
-      sync_->record_.changed += applied->changed;
+      store::SyncRecord progress;
+      {
+        std::lock_guard lock(sync_->mu_);
+        sync_->record_.added += applied->added;
+        sync_->record_.changed += applied->changed;
+        progress = sync_->record_;
+      }
+      // The counts so far, for GET .../sync on any node; losing one only delays them.
+      (void)store_.SaveSync(progress);
     }
     return true;
   }
