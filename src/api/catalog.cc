@@ -127,6 +127,49 @@ boost::json::object RenderFinishedSync(const store::SyncRecord& r) {
           {"removed", r.removed}, {"durationMs", ended - r.started_at}};
 }
 
+// The rest of a lookup that must ask the warehouse: list one level, then answer from the
+// catalog. Its arguments are copies: they live in its frame.
+boost::asio::awaitable<void> LookInWarehouse(http::Exchange& ex, Api& api, domain::Connection c,
+                                             domain::CatalogPath path, int levels,
+                                             store::Principal principal) {
+  probe::TestResult looked = co_await api.RunLookup(c, path, levels);
+  auto inode = co_await api.pool().Run(
+      [&] { return api.catalog().FindInode(c.organization_id, c.connection_id, path); });
+  if (!inode || inode->removed) {
+    if (looked.read != probe::status::kSuccess) {
+      std::string why;
+      for (const auto& step : looked.steps) {
+        if (step.status == probe::status::kFailed) {
+          why = step.code + ": " + step.message;
+          break;
+        }
+      }
+      co_return ReplyError(
+          ex, Error::NotFound("path not found: the warehouse could not be asked (" + why + ")"));
+    }
+    co_return ReplyError(ex, PathNotFound());
+  }
+  if (principal.account_type != "admin") {
+    auto seen = co_await api.pool().Run([&] {
+      return api.catalog().CanSeeInode(c.organization_id, inode->inode_id, principal.member_id);
+    });
+    if (!seen) co_return ReplyError(ex, seen.error());
+    if (!*seen) co_return ReplyError(ex, PathNotFound());
+  }
+  ReplyLookup(ex, *inode);
+}
+
+// The rest of a sync request: wait up to the connection's test deadline, then answer.
+boost::asio::awaitable<void> AwaitSync(http::Exchange& ex, Api& api,
+                                       std::shared_ptr<catalog::SyncService::Sync> sync,
+                                       domain::Connection c) {
+  const bool finished =
+      co_await api.WaitForSync(sync, std::chrono::seconds(api.engine().DeadlineSecs(c)));
+  const store::SyncRecord r = sync->record();
+  if (finished) co_return ReplyJson(ex, 200, RenderFinishedSync(r));
+  ReplyJson(ex, 202, {{"status", r.status}, {"syncId", r.sync_id}});
+}
+
 }  // namespace
 
 void HandleSync(Context& ctx) {
@@ -149,13 +192,8 @@ void HandleSync(Context& ctx) {
   }
   auto sync = ctx.syncs.Start(*c, std::move(*path), ctx.principal->member_id);
   if (!sync) return ReplyError(ctx.ex, sync.error());
-  ctx.then = [&ex = ctx.ex, sync = std::move(*sync),
-              c = *c](Api& api) -> boost::asio::awaitable<void> {
-    const bool finished =
-        co_await api.WaitForSync(sync, std::chrono::seconds(api.engine().DeadlineSecs(c)));
-    const store::SyncRecord r = sync->record();
-    if (finished) co_return ReplyJson(ex, 200, RenderFinishedSync(r));
-    ReplyJson(ex, 202, {{"status", r.status}, {"syncId", r.sync_id}});
+  ctx.then = [&ex = ctx.ex, sync = std::move(*sync), c = *c](Api& api) {
+    return AwaitSync(ex, api, sync, c);
   };
 }
 
@@ -217,35 +255,8 @@ void HandleLookup(Context& ctx) {
   }
   if (c->use_oauth) return ReplyError(ctx.ex, PathNotFound());
   const int levels = static_cast<int>(path->size()) >= PathDepthOf(*c) ? 0 : 1;
-  ctx.then = [&ctx_ex = ctx.ex, c = *c, path = std::move(*path), levels,
-              principal = *ctx.principal](Api& api) -> boost::asio::awaitable<void> {
-    probe::TestResult looked = co_await api.RunLookup(c, path, levels);
-    auto inode = co_await api.pool().Run(
-        [&] { return api.catalog().FindInode(c.organization_id, c.connection_id, path); });
-    if (!inode || inode->removed) {
-      if (looked.read != probe::status::kSuccess) {
-        std::string why;
-        for (const auto& step : looked.steps) {
-          if (step.status == probe::status::kFailed) {
-            why = step.code + ": " + step.message;
-            break;
-          }
-        }
-        co_return ReplyError(ctx_ex, Error::NotFound("path not found: the warehouse could not be "
-                                                     "asked (" +
-                                                     why + ")"));
-      }
-      co_return ReplyError(ctx_ex, PathNotFound());
-    }
-    if (principal.account_type != "admin") {
-      auto seen = co_await api.pool().Run([&] {
-        return api.catalog().CanSeeInode(c.organization_id, inode->inode_id, principal.member_id);
-      });
-      if (!seen) co_return ReplyError(ctx_ex, seen.error());
-      if (!*seen) co_return ReplyError(ctx_ex, PathNotFound());
-    }
-    ReplyLookup(ctx_ex, *inode);
-  };
+  ctx.then = [&ex = ctx.ex, c = *c, path = std::move(*path), levels, principal = *ctx.principal](
+                 Api& api) { return LookInWarehouse(ex, api, c, path, levels, principal); };
 }
 
 void HandleListPaths(Context& ctx) {
