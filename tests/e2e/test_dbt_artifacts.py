@@ -225,8 +225,13 @@ def test_64_mib_upload_streams_with_bounded_memory(server, api):
     peak = _status_kib(pid, "VmHWM:")
     print(f"\n[64 MiB upload] server VmHWM {before // 1024} MiB before, {peak // 1024} MiB after; "
           f"{len(archive) / 2**20:.1f} MiB in {took:.2f} s; status {resp.status_code}")
-    assert peak < 128 * 1024, f"the server's peak RSS reached {peak // 1024} MiB"
     check_created(server, resp)
+    # Under AddressSanitizer (scripts/sanitize.sh exports ASAN_OPTIONS to the server) the RSS is
+    # ASan's: its shadow memory, and a quarantine that keeps every freed block for a while, so
+    # the sum of all the pieces streamed shows as resident. The bound is the Release build's,
+    # held by the same test in the main run.
+    if "ASAN_OPTIONS" not in os.environ:
+        assert peak < 128 * 1024, f"the server's peak RSS reached {peak // 1024} MiB"
 
 
 def test_chunked_upload_streams_and_past_the_limit_is_413(server, api):
