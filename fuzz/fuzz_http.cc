@@ -31,6 +31,7 @@
 #include <boost/json/parse.hpp>
 
 #include "api/api.h"
+#include "catalog/sync.h"
 #include "core/blocking_pool.h"
 #include "core/log.h"
 #include "crypto/hash.h"
@@ -55,6 +56,7 @@ struct Env {
   std::unique_ptr<crypto::SodiumSealer> sealer;
   std::unique_ptr<BlockingPool> pool;
   std::unique_ptr<probe::ProbeEngine> engine;
+  std::unique_ptr<catalog::SyncService> syncs;
   std::unique_ptr<api::Api> api;
 };
 
@@ -124,8 +126,10 @@ Env& TheEnv() {
     // No drivers: a connection test never leaves the process.
     e->engine = std::make_unique<probe::ProbeEngine>(
         probe_options, [](std::string_view) -> const probe::Driver* { return nullptr; });
+    e->syncs = std::make_unique<catalog::SyncService>(*e->store, *e->sealer, *e->engine,
+                                                      catalog::SyncOptions{.timeout_secs = 2});
     e->api = std::make_unique<api::Api>(
-        *e->store, *e->pool, *e->sealer, probe::Catalog(), *e->engine,
+        *e->store, *e->pool, *e->sealer, probe::Catalog(), *e->engine, *e->syncs,
         api::ApiOptions{.rate_limit = 0, .cors_origins = {"https://app.example"}});
     return e;
   }();
