@@ -2,7 +2,8 @@
 # Runs bench/http_bench.sh on the embedded SQLite store and on PostgreSQL (a throwaway server on
 # loopback, started and removed here: bench/pg_server.sh), one after the other in one
 # invocation, so the two tables (each with its own nginx baseline) come from the same machine
-# state.
+# state. With the defaults it prints issue 17's table: each read at 1,000 and at 100,000
+# connections, against nginx (no access log) serving the same bytes, POST, and the RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/pg_server.sh

@@ -13,8 +13,9 @@ DURATION="${DURATION:-15}"            # seconds per scenario
 WRK_THREADS="${WRK_THREADS:-1}"
 WRK_CONNECTIONS="${WRK_CONNECTIONS:-32}"
 WRK_TIMEOUT="${WRK_TIMEOUT:-2s}"      # wrk's own default; a slower answer counts as a timeout
-SEED_COUNT="${SEED_COUNT:-10000}"
-NGINX_ACCESS_LOG="${NGINX_ACCESS_LOG:-file}"   # file | off
+SEED_STEPS="${SEED_STEPS:-1000 100000}"   # organization sizes at which the reads are measured
+SEARCH_MATCHES="${SEARCH_MATCHES:-100}"     # connections the search scenario matches, at every size
+NGINX_ACCESS_LOG="${NGINX_ACCESS_LOG:-off}"   # off | file
 RESULTS_DIR="${RESULTS_DIR:-$BENCH_DIR/results}"
 CONNREG_EXTRA_ARGS="${CONNREG_EXTRA_ARGS:-}"   # appended to `connreg serve`
 KEEP_TMP="${KEEP_TMP:-0}"             # 1: keep the temp dir (database, logs, wrk output)
@@ -168,92 +169,75 @@ api_get() {  # api_get PATH OUTFILE -> prints the status code
 }
 
 # ---------------------------------------------------------------------------------------------
-# 3. Seed connections with wrk (stops itself once SEED_COUNT creates succeeded).
-log "seeding $SEED_COUNT connections"
-seed_start=$(date +%s.%N)
-SEED_COUNT="$SEED_COUNT" "$WRK_BIN" -t1 -c"$WRK_CONNECTIONS" -d600s --timeout 10s \
-  -s "$BENCH_DIR/wrk/seed.lua" -H "$AUTH" "$BASE/v2/connections" >"$TMP/wrk-seed.out" 2>&1 ||
-  { cat "$TMP/wrk-seed.out" >&2; die "wrk seeding failed"; }
-seed_secs=$(echo "$(date +%s.%N) - $seed_start" | bc)
-SEED_RESULT="$(sed -n 's/^BENCH_RESULT //p' "$TMP/wrk-seed.out" | tail -n1)"
-[[ -n "$SEED_RESULT" ]] || { cat "$TMP/wrk-seed.out" >&2; die "no BENCH_RESULT from the seeding run"; }
-kill -0 "$CONNREG_PID" 2>/dev/null || connreg_died "connreg died while seeding"
-if [[ "$(jq .non2xx <<<"$SEED_RESULT")" != 0 ]]; then
-  die "seeding got non-2xx answers: $(jq -c '{statuses, first_bad}' <<<"$SEED_RESULT")"
-fi
-status="$(api_get '/v2/connections?limit=1' "$TMP/list1.json")"
-[[ "$status" == 200 ]] || die "GET /v2/connections?limit=1 answered $status: $(head -c 400 "$TMP/list1.json")"
-TOTAL="$(jq -r .total "$TMP/list1.json")"
-[[ "$TOTAL" =~ ^[0-9]+$ && "$TOTAL" -ge "$SEED_COUNT" ]] || die "after seeding, total is $TOTAL (< $SEED_COUNT)"
-SEED_RATE="$(jq -r .rps <<<"$SEED_RESULT")"
-log "seeded: total=$TOTAL in ${seed_secs}s (wrk: $SEED_RATE creates/s, $(jq -c .errors <<<"$SEED_RESULT"))"
-# BENCH_AFTER_SEED: a command run once the rows are in (both_backends.sh: ANALYZE on PostgreSQL,
-# which autovacuum would do within a minute; planned on a just-filled table's stale statistics,
-# a page of 50 sorts every row of the organization).
-if [[ -n "${BENCH_AFTER_SEED:-}" ]]; then bash -c "$BENCH_AFTER_SEED"; fi
+# 3. Seed connections with wrk (each run stops itself once enough creates succeeded): first
+# SEARCH_MATCHES named needle-00001…, the only names `search=needle` matches, then bench-00001…
+# up to the first of SEED_STEPS. The read scenarios run at each step; later steps add bench-…
+# names, so the page of 50 and the search return the same objects at every size.
+SEED_RATES=()
+seed_secs=0
+seed_more() {  # seed_more PREFIX COUNT START
+  [[ "$2" -gt 0 ]] || return 0
+  log "seeding $2 connections ($1-$(($3 + 1))…)"
+  local t0; t0=$(date +%s.%N)
+  SEED_PREFIX="$1" SEED_START="$3" SEED_COUNT="$2" "$WRK_BIN" -t1 -c"$WRK_CONNECTIONS" -d600s \
+    --timeout 10s -s "$BENCH_DIR/wrk/seed.lua" -H "$AUTH" "$BASE/v2/connections" >"$TMP/wrk-seed.out" 2>&1 ||
+    { cat "$TMP/wrk-seed.out" >&2; die "wrk seeding failed"; }
+  seed_secs=$(echo "$seed_secs + $(date +%s.%N) - $t0" | bc)
+  local res; res="$(sed -n 's/^BENCH_RESULT //p' "$TMP/wrk-seed.out" | tail -n1)"
+  [[ -n "$res" ]] || { cat "$TMP/wrk-seed.out" >&2; die "no BENCH_RESULT from the seeding run"; }
+  kill -0 "$CONNREG_PID" 2>/dev/null || connreg_died "connreg died while seeding"
+  if [[ "$(jq .non2xx <<<"$res")" != 0 ]]; then
+    die "seeding got non-2xx answers: $(jq -c '{statuses, first_bad}' <<<"$res")"
+  fi
+  SEED_RATES+=("$(jq -r .rps <<<"$res")")
+  log "  $(jq -r .rps <<<"$res") creates/s, $(jq -c .errors <<<"$res")"
+}
+SEEDED_BENCH=0
+seed_to() {  # seed_to TOTAL: bench-… connections until the organization holds TOTAL
+  local want=$(($1 - SEARCH_MATCHES - SEEDED_BENCH))
+  seed_more bench "$want" "$SEEDED_BENCH"
+  ((want > 0)) && SEEDED_BENCH=$((SEEDED_BENCH + want))
+  local status
+  status="$(api_get '/v2/connections?limit=1' "$TMP/list1.json")"
+  [[ "$status" == 200 ]] || die "GET /v2/connections?limit=1 answered $status: $(head -c 400 "$TMP/list1.json")"
+  TOTAL="$(jq -r .total "$TMP/list1.json")"
+  [[ "$TOTAL" =~ ^[0-9]+$ && "$TOTAL" -ge "$1" ]] || die "after seeding, total is $TOTAL (< $1)"
+  # BENCH_AFTER_SEED: a command run once the rows are in (both_backends.sh: ANALYZE on
+  # PostgreSQL, which autovacuum would do within a minute; planned on a just-filled table's stale
+  # statistics, a page of 50 sorts every row of the organization).
+  if [[ -n "${BENCH_AFTER_SEED:-}" ]]; then bash -c "$BENCH_AFTER_SEED"; fi
+  log "seeded: total=$TOTAL"
+}
+read -r -a STEPS <<<"$SEED_STEPS"
+((${#STEPS[@]} > 0)) || die "SEED_STEPS is empty"
+for n in "${STEPS[@]}"; do
+  [[ "$n" =~ ^[0-9]+$ && "$n" -gt "$SEARCH_MATCHES" ]] || die "each of SEED_STEPS must exceed SEARCH_MATCHES ($SEARCH_MATCHES)"
+done
+# The needles one by one: wrk stops a moment after its target and overshoots by what is in
+# flight, and the search must match exactly SEARCH_MATCHES.
+log "creating $SEARCH_MATCHES connections needle-00001…"
+python3 - "$BASE" "$TOKEN" "$SEARCH_MATCHES" <<'PY' || die "creating the needle connections failed"
+import http.client, json, sys, urllib.parse
+base, token, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+url = urllib.parse.urlsplit(base)
+conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+for i in range(1, count + 1):
+    body = json.dumps({"name": f"needle-{i:05d}", "details": {"type": "postgres", "host": "db.example.com",
+                       "database": "analytics", "user": "bench", "password": "s3cret"}})
+    conn.request("POST", "/v2/connections", body, {"Authorization": "Bearer " + token,
+                                                   "Content-Type": "application/json"})
+    r = conn.getresponse()
+    text = r.read()
+    if r.status != 201:
+        sys.exit(f"POST needle-{i:05d} answered {r.status}: {text[:400]!r}")
+PY
+seed_to "${STEPS[0]}"
 
 CONN_ID="$(jq -r '.entries[0].connectionId' "$TMP/list1.json")"
 [[ "$CONN_ID" =~ ^[0-9a-f-]{36}$ ]] || die "unexpected connectionId '$CONN_ID'"
 ONE_PATH="/v2/connections/$CONN_ID"
 LIST_PATH="/v2/connections?limit=50"
-
-# ---------------------------------------------------------------------------------------------
-# 4d (set-up). nginx serving the exact bytes of the GET-one body, on another loopback port.
-mkdir -p "$TMP/www" "$TMP/nginx-temp"
-chmod 711 "$TMP"   # nginx workers may run as another user (www-data when started as root)
-chmod 755 "$TMP/www"
-status="$(api_get "$ONE_PATH" "$TMP/www/one.json")"
-[[ "$status" == 200 ]] || die "GET $ONE_PATH answered $status: $(head -c 400 "$TMP/www/one.json")"
-chmod 644 "$TMP/www/one.json"
-ONE_BYTES=$(stat -c %s "$TMP/www/one.json")
-status="$(api_get "$LIST_PATH" "$TMP/list50.json")"
-[[ "$status" == 200 ]] || die "GET $LIST_PATH answered $status: $(head -c 400 "$TMP/list50.json")"
-LIST_BYTES=$(stat -c %s "$TMP/list50.json")
-LIST_ENTRIES=$(jq '.entries | length' "$TMP/list50.json")
-
-NGINX_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-case "$NGINX_ACCESS_LOG" in
-  off) NGINX_ACCESS_LOG_DIRECTIVE="access_log off;" ;;
-  file) NGINX_ACCESS_LOG_DIRECTIVE="access_log $TMP/nginx-access.log;" ;;
-  *) die "NGINX_ACCESS_LOG must be file or off" ;;
-esac
-cat >"$TMP/nginx.conf" <<EOF
-daemon off;
-worker_processes auto;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-  $NGINX_ACCESS_LOG_DIRECTIVE
-  default_type application/json;
-  sendfile on;   # as in Debian's stock nginx.conf
-  client_body_temp_path $TMP/nginx-temp/body;
-  proxy_temp_path $TMP/nginx-temp/proxy;
-  fastcgi_temp_path $TMP/nginx-temp/fastcgi;
-  uwsgi_temp_path $TMP/nginx-temp/uwsgi;
-  scgi_temp_path $TMP/nginx-temp/scgi;
-  # Keep-alive as connreg: 75 s idle, no cap on requests per connection.
-  keepalive_timeout 75s;
-  keepalive_requests 1000000000;
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    root $TMP/www;
-    location = $ONE_PATH { try_files /one.json =404; }
-  }
-}
-EOF
-"$NGINX_BIN" -p "$TMP" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" \
-  >"$TMP/nginx.stdout" 2>&1 &
-NGINX_PID=$!
-NGINX_BASE="http://127.0.0.1:$NGINX_PORT"
-for ((i = 0; i < 100; i++)); do
-  kill -0 "$NGINX_PID" 2>/dev/null || { cat "$TMP/nginx.stdout" "$TMP/nginx-error.log" >&2 || true; die "nginx exited"; }
-  curl -s -o /dev/null "$NGINX_BASE$ONE_PATH" && break
-  sleep 0.1
-done
-curl -sS -o "$TMP/nginx-one.json" "$NGINX_BASE$ONE_PATH"
-cmp -s "$TMP/nginx-one.json" "$TMP/www/one.json" || die "nginx does not serve the GET-one bytes"
-log "nginx pid $NGINX_PID on $NGINX_BASE (access log: $NGINX_ACCESS_LOG); GET-one body $ONE_BYTES bytes"
+SEARCH_PATH="/v2/connections?limit=50&search=needle"
 
 # ---------------------------------------------------------------------------------------------
 # 4. The measured scenarios.
@@ -305,40 +289,148 @@ run_scenario() {
   log "  $(jq -c '{rps, p50: .latency_ms.p50, p99: .latency_ms.p99, non2xx, errors}' <<<"$res") server CPU ${SERVER_CPU[$name]}%, wrk CPU ${WRK_CPU[$name]}%, others ${OTHER_CPU[$name]}%"
 }
 
-run_scenario get-one "$CONNREG_PID" get.lua "$BASE$ONE_PATH"
-run_scenario list-50 "$CONNREG_PID" get.lua "$BASE$LIST_PATH"
+# The reads at each organization size, then nginx, then the writes.
+for i in "${!STEPS[@]}"; do
+  ((i == 0)) || seed_to "${STEPS[$i]}"
+  run_scenario "get-one@${STEPS[$i]}" "$CONNREG_PID" get.lua "$BASE$ONE_PATH"
+  run_scenario "list-50@${STEPS[$i]}" "$CONNREG_PID" get.lua "$BASE$LIST_PATH"
+  run_scenario "search@${STEPS[$i]}" "$CONNREG_PID" get.lua "$BASE$SEARCH_PATH"
+done
+RSS_KIB=$(awk '/^VmRSS:/{print $2}' /proc/"$CONNREG_PID"/status)
+HWM_KIB=$(awk '/^VmHWM:/{print $2}' /proc/"$CONNREG_PID"/status)
+log "connreg RSS at $TOTAL connections: $((RSS_KIB / 1024)) MiB (peak $((HWM_KIB / 1024)) MiB)"
+# ---------------------------------------------------------------------------------------------
+# 4d. nginx serving the exact bytes of the GET-one body, of the page of 50 and of the search
+# page (as at the last step), on another loopback port.
+mkdir -p "$TMP/www" "$TMP/nginx-temp"
+chmod 711 "$TMP"   # nginx workers may run as another user (www-data when started as root)
+chmod 755 "$TMP/www"
+for what in one:"$ONE_PATH" list:"$LIST_PATH" search:"$SEARCH_PATH"; do
+  status="$(api_get "${what#*:}" "$TMP/www/${what%%:*}.json")"
+  [[ "$status" == 200 ]] || die "GET ${what#*:} answered $status: $(head -c 400 "$TMP/www/${what%%:*}.json")"
+  chmod 644 "$TMP/www/${what%%:*}.json"
+done
+ONE_BYTES=$(stat -c %s "$TMP/www/one.json")
+LIST_BYTES=$(stat -c %s "$TMP/www/list.json")
+LIST_ENTRIES=$(jq '.entries | length' "$TMP/www/list.json")
+SEARCH_BYTES=$(stat -c %s "$TMP/www/search.json")
+SEARCH_TOTAL=$(jq '.total' "$TMP/www/search.json")
+[[ "$SEARCH_TOTAL" == "$SEARCH_MATCHES" ]] || die "search=needle matched $SEARCH_TOTAL, not $SEARCH_MATCHES"
+
+NGINX_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+case "$NGINX_ACCESS_LOG" in
+  off) NGINX_ACCESS_LOG_DIRECTIVE="access_log off;" ;;
+  file) NGINX_ACCESS_LOG_DIRECTIVE="access_log $TMP/nginx-access.log;" ;;
+  *) die "NGINX_ACCESS_LOG must be file or off" ;;
+esac
+cat >"$TMP/nginx.conf" <<EOF
+daemon off;
+worker_processes auto;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+  $NGINX_ACCESS_LOG_DIRECTIVE
+  default_type application/json;
+  sendfile on;   # as in Debian's stock nginx.conf
+  client_body_temp_path $TMP/nginx-temp/body;
+  proxy_temp_path $TMP/nginx-temp/proxy;
+  fastcgi_temp_path $TMP/nginx-temp/fastcgi;
+  uwsgi_temp_path $TMP/nginx-temp/uwsgi;
+  scgi_temp_path $TMP/nginx-temp/scgi;
+  # Keep-alive as connreg: 75 s idle, no cap on requests per connection.
+  keepalive_timeout 75s;
+  keepalive_requests 1000000000;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $TMP/www;
+    location = $ONE_PATH { try_files /one.json =404; }
+    location = /v2/connections { try_files /list.json =404; }
+    location = /search { try_files /search.json =404; }
+  }
+}
+EOF
+"$NGINX_BIN" -p "$TMP" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" \
+  >"$TMP/nginx.stdout" 2>&1 &
+NGINX_PID=$!
+NGINX_BASE="http://127.0.0.1:$NGINX_PORT"
+for ((i = 0; i < 100; i++)); do
+  kill -0 "$NGINX_PID" 2>/dev/null || { cat "$TMP/nginx.stdout" "$TMP/nginx-error.log" >&2 || true; die "nginx exited"; }
+  curl -s -o /dev/null "$NGINX_BASE$ONE_PATH" && break
+  sleep 0.1
+done
+curl -sS -o "$TMP/nginx-one.json" "$NGINX_BASE$ONE_PATH"
+cmp -s "$TMP/nginx-one.json" "$TMP/www/one.json" || die "nginx does not serve the GET-one bytes"
+curl -sS -o "$TMP/nginx-list.json" "$NGINX_BASE$LIST_PATH"
+cmp -s "$TMP/nginx-list.json" "$TMP/www/list.json" || die "nginx does not serve the page's bytes"
+log "nginx pid $NGINX_PID on $NGINX_BASE (access log: $NGINX_ACCESS_LOG); GET-one body $ONE_BYTES bytes"
+
+run_scenario nginx-one "$NGINX_PID" get.lua "$NGINX_BASE$ONE_PATH"
+run_scenario nginx-list "$NGINX_PID" get.lua "$NGINX_BASE$LIST_PATH"
+run_scenario nginx-search "$NGINX_PID" get.lua "$NGINX_BASE/search"
 run_scenario create "$CONNREG_PID" post.lua "$BASE/v2/connections"
-run_scenario nginx-static "$NGINX_PID" get.lua "$NGINX_BASE$ONE_PATH"
 
 # ---------------------------------------------------------------------------------------------
 # 5. Report: table on stdout, JSON in bench/results/.
-NGINX_RPS="$(jq .rps <<<"${RESULT[nginx-static]}")"
+# The nginx scenario serving the same bytes as a connreg scenario, if any.
+nginx_twin() {
+  case "$1" in
+    get-one@*) echo nginx-one ;;
+    list-50@*) echo nginx-list ;;
+    search@*) echo nginx-search ;;
+  esac
+}
+rps_of() { jq .rps <<<"${RESULT[$1]}"; }
+p99_of() { jq .latency_ms.p99 <<<"${RESULT[$1]}"; }
+ratio() { echo "scale=3; $1 / $2" | bc | sed 's/^\./0./'; }
+
 declare -A DESCRIPTION=(
-  [get-one]="GET $ONE_PATH ($ONE_BYTES-byte body)"
-  [list-50]="GET $LIST_PATH ($LIST_ENTRIES entries, $LIST_BYTES bytes, total=$TOTAL)"
+  [nginx-one]="nginx: static copy of the GET-one body ($ONE_BYTES bytes)"
+  [nginx-list]="nginx: static copy of the page of 50 ($LIST_BYTES bytes)"
+  [nginx-search]="nginx: static copy of the search page ($SEARCH_BYTES bytes)"
   [create]="POST /v2/connections (unique names)"
-  [nginx-static]="nginx: static copy of the GET-one body"
 )
+for n in "${STEPS[@]}"; do
+  DESCRIPTION[get-one@$n]="GET $ONE_PATH, $n connections"
+  DESCRIPTION[list-50@$n]="GET $LIST_PATH ($LIST_ENTRIES entries), $n connections"
+  DESCRIPTION[search@$n]="GET $SEARCH_PATH ($SEARCH_MATCHES matches), $n connections"
+done
 
 FAILED=0
 scenario_json=()
-printf '\n%-14s %11s %9s %9s %9s %9s %11s %9s %10s %7s\n' scenario 'requests/s' 'p50 ms' 'p99 ms' 'vs nginx' 'srv CPU%' 'srv us/req' 'wrk CPU%' 'other CPU%' 'errors'
+printf '\n%-16s %11s %9s %9s %9s %9s %11s %9s %10s %7s\n' scenario 'requests/s' 'p50 ms' 'p99 ms' 'vs nginx' 'srv CPU%' 'srv us/req' 'wrk CPU%' 'other CPU%' 'errors'
 for name in "${SCENARIOS[@]}"; do
   res="${RESULT[$name]}"
   errs=$(jq '.non2xx + .errors.connect + .errors.read + .errors.write + .errors.timeout' <<<"$res")
   ((errs == 0)) || FAILED=1
-  ratio=$(echo "scale=4; $(jq .rps <<<"$res") / $NGINX_RPS" | bc)
-  printf '%-14s %11.0f %9.2f %9.2f %9.3f %9s %11s %9s %10s %7s\n' "$name" \
+  twin="$(nginx_twin "$name")"
+  vs=null
+  [[ -n "$twin" ]] && vs=$(ratio "$(rps_of "$name")" "$(rps_of "$twin")")
+  printf '%-16s %11.0f %9.2f %9.2f %9s %9s %11s %9s %10s %7s\n' "$name" \
     "$(jq .rps <<<"$res")" "$(jq .latency_ms.p50 <<<"$res")" "$(jq .latency_ms.p99 <<<"$res")" \
-    "$ratio" "${SERVER_CPU[$name]}" "${SERVER_US_PER_REQ[$name]}" "${WRK_CPU[$name]}" "${OTHER_CPU[$name]}" "$errs"
+    "${vs/null/-}" "${SERVER_CPU[$name]}" "${SERVER_US_PER_REQ[$name]}" "${WRK_CPU[$name]}" "${OTHER_CPU[$name]}" "$errs"
   scenario_json+=("$(jq -c --arg name "$name" --arg desc "${DESCRIPTION[$name]}" \
-    --argjson ratio "$ratio" --argjson scpu "${SERVER_CPU[$name]}" --argjson sus "${SERVER_US_PER_REQ[$name]}" --argjson wcpu "${WRK_CPU[$name]}" --argjson ocpu "${OTHER_CPU[$name]}" \
+    --argjson ratio "$vs" --argjson scpu "${SERVER_CPU[$name]}" --argjson sus "${SERVER_US_PER_REQ[$name]}" --argjson wcpu "${WRK_CPU[$name]}" --argjson ocpu "${OTHER_CPU[$name]}" \
     --arg top "${TOP_SNAPSHOT[$name]}" \
-    '{name: $name, description: $desc} + . + {ratio_to_nginx: $ratio,
+    '{name: $name, description: $desc} + . + {ratio_to_nginx_same_bytes: $ratio,
       server_cpu_pct_of_one_core: $scpu, server_cpu_us_per_request: $sus, wrk_cpu_pct_of_one_core: $wcpu,
       other_cpu_pct_of_one_core: $ocpu, top_midrun: $top}' <<<"$res")")
 done
 echo
+
+# The issue-17 table: each read at the first and the last size, their ratio, and the last size
+# against nginx serving the same bytes (access log $NGINX_ACCESS_LOG).
+FIRST="${STEPS[0]}" LAST="${STEPS[-1]}"
+printf '%-10s %18s %18s %12s %10s\n' '' "$FIRST (p99 ms)" "$LAST (p99 ms)" "$LAST/$FIRST" "vs nginx"
+for base in get-one list-50 search; do
+  f="$base@$FIRST" l="$base@$LAST"
+  printf '%-10s %10.0f (%5.1f) %10.0f (%5.1f) %12s %10s\n' "$base" "$(rps_of "$f")" "$(p99_of "$f")" \
+    "$(rps_of "$l")" "$(p99_of "$l")" "$(ratio "$(rps_of "$l")" "$(rps_of "$f")")" \
+    "$(ratio "$(rps_of "$l")" "$(rps_of "$(nginx_twin "$l")")")"
+done
+printf '%-10s %10.0f (%5.1f) at %s connections\n' POST "$(rps_of create)" "$(p99_of create)" "$TOTAL"
+printf 'RSS at %s connections: %s MiB (peak %s MiB); nginx (no access log: %s): GET-one bytes %.0f/s, page %.0f/s\n\n' \
+  "$LAST" "$((RSS_KIB / 1024))" "$((HWM_KIB / 1024))" "$NGINX_ACCESS_LOG" "$(rps_of nginx-one)" "$(rps_of nginx-list)"
 
 for name in "${SCENARIOS[@]}"; do
   res="${RESULT[$name]}"
@@ -361,18 +453,20 @@ printf '%s\n' "${scenario_json[@]}" | jq -s \
   --argjson duration "$DURATION" --argjson threads "$WRK_THREADS" --argjson conns "$WRK_CONNECTIONS" \
   --arg timeout "$WRK_TIMEOUT" --arg wrkv "$("$WRK_BIN" -v 2>&1 | head -n1 | cut -d' ' -f2)" \
   --arg nginxv "$("$NGINX_BIN" -v 2>&1 | sed 's/.*nginx\///')" --arg alog "$NGINX_ACCESS_LOG" \
-  --argjson seeded "$TOTAL" --argjson seedrate "$SEED_RATE" --argjson seedsecs "$seed_secs" \
+  --argjson seeded "$TOTAL" --argjson seedrates "$(printf '%s\n' "${SEED_RATES[@]}" | jq -s .)" \
+  --argjson seedsecs "$seed_secs" --argjson rss "$RSS_KIB" --argjson hwm "$HWM_KIB" \
   --argjson failed "$FAILED" \
   '{date: $date,
     machine: {host: $host, kernel: $kernel, cpu: $cpu, cores: $cores},
     connreg: {binary: $bin, tree_head_at_run: $commit, tree_has_uncommitted_changes: $dirty, extra_args: $extra,
               started_with: (if $startmode == "flags" then "serve --database --listen flags"
                               else "CONNREG_DATABASE/CONNREG_LISTEN env (flags were rejected)" end),
-              database: "sqlite (fresh temp file)", stdout: "redirected to a file (access log kept)"},
+              database: (if env.BENCH_DATABASE then "postgresql" else "sqlite (fresh temp file)" end), stdout: "redirected to a file (access log kept)"},
     wrk: {version: $wrkv, threads: $threads, connections: $conns, duration_s: $duration, timeout: $timeout},
     nginx: {version: $nginxv, access_log: $alog, worker_processes: "auto",
             keepalive_timeout_s: 75, keepalive_requests: 1000000000},
-    seed: {connections_total: $seeded, creates_per_s: $seedrate, wall_s: $seedsecs},
+    seed: {connections_total: $seeded, creates_per_s_per_run: $seedrates, wall_s: $seedsecs},
+    connreg_rss_kib_at_last_size: $rss, connreg_peak_rss_kib: $hwm,
     failed: ($failed == 1),
     scenarios: .}' >"$OUT_FILE"
 log "results written to $OUT_FILE"

@@ -1,5 +1,6 @@
--- Seeds SEED_COUNT (env, default 10000) connections named bench-00001, bench-00002, … as fast as
--- the server takes them. wrk only knows durations, so once enough 2xx answers have arrived (or on
+-- Seeds SEED_COUNT (env, default 10000) connections named <SEED_PREFIX>-<n> (SEED_PREFIX, default
+-- bench; n from SEED_START + 1, default 1, five digits at least: bench-00001, …) as fast as the
+-- server takes them. wrk only knows durations, so once enough 2xx answers have arrived (or on
 -- the first non-2xx) the thread stops and SIGINTs wrk (the shell's $PPID), which makes wrk end its
 -- run early and call done(). The signal is sent from a background subshell a moment later because
 -- system() (behind os.execute) ignores SIGINT in the caller until the command returns.
@@ -7,7 +8,8 @@
 dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "common.lua")
 
 local target = tonumber(os.getenv("SEED_COUNT") or "10000")
-local counter = 0
+local prefix = os.getenv("SEED_PREFIX") or "bench"
+local counter = tonumber(os.getenv("SEED_START") or "0")
 local created = 0
 local stopping = false
 
@@ -18,8 +20,8 @@ end
 function request()
   counter = counter + 1
   local body = string.format(
-    '{"name":"bench-%05d","details":{"type":"postgres","host":"db.example.com",' ..
-    '"database":"analytics","user":"bench","password":"s3cret"}}', counter)
+    '{"name":"%s-%05d","details":{"type":"postgres","host":"db.example.com",' ..
+    '"database":"analytics","user":"bench","password":"s3cret"}}', prefix, counter)
   return wrk.format("POST", "/v2/connections", nil, body)
 end
 
