@@ -1,6 +1,6 @@
 // The /v2/connections handlers (contract sections 4 to 6).
 #include <boost/beast/http/field.hpp>
-#include <boost/json/serialize.hpp>
+#include <boost/json/object.hpp>
 #include <boost/url/parse.hpp>
 
 #include <algorithm>
@@ -72,7 +72,7 @@ bool HasIfMatch(const Context& ctx) {
 }
 
 void ReplyConnection(Context& ctx, int status, const domain::Connection& c) {
-  ReplyJson(ctx.ex, status, RenderConnection(c));
+  ReplyJsonText(ctx.ex, status, RenderConnection(c));
   ctx.ex.response.set(http_::field::etag, EtagOf(c));
 }
 
@@ -194,7 +194,7 @@ void HandleCreateConnection(Context& ctx) {
   if (key) {
     store::IdempotentResponse response{
         RequestFingerprint(ctx.types, kRequestLine, *body, ctx.sealer), 201,
-        boost::json::serialize(RenderConnection(*c)), location, now};
+        RenderConnection(*c), location, now};
     saved = ctx.idempotency.CreateConnectionIdempotent(*c, ctx.principal->member_id, *key, response,
                                                        now - kIdempotencyWindowMs);
     if (!saved && saved.error().code == ErrorCode::kConflict && replay()) return;
@@ -386,20 +386,23 @@ void HandleListConnections(Context& ctx) {
 
   auto result = ctx.connections.ListConnections(q);
   if (!result) return ReplyError(ctx.ex, result.error());
-  boost::json::array entries;
-  entries.reserve(result->entries.size());
-  for (const auto& c : result->entries) entries.push_back(RenderConnection(c));
-  boost::json::value next = nullptr;
+  // The page is written into one buffer, each object straight from its row, and moved into the
+  // response.
+  std::string body;
+  body.reserve(128 + 1024 * result->entries.size());
+  JsonWriter w(body);
+  w.BeginObject().Key("entries").BeginArray();
+  for (const auto& c : result->entries) WriteConnection(w, c);
+  w.EndArray().Key("nextPage");
   if (result->has_more && !result->entries.empty()) {
     const auto& last = result->entries.back();
-    next = EncodePageToken(
-        {q.organization_id, fingerprint, {last.name, last.created_at, last.connection_id}}, *key);
+    w.String(EncodePageToken(
+        {q.organization_id, fingerprint, {last.name, last.created_at, last.connection_id}}, *key));
+  } else {
+    w.Null();
   }
-  ReplyJson(ctx.ex, 200,
-            {{"entries", std::move(entries)},
-             {"nextPage", std::move(next)},
-             {"hasMore", result->has_more},
-             {"total", result->total}});
+  w.Key("hasMore").Bool(result->has_more).Key("total").Int(result->total).EndObject();
+  ReplyJsonText(ctx.ex, 200, std::move(body));
 }
 
 }  // namespace connreg::api
