@@ -193,8 +193,8 @@ void HandleCreateConnection(Context& ctx) {
   Status saved = OkStatus();
   if (key) {
     store::IdempotentResponse response{
-        RequestFingerprint(ctx.types, kRequestLine, *body, ctx.sealer), 201,
-        RenderConnection(*c), location, now};
+        RequestFingerprint(ctx.types, kRequestLine, *body, ctx.sealer), 201, RenderConnection(*c),
+        location, now};
     saved = ctx.idempotency.CreateConnectionIdempotent(*c, ctx.principal->member_id, *key, response,
                                                        now - kIdempotencyWindowMs);
     if (!saved && saved.error().code == ErrorCode::kConflict && replay()) return;
@@ -386,23 +386,14 @@ void HandleListConnections(Context& ctx) {
 
   auto result = ctx.connections.ListConnections(q);
   if (!result) return ReplyError(ctx.ex, result.error());
-  // The page is written into one buffer, each object straight from its row, and moved into the
-  // response.
-  std::string body;
-  body.reserve(128 + 1024 * result->entries.size());
-  JsonWriter w(body);
-  w.BeginObject().Key("entries").BeginArray();
-  for (const auto& c : result->entries) WriteConnection(w, c);
-  w.EndArray().Key("nextPage");
+  std::string next;
   if (result->has_more && !result->entries.empty()) {
     const auto& last = result->entries.back();
-    w.String(EncodePageToken(
-        {q.organization_id, fingerprint, {last.name, last.created_at, last.connection_id}}, *key));
-  } else {
-    w.Null();
+    next = EncodePageToken(
+        {q.organization_id, fingerprint, {last.name, last.created_at, last.connection_id}}, *key);
   }
-  w.Key("hasMore").Bool(result->has_more).Key("total").Int(result->total).EndObject();
-  ReplyJsonText(ctx.ex, 200, std::move(body));
+  ReplyJsonText(ctx.ex, 200,
+                RenderConnectionPage(result->entries, next, result->has_more, result->total));
 }
 
 }  // namespace connreg::api

@@ -17,7 +17,8 @@ void WriteConnection(JsonWriter& w, const domain::Connection& c) {
   w.Key("createdAt").Time(c.created_at);
   w.Key("updatedAt").Time(c.updated_at);
   w.Key("isArchived").Bool(c.is_archived);
-  if (c.timeout_secs) w.Key("timeout").BeginObject().Key("default").Int(*c.timeout_secs).EndObject();
+  if (c.timeout_secs)
+    w.Key("timeout").BeginObject().Key("default").Int(*c.timeout_secs).EndObject();
   w.Key("friendlyName").Bool(c.use_friendly_names);
   w.Key("writeAccess").Bool(c.write_access);
   for (const char* field : {"account", "warehouse", "user", "role"}) {
@@ -49,6 +50,23 @@ std::string RenderConnection(const domain::Connection& c) {
   out.reserve(1024);  // an ordinary object is 600 to 900 bytes: one allocation
   JsonWriter w(out);
   WriteConnection(w, c);
+  return out;
+}
+
+std::string RenderConnectionPage(const std::vector<domain::Connection>& entries,
+                                 std::string_view next_page, bool has_more, std::int64_t total) {
+  std::string out;
+  out.reserve(128 + 1024 * entries.size());
+  JsonWriter w(out);
+  w.BeginObject().Key("entries").BeginArray();
+  for (const auto& c : entries) WriteConnection(w, c);
+  w.EndArray().Key("nextPage");
+  if (next_page.empty()) {
+    w.Null();
+  } else {
+    w.String(next_page);
+  }
+  w.Key("hasMore").Bool(has_more).Key("total").Int(total).EndObject();
   return out;
 }
 

@@ -2,7 +2,10 @@
 // thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/json_write.h"
 #include "domain/connection.h"
@@ -16,6 +19,12 @@ namespace connreg::api {
 void WriteConnection(JsonWriter& w, const domain::Connection& c);
 // The connection object alone: a response body, or what an Idempotency-Key replays.
 std::string RenderConnection(const domain::Connection& c);
+
+// A page of the connections listing (contract section 6), every object written from its row
+// into one buffer reserved for the page: {"entries","nextPage","hasMore","total"}; `next_page`
+// empty is null.
+std::string RenderConnectionPage(const std::vector<domain::Connection>& entries,
+                                 std::string_view next_page, bool has_more, std::int64_t total);
 
 // The ETag header value of a connection: its version, quoted.
 std::string EtagOf(const domain::Connection& c);

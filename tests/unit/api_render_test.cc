@@ -162,20 +162,19 @@ TEST(ApiRender, WriterBytesEqualTheTreeSerializedByBoost) {
 
 TEST(ApiRender, PageIsTheObjectsInOneArray) {
   Generator gen(7);
-  std::string page;
-  JsonWriter w(page);
-  w.BeginObject().Key("entries").BeginArray();
+  std::vector<domain::Connection> entries;
   json::array tree;
   for (int i = 0; i < 50; ++i) {
-    const domain::Connection c = gen.Connection();
-    WriteConnection(w, c);
-    tree.push_back(reference::ConnectionTree(c));
+    entries.push_back(gen.Connection());
+    tree.push_back(reference::ConnectionTree(entries.back()));
   }
-  w.EndArray().Key("nextPage").Null().Key("hasMore").Bool(false).Key("total").Int(50).EndObject();
-  EXPECT_EQ(page, json::serialize(json::object{{"entries", std::move(tree)},
-                                               {"nextPage", nullptr},
-                                               {"hasMore", false},
-                                               {"total", 50}}));
+  EXPECT_EQ(RenderConnectionPage({}, "tok\"en", true, 7),
+            R"({"entries":[],"nextPage":"tok\"en","hasMore":true,"total":7})");
+  const std::string page = RenderConnectionPage(entries, "", false, 50);
+  EXPECT_EQ(
+      page,
+      json::serialize(json::object{
+          {"entries", std::move(tree)}, {"nextPage", nullptr}, {"hasMore", false}, {"total", 50}}));
 }
 
 // A user's doubles are the one place where the writer's bytes differ from Boost's: Boost writes

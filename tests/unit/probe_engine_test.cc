@@ -332,13 +332,14 @@ TEST(ProbeRender, DurationsFollowTheServersNumberRule) {
   r.steps = {{"resolve", "SUCCESS", 0.0, "", ""},
              {"connect", "FAILED", 12.3456, "connection_refused", "refused \"here\""},
              {"write", "SKIPPED", 0.5, "", ""}};
-  EXPECT_EQ(RenderTestResult(r),
-            R"({"read":"FAILED","write":"FAILED","durationMs":1.07,"steps":[)"
-            R"({"name":"resolve","status":"SUCCESS","durationMs":0},)"
-            R"({"name":"connect","status":"FAILED","durationMs":12.35,"code":"connection_refused",)"
-            R"("message":"refused \"here\""},{"name":"write","status":"SKIPPED","durationMs":0.5}],)"
-            R"("readError":"refused \"here\"",)"
-            R"("writeError":"the write test did not run because the read test failed"})");
+  EXPECT_EQ(
+      RenderTestResult(r),
+      R"({"read":"FAILED","write":"FAILED","durationMs":1.07,"steps":[)"
+      R"({"name":"resolve","status":"SUCCESS","durationMs":0},)"
+      R"({"name":"connect","status":"FAILED","durationMs":12.35,"code":"connection_refused",)"
+      R"("message":"refused \"here\""},{"name":"write","status":"SKIPPED","durationMs":0.5}],)"
+      R"("readError":"refused \"here\"",)"
+      R"("writeError":"the write test did not run because the read test failed"})");
   // A sync's record keeps the same steps array.
   EXPECT_NE(RenderTestResult(r).find("\"steps\":" + RenderTestSteps(r.steps) + ","),
             std::string::npos);
