@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 
 #include <boost/json/object.hpp>
 
@@ -23,6 +24,26 @@ constexpr std::array<char, 256> kEscape = [] {
   t['\\'] = '\\';
   return t;
 }();
+
+// How many bytes from the start of `s` need no escape: eight at a time while no byte of the
+// eight is below 0x20, a quote or a backslash (the exact zero-byte tests of "Bit Twiddling
+// Hacks"), then one at a time.
+std::size_t CountUnescaped(std::string_view s) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101;
+  constexpr std::uint64_t kHigh = 0x8080808080808080;
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t x;
+    std::memcpy(&x, s.data() + i, sizeof x);
+    const std::uint64_t quote = x ^ (kOnes * '"');
+    const std::uint64_t backslash = x ^ (kOnes * '\\');
+    const std::uint64_t hit =
+        ((x - kOnes * 0x20) & ~x) | ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash);
+    if ((hit & kHigh) != 0) break;
+  }
+  while (i < s.size() && kEscape[static_cast<unsigned char>(s[i])] == 0) ++i;
+  return i;
+}
 
 }  // namespace
 
@@ -168,9 +189,17 @@ JsonWriter& JsonWriter::Value(const boost::json::value& v, Doubles doubles) {
 
 void JsonWriter::Escaped(std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
+  const std::size_t clean = CountUnescaped(s);
+  if (clean == s.size()) {  // the usual case: the quotes and the bytes, in one append
+    const std::size_t at = out_.size();
+    out_.append(s.size() + 2, '"');
+    s.copy(out_.data() + at + 1, s.size());
+    return;
+  }
   out_.push_back('"');
-  const char* p = s.data();
-  const char* const end = p + s.size();
+  out_.append(s.data(), clean);
+  const char* p = s.data() + clean;
+  const char* const end = s.data() + s.size();
   while (p != end) {
     const char* run = p;  // the bytes copied as they are
     while (p != end && kEscape[static_cast<unsigned char>(*p)] == 0) ++p;

@@ -160,6 +160,19 @@ TEST(ApiRender, WriterBytesEqualTheTreeSerializedByBoost) {
   }
 }
 
+// Every byte value at every offset of a string longer than the writer's eight-byte scan.
+TEST(ApiRender, EveryByteAtEveryOffsetEscapesAsBoostDoes) {
+  for (int b = 0; b < 256; ++b) {
+    for (std::size_t at = 0; at < 20; ++at) {
+      std::string s(19, 'a');
+      s.insert(at, 1, static_cast<char>(b));
+      std::string text;
+      JsonWriter(text).String(s);
+      ASSERT_EQ(text, json::serialize(json::string(s))) << "byte " << b << " at " << at;
+    }
+  }
+}
+
 TEST(ApiRender, PageIsTheObjectsInOneArray) {
   Generator gen(7);
   std::vector<domain::Connection> entries;
