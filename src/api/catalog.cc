@@ -104,7 +104,8 @@ void ReplyLookup(http::Exchange& ex, const store::Inode& inode) {
 }
 
 // A sync's record. Its steps were stored as rendered; they are read and written again under the
-// server's number rule, so that records stored before the rule read as people write numbers too.
+// server's number rule, so that records stored before the rule read as people write numbers too
+// (a record whose steps do not parse shows none).
 std::string RenderSync(const store::SyncRecord& r) {
   std::string out;
   JsonWriter w(out);

@@ -1,4 +1,5 @@
-// The response shapes of the API: the connection object (contract section 3). Pure functions;
+// The response shapes of the API: the connection object (contract section 3) and the page of
+// the connections listing, written as JSON text (core/json_write.h). Pure functions;
 // thread-safe.
 #pragma once
 
