@@ -24,7 +24,6 @@
 
 #include <boost/beast/http/field.hpp>
 #include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
 
 #include "api/json_body.h"
 #include "api/render.h"
@@ -76,7 +75,7 @@ void StartInput() {
 }
 
 std::string Render(const domain::Connection& c) {
-  const std::string text = boost::json::serialize(api::RenderConnection(c));
+  const std::string text = api::RenderConnection(c);
   boost::system::error_code ec;
   (void)boost::json::parse(text, ec);
   if (ec) Fail("a rendering is not JSON:", text);

@@ -306,9 +306,13 @@ bool Api::HandlePreflight(http::Exchange& ex, const Router::Match& match) const 
 }
 
 void ReplyJson(http::Exchange& ex, int status, const boost::json::value& body) {
+  ReplyJsonText(ex, status, boost::json::serialize(body));
+}
+
+void ReplyJsonText(http::Exchange& ex, int status, std::string body) {
   ex.response.result(static_cast<unsigned>(status));
   ex.response.set(http_::field::content_type, "application/json");
-  ex.response.body() = boost::json::serialize(body);
+  ex.response.body() = std::move(body);
 }
 
 void ReplyError(http::Exchange& ex, const Error& error) {

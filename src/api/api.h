@@ -120,6 +120,9 @@ class Api : public http::Handler {
 // ---- response helpers shared by the handlers ---------------------------------------------
 
 void ReplyJson(http::Exchange& ex, int status, const boost::json::value& body);
+// The same for a body already written as JSON text (core/json_write.h): moved into the
+// response, never copied.
+void ReplyJsonText(http::Exchange& ex, int status, std::string body);
 // Maps an Error to its status and contract body; a kInternal message is logged, not shown.
 void ReplyError(http::Exchange& ex, const Error& error);
 

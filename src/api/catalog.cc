@@ -4,13 +4,14 @@
 // a table's columns. Who sees what is the store's rule (CatalogStore::CanSeeInode and
 // InodeListQuery::visible_to_member): admins everything, others what their connection grants
 // and path grants show; anything else is a 404, as if it did not exist.
-#include <boost/json/parse.hpp>
 
 #include "api/api.h"
 #include "api/json_body.h"
 #include "api/page_token.h"
 #include "api/people.h"
+#include "core/json_write.h"
 #include "crypto/encoding.h"
+#include "domain/json_text.h"
 #include "probe/drivers/registry.h"
 #include "probe/test_result.h"
 
@@ -102,29 +103,44 @@ void ReplyLookup(http::Exchange& ex, const store::Inode& inode) {
   ReplyJson(ex, 200, {{"kind", inode.kind}, {"inodeId", inode.inode_id}, {"url", InodeUrl(inode)}});
 }
 
-boost::json::object RenderSync(const store::SyncRecord& r) {
-  boost::json::object o{{"syncId", r.sync_id},  {"connectionId", r.connection_id},
-                        {"status", r.status},   {"path", RenderPath(r.path)},
-                        {"added", r.added},     {"changed", r.changed},
-                        {"removed", r.removed}, {"startedAt", FormatRfc3339(r.started_at)}};
-  if (r.ended_at) o["endedAt"] = FormatRfc3339(*r.ended_at);
-  auto steps = boost::json::parse(r.steps_json.empty() ? "[]" : r.steps_json);
-  o["steps"] = std::move(steps);
-  return o;
+// A sync's record. Its steps were stored as rendered; they are read and written again under the
+// server's number rule, so that records stored before the rule read as people write numbers too
+// (a record whose steps do not parse shows none).
+std::string RenderSync(const store::SyncRecord& r) {
+  std::string out;
+  JsonWriter w(out);
+  w.BeginObject();
+  w.Key("syncId").String(r.sync_id).Key("connectionId").String(r.connection_id);
+  w.Key("status").String(r.status).Key("path").BeginArray();
+  for (const auto& name : r.path) w.String(name);
+  w.EndArray();
+  w.Key("added").Int(r.added).Key("changed").Int(r.changed).Key("removed").Int(r.removed);
+  w.Key("startedAt").Time(r.started_at);
+  if (r.ended_at) w.Key("endedAt").Time(*r.ended_at);
+  boost::system::error_code ec;
+  const boost::json::value steps =
+      domain::ParseJsonText(r.steps_json.empty() ? "[]" : r.steps_json, ec);
+  w.Key("steps");
+  if (ec) {
+    w.BeginArray().EndArray();
+  } else {
+    w.Value(steps, JsonWriter::Doubles::kServer);
+  }
+  w.EndObject();
+  return out;
 }
 
 // The answer to POST .../sync once the sync has ended: Sigma's {} with the extensions, or the
 // failure as a test reports one.
-boost::json::object RenderFinishedSync(const store::SyncRecord& r) {
-  if (r.status != catalog::sync_status::kSuccess) {
-    boost::json::object o = RenderSync(r);
-    o["status"] = r.status;
-    return o;
-  }
+std::string RenderFinishedSync(const store::SyncRecord& r) {
+  if (r.status != catalog::sync_status::kSuccess) return RenderSync(r);
   const TimeMs ended = r.ended_at.value_or(r.started_at);
-  return {{"syncId", r.sync_id},  {"syncedAt", FormatRfc3339(ended)},
-          {"added", r.added},     {"changed", r.changed},
-          {"removed", r.removed}, {"durationMs", ended - r.started_at}};
+  std::string out;
+  JsonWriter w(out);
+  w.BeginObject().Key("syncId").String(r.sync_id).Key("syncedAt").Time(ended);
+  w.Key("added").Int(r.added).Key("changed").Int(r.changed).Key("removed").Int(r.removed);
+  w.Key("durationMs").Int(ended - r.started_at).EndObject();
+  return out;
 }
 
 // The rest of a lookup that must ask the warehouse: list one level, then answer from the
@@ -166,7 +182,7 @@ boost::asio::awaitable<void> AwaitSync(http::Exchange& ex, Api& api,
   const bool finished =
       co_await api.WaitForSync(sync, std::chrono::seconds(api.engine().DeadlineSecs(c)));
   const store::SyncRecord r = sync->record();
-  if (finished) co_return ReplyJson(ex, 200, RenderFinishedSync(r));
+  if (finished) co_return ReplyJsonText(ex, 200, RenderFinishedSync(r));
   ReplyJson(ex, 202, {{"status", r.status}, {"syncId", r.sync_id}});
 }
 
@@ -210,7 +226,7 @@ void HandleGetSync(Context& ctx) {
     }
     return ReplyError(ctx.ex, r.error());
   }
-  ReplyJson(ctx.ex, 200, RenderSync(*r));
+  ReplyJsonText(ctx.ex, 200, RenderSync(*r));
 }
 
 void HandleLookup(Context& ctx) {

@@ -29,7 +29,7 @@ void RunAndReply(Context& ctx, const domain::Connection& c, bool record) {
         co_return ReplyError(ex, recorded.error());
       }
     }
-    ReplyJson(ex, 200, probe::RenderTestResult(result));
+    ReplyJsonText(ex, 200, probe::RenderTestResult(result));
   };
 }
 

@@ -1,6 +1,6 @@
 // The /v2/connections handlers (contract sections 4 to 6).
 #include <boost/beast/http/field.hpp>
-#include <boost/json/serialize.hpp>
+#include <boost/json/object.hpp>
 #include <boost/url/parse.hpp>
 
 #include <algorithm>
@@ -72,7 +72,7 @@ bool HasIfMatch(const Context& ctx) {
 }
 
 void ReplyConnection(Context& ctx, int status, const domain::Connection& c) {
-  ReplyJson(ctx.ex, status, RenderConnection(c));
+  ReplyJsonText(ctx.ex, status, RenderConnection(c));
   ctx.ex.response.set(http_::field::etag, EtagOf(c));
 }
 
@@ -193,8 +193,8 @@ void HandleCreateConnection(Context& ctx) {
   Status saved = OkStatus();
   if (key) {
     store::IdempotentResponse response{
-        RequestFingerprint(ctx.types, kRequestLine, *body, ctx.sealer), 201,
-        boost::json::serialize(RenderConnection(*c)), location, now};
+        RequestFingerprint(ctx.types, kRequestLine, *body, ctx.sealer), 201, RenderConnection(*c),
+        location, now};
     saved = ctx.idempotency.CreateConnectionIdempotent(*c, ctx.principal->member_id, *key, response,
                                                        now - kIdempotencyWindowMs);
     if (!saved && saved.error().code == ErrorCode::kConflict && replay()) return;
@@ -386,20 +386,14 @@ void HandleListConnections(Context& ctx) {
 
   auto result = ctx.connections.ListConnections(q);
   if (!result) return ReplyError(ctx.ex, result.error());
-  boost::json::array entries;
-  entries.reserve(result->entries.size());
-  for (const auto& c : result->entries) entries.push_back(RenderConnection(c));
-  boost::json::value next = nullptr;
+  std::string next;
   if (result->has_more && !result->entries.empty()) {
     const auto& last = result->entries.back();
     next = EncodePageToken(
         {q.organization_id, fingerprint, {last.name, last.created_at, last.connection_id}}, *key);
   }
-  ReplyJson(ctx.ex, 200,
-            {{"entries", std::move(entries)},
-             {"nextPage", std::move(next)},
-             {"hasMore", result->has_more},
-             {"total", result->total}});
+  ReplyJsonText(ctx.ex, 200,
+                RenderConnectionPage(result->entries, next, result->has_more, result->total));
 }
 
 }  // namespace connreg::api

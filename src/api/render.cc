@@ -2,44 +2,72 @@
 
 namespace connreg::api {
 
-boost::json::object RenderConnection(const domain::Connection& c) {
-  boost::json::object o;
-  o.reserve(24);
-  o["organizationId"] = c.organization_id;
-  o["connectionId"] = c.connection_id;
-  o["isSample"] = c.is_sample;
-  o["isAuditLog"] = false;
-  o["lastActiveAt"] = FormatRfc3339(c.last_active_at);
-  o["name"] = c.name;
-  o["type"] = c.type;
-  o["useOauth"] = c.use_oauth;
-  o["createdBy"] = c.created_by;
-  o["updatedBy"] = c.updated_by;
-  o["createdAt"] = FormatRfc3339(c.created_at);
-  o["updatedAt"] = FormatRfc3339(c.updated_at);
-  o["isArchived"] = c.is_archived;
-  if (c.timeout_secs) o["timeout"] = {{"default", *c.timeout_secs}};
-  o["friendlyName"] = c.use_friendly_names;
-  o["writeAccess"] = c.write_access;
+void WriteConnection(JsonWriter& w, const domain::Connection& c) {
+  w.BeginObject();
+  w.Key("organizationId").String(c.organization_id);
+  w.Key("connectionId").String(c.connection_id);
+  w.Key("isSample").Bool(c.is_sample);
+  w.Key("isAuditLog").Bool(false);
+  w.Key("lastActiveAt").Time(c.last_active_at);
+  w.Key("name").String(c.name);
+  w.Key("type").String(c.type);
+  w.Key("useOauth").Bool(c.use_oauth);
+  w.Key("createdBy").String(c.created_by);
+  w.Key("updatedBy").String(c.updated_by);
+  w.Key("createdAt").Time(c.created_at);
+  w.Key("updatedAt").Time(c.updated_at);
+  w.Key("isArchived").Bool(c.is_archived);
+  if (c.timeout_secs)
+    w.Key("timeout").BeginObject().Key("default").Int(*c.timeout_secs).EndObject();
+  w.Key("friendlyName").Bool(c.use_friendly_names);
+  w.Key("writeAccess").Bool(c.write_access);
   for (const char* field : {"account", "warehouse", "user", "role"}) {
     if (auto it = c.details.find(field); it != c.details.end() && it->value().is_string()) {
-      o[field] = it->value();
+      w.Key(field).String(it->value().get_string());
     }
   }
-  if (c.description) o["description"] = *c.description;
-  o["details"] = c.details;
-  boost::json::object secrets;
+  if (c.description) w.Key("description").Value(*c.description);
+  w.Key("details").Value(c.details);
+  w.Key("secrets").BeginObject();
   for (const auto& [field, secret] : c.secrets) {
-    secrets[field] = {{"isSet", true}, {"updatedAt", FormatRfc3339(secret.updated_at)}};
+    w.Key(field).BeginObject().Key("isSet").Bool(true).Key("updatedAt").Time(secret.updated_at);
+    w.EndObject();
   }
-  o["secrets"] = std::move(secrets);
+  w.EndObject();
   if (c.last_test) {
-    o["lastTest"] = {{"at", FormatRfc3339(c.last_test->at)},
-                     {"read", c.last_test->read},
-                     {"write", c.last_test->write}};
+    w.Key("lastTest").BeginObject();
+    w.Key("at").Time(c.last_test->at);
+    w.Key("read").String(c.last_test->read);
+    w.Key("write").String(c.last_test->write);
+    w.EndObject();
   }
-  o["version"] = c.version;
-  return o;
+  w.Key("version").Int(c.version);
+  w.EndObject();
+}
+
+std::string RenderConnection(const domain::Connection& c) {
+  std::string out;
+  out.reserve(1024);  // an ordinary object is 600 to 900 bytes: one allocation
+  JsonWriter w(out);
+  WriteConnection(w, c);
+  return out;
+}
+
+std::string RenderConnectionPage(const std::vector<domain::Connection>& entries,
+                                 std::string_view next_page, bool has_more, std::int64_t total) {
+  std::string out;
+  out.reserve(128 + 1024 * entries.size());
+  JsonWriter w(out);
+  w.BeginObject().Key("entries").BeginArray();
+  for (const auto& c : entries) WriteConnection(w, c);
+  w.EndArray().Key("nextPage");
+  if (next_page.empty()) {
+    w.Null();
+  } else {
+    w.String(next_page);
+  }
+  w.Key("hasMore").Bool(has_more).Key("total").Int(total).EndObject();
+  return out;
 }
 
 std::string EtagOf(const domain::Connection& c) {

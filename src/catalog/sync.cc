@@ -7,8 +7,6 @@
 #include <unordered_set>
 #include <utility>
 
-#include <boost/json/serialize.hpp>
-
 #include "core/log.h"
 #include "core/time.h"
 #include "crypto/random.h"
@@ -19,9 +17,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string StepsJson(const probe::TestResult& r) {
-  return boost::json::serialize(probe::RenderTestResult(r).at("steps"));
-}
+std::string StepsJson(const probe::TestResult& r) { return probe::RenderTestSteps(r.steps); }
 
 }  // namespace
 

@@ -272,7 +272,7 @@ int Run(int argc, char** argv) {
       c.created_at = c.updated_at = c.last_active_at = now;
       c.details = {{"type", "postgres"}, {"host", "sample.invalid"}, {"database", "sample"}};
       Check(store->CreateConnection(c), "cannot add the sample connection");
-      Print(api::RenderConnection(c));
+      std::cout << api::RenderConnection(c) << std::endl;
     } else if (client_create->parsed()) {
       Check(store->GetMember(member), "no member " + member);
       std::string secret = crypto::RandomToken(32);

@@ -15,8 +15,7 @@
 #include <string>
 #include <thread>
 
-#include <boost/json/serialize.hpp>
-
+#include "core/json_write.h"
 #include "core/time.h"
 
 namespace connreg::log {
@@ -183,7 +182,10 @@ void Event(Level level, std::string_view event, boost::json::object fields) {
   line["level"] = Name(level);
   line["event"] = event;
   for (auto& kv : fields) line[kv.key()] = std::move(kv.value());
-  logger->log(ToSpd(level), "{}", boost::json::serialize(line));
+  // A log line is the server's own: any double in it follows the server's number rule.
+  std::string text;
+  JsonWriter(text).Value(line, JsonWriter::Doubles::kServer);
+  logger->log(ToSpd(level), "{}", text);
 }
 
 }  // namespace connreg::log

@@ -11,7 +11,7 @@ TimeMs NowMs() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-std::string FormatRfc3339(TimeMs t) {
+void FormatRfc3339(TimeMs t, char (&out)[kRfc3339Chars]) {
   // Days since the epoch to a civil date (H. Hinnant's days_from_civil inverse): no gmtime_r or
   // printf, which were a visible share of rendering a page of connections.
   TimeMs ms_of_day = t % 86'400'000;
@@ -29,9 +29,11 @@ std::string FormatRfc3339(TimeMs t) {
   const TimeMs day = doy - (153 * mp + 2) / 5 + 1;
   const TimeMs month = mp < 10 ? mp + 3 : mp - 9;
   const TimeMs year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-  if (year < 0 || year > 9999) return "0000-01-01T00:00:00.000Z";  // outside RFC 3339's range
-
-  std::string out = "0000-00-00T00:00:00.000Z";
+  if (year < 0 || year > 9999) {  // outside RFC 3339's range
+    std::string_view("0000-01-01T00:00:00.000Z").copy(out, kRfc3339Chars);
+    return;
+  }
+  std::string_view("0000-00-00T00:00:00.000Z").copy(out, kRfc3339Chars);
   auto put = [&](std::size_t at, TimeMs value, int width) {
     for (int i = width - 1; i >= 0; --i, value /= 10)
       out[at + i] = static_cast<char>('0' + value % 10);
@@ -43,7 +45,12 @@ std::string FormatRfc3339(TimeMs t) {
   put(14, ms_of_day / 60'000 % 60, 2);
   put(17, ms_of_day / 1000 % 60, 2);
   put(20, ms_of_day % 1000, 3);
-  return out;
+}
+
+std::string FormatRfc3339(TimeMs t) {
+  char out[kRfc3339Chars];
+  FormatRfc3339(t, out);
+  return std::string(out, kRfc3339Chars);
 }
 
 std::optional<TimeMs> ParseRfc3339(std::string_view s) {

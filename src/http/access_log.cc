@@ -1,6 +1,5 @@
 #include "http/access_log.h"
 
-#include <charconv>
 #include <mutex>
 #include <string>
 
@@ -11,6 +10,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serializer.hpp>
 
+#include "core/json_write.h"
 #include "core/time.h"
 
 namespace connreg::http {
@@ -49,8 +49,9 @@ void WriteAccessLine(spdlog::logger& logger, const AccessRecord& r) {
   }
   line.emplace("remote", r.remote);
 
-  // boost::json does every string's escaping. durationMs is appended by hand because
-  // boost::json renders doubles in exponent form ("7.02754E2"), unkind to people reading logs.
+  // boost::json does every string's escaping. durationMs is appended by hand, under the server's
+  // number rule (FormatServerNumber: "702.75"): boost::json renders doubles in exponent form
+  // ("7.02754E2"), unkind to people reading logs.
   boost::json::serializer sr;
   sr.reset(&line);
   char out[2048];
@@ -62,15 +63,13 @@ void WriteAccessLine(spdlog::logger& logger, const AccessRecord& r) {
     head = long_line;
   }
   head.remove_suffix(1);  // the closing brace
-  char tail[64];
-  char* end =
-      std::to_chars(tail, tail + sizeof tail - 1, r.duration_ms, std::chars_format::fixed, 3).ptr;
-  *end++ = '}';
+  char number[kServerNumberChars];
   std::string_view duration_prefix = ",\"durationMs\":";
   fmt::memory_buffer text;  // stack storage for lines up to 500 bytes
   text.append(head);
   text.append(duration_prefix);
-  text.append(std::string_view(tail, static_cast<std::size_t>(end - tail)));
+  text.append(FormatServerNumber(r.duration_ms, number));
+  text.push_back('}');
   logger.log(spdlog::level::info, spdlog::string_view_t(text.data(), text.size()));
 }
 

@@ -5,7 +5,7 @@
 #include <string_view>
 #include <vector>
 
-#include <boost/json/object.hpp>
+#include "core/json_write.h"
 
 namespace connreg::probe {
 
@@ -57,7 +57,11 @@ struct TestResult {
 
 // {"read","write","durationMs","steps":[{"name","status","durationMs","code"?,"message"?}],
 //  "readError"?,"writeError"?}: readError is the message of the first failed read step,
-// writeError the message of the failed write step (or why the write was not tried).
-boost::json::object RenderTestResult(const TestResult& r);
+// writeError the message of the failed write step (or why the write was not tried). Durations
+// follow the server's number rule (FormatServerNumber: 1.07, 0).
+void WriteTestResult(JsonWriter& w, const TestResult& r);
+std::string RenderTestResult(const TestResult& r);
+// The "steps" array alone, as a sync's record keeps it.
+std::string RenderTestSteps(const std::vector<Step>& steps);
 
 }  // namespace connreg::probe

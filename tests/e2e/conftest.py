@@ -512,6 +512,21 @@ def check_section_12_success(resp: requests.Response, body: Any) -> None:
     schemas().validate(op, resp.status_code, body)
 
 
+# The server's number rule (issue 17, core/json_write.h): a number the server makes, such as a
+# duration, reads as people write it ("1.07", "0"), never Boost's "1.065807E0": at most two
+# decimals, no exponent, no trailing zeros. Checks every durationMs in a body's raw text and
+# returns their texts.
+SERVER_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]?[1-9])?")
+
+
+def check_durations_text(text: str) -> list[str]:
+    durations = re.findall(r'"durationMs":([^,}\]]*)', text)
+    assert durations, text
+    for d in durations:
+        assert SERVER_NUMBER.fullmatch(d), f"durationMs is {d!r}, not as people write numbers"
+    return durations
+
+
 def check_error(resp: requests.Response, status: int, code: str | None = None) -> dict:
     """An error response: the status, a JSON body {code, message, requestId} matching the
     ApiError schema, and the requestId equal to the X-Request-Id header (contract 9, 10)."""

@@ -12,7 +12,8 @@ import uuid
 
 import pytest
 
-from conftest import SECRET_FIELDS, TYPES, check_connection, check_error, conn_body, schemas, valid_details
+from conftest import (SECRET_FIELDS, TYPES, check_connection, check_durations_text, check_error, conn_body,
+                      schemas, valid_details)
 
 C = "/v2/connections"
 STEP_NAMES = {"resolve", "connect", "tls", "authenticate", "query", "write"}
@@ -22,6 +23,7 @@ CODES = {"dns_failure", "egress_denied", "connection_refused", "timeout", "tls_f
 
 def check_result(r, secrets=()):
     assert r.status_code == 200, r.text
+    check_durations_text(r.text)
     res = r.json()
     schemas().validate("testConnection", 200, res)
     assert res["read"] in ("SUCCESS", "FAILED") and res["write"] in ("SUCCESS", "FAILED", "DISABLED")
@@ -99,6 +101,15 @@ def test_egress_denied(api, host):
     assert resolve and resolve[0]["status"] == "FAILED" and resolve[0].get("code") == "egress_denied", \
         f"a denied address must fail the resolve step with egress_denied: {steps}"
     assert not any(s["name"] == "connect" and s["status"] == "SUCCESS" for s in steps)
+
+
+def test_test_durations_read_as_people_write_numbers_not_1_065807E0(api):
+    """Issue 17: a test result said "durationMs":1.065807E0 and "durationMs":0E0."""
+    body = {"name": "numbers", "timeoutSecs": 5,
+            "details": {"type": "postgres", "host": "169.254.169.254", "database": "d"}}
+    r = api.post(f"{C}/test", body, timeout=70)
+    durations = check_durations_text(r.text)
+    assert len(durations) == 1 + len(r.json()["steps"]), r.text
 
 
 def test_resolve_comes_first(api):

@@ -3,6 +3,7 @@ secrets, tenancy, routing (contract sections 1, 3, 4, 5, 9)."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -25,6 +26,22 @@ def create_with_response(api, body):
 
 # --------------------------------------------------------------------------------------------
 # create and read
+
+
+def test_users_numbers_come_back_as_written_not_1_5E0(api):
+    """Issue 17: a description's 1.5 came back as 1.5E0. A user's numbers come back as written
+    wherever the stored double keeps the text: the create's answer, GET one, the list page."""
+    written = '{"a":1.5,"b":-0.25,"c":0.1,"d":18446744073709551615,"e":-9223372036854775808,"f":[2.5e-07]}'
+    body = conn_body("postgres", name=uniq("numbers"))
+    text = json.dumps(body)[:-1] + ', "description": ' + written + "}"
+    api._remember_secrets(body)
+    r = api.request("POST", C, data=text)
+    assert r.status_code == 201, r.text
+    cid = r.json()["connectionId"]
+    listing = api.get(C, params={"search": body["name"], "limit": 5})
+    for got in (r.text, api.get(f"{C}/{cid}").text, listing.text):
+        assert '"description":' + written in got, got
+        assert "E" not in got.split('"description":', 1)[1].split("}", 1)[0], got
 
 
 def test_create_returns_201_location_etag(api):

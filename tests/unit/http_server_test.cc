@@ -767,7 +767,7 @@ TEST_F(HttpServerTest, AccessLogHasOneJsonLinePerRequestWithoutSecrets) {
   EXPECT_EQ(first["method"].as_string(), "GET");
   EXPECT_EQ(first["route"].as_string(), "/test");
   EXPECT_EQ(first["status"].as_int64(), 200);
-  EXPECT_TRUE(first["durationMs"].is_double());
+  EXPECT_TRUE(first["durationMs"].is_number());  // the number rule: "0.42", or "0", "3"
   EXPECT_EQ(first["memberId"].as_string(), "member-1");
   EXPECT_EQ(first["remote"].as_string(), "127.0.0.1");
   std::string time(first["time"].as_string());

@@ -15,7 +15,7 @@
 #include <future>
 #include <mutex>
 
-#include <boost/json/serialize.hpp>
+#include <boost/json/parse.hpp>
 
 #include "probe_test_support.h"
 
@@ -302,7 +302,8 @@ TEST(ProbeRender, RendersStepsAndErrors) {
   r.steps = {{"resolve", "SUCCESS", 1, "", ""},
              {"query", "SUCCESS", 2, "", ""},
              {"write", "FAILED", 3, "permission_denied", "no CREATE"}};
-  boost::json::object o = RenderTestResult(r);
+  boost::system::error_code ec;
+  boost::json::object o = boost::json::parse(RenderTestResult(r), ec).as_object();
   EXPECT_EQ(o.at("read"), "SUCCESS");
   EXPECT_EQ(o.at("write"), "FAILED");
   EXPECT_EQ(o.at("writeError"), "no CREATE");
@@ -318,9 +319,41 @@ TEST(ProbeRender, RendersStepsAndErrors) {
   failed.steps = {{"connect", "FAILED", 1, "connection_refused", "refused"},
                   {"query", "SKIPPED", 0, "", ""},
                   {"write", "SKIPPED", 0, "", ""}};
-  o = RenderTestResult(failed);
+  o = boost::json::parse(RenderTestResult(failed), ec).as_object();
   EXPECT_EQ(o.at("readError"), "refused");
   EXPECT_NE(o.at("writeError").as_string().find("read test failed"), std::string::npos);
+}
+
+TEST(ProbeRender, DurationsFollowTheServersNumberRule) {
+  TestResult r;
+  r.read = "FAILED";
+  r.write = "FAILED";
+  r.duration_ms = 1.065807;
+  r.steps = {{"resolve", "SUCCESS", 0.0, "", ""},
+             {"connect", "FAILED", 12.3456, "connection_refused", "refused \"here\""},
+             {"write", "SKIPPED", 0.5, "", ""}};
+  EXPECT_EQ(
+      RenderTestResult(r),
+      R"({"read":"FAILED","write":"FAILED","durationMs":1.07,"steps":[)"
+      R"({"name":"resolve","status":"SUCCESS","durationMs":0},)"
+      R"({"name":"connect","status":"FAILED","durationMs":12.35,"code":"connection_refused",)"
+      R"("message":"refused \"here\""},{"name":"write","status":"SKIPPED","durationMs":0.5}],)"
+      R"("readError":"refused \"here\"",)"
+      R"("writeError":"the write test did not run because the read test failed"})");
+  // A sync's record keeps the same steps array.
+  EXPECT_NE(RenderTestResult(r).find("\"steps\":" + RenderTestSteps(r.steps) + ","),
+            std::string::npos);
+}
+
+TEST(ProbeRender, WriteErrorWithoutAReadErrorKeepsItsPlace) {
+  TestResult r;
+  r.read = "SUCCESS";
+  r.write = "FAILED";
+  r.steps = {{"write", "FAILED", 1, "permission_denied", "no"}};
+  EXPECT_EQ(RenderTestResult(r),
+            R"({"read":"SUCCESS","write":"FAILED","durationMs":0,"steps":[{"name":"write",)"
+            R"("status":"FAILED","durationMs":1,"code":"permission_denied","message":"no"}],)"
+            R"("writeError":"no"})");
 }
 
 TEST(ProbeEngine, ParseOptionsRejectsBadValuesNamingTheirVariable) {

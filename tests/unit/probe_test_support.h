@@ -15,7 +15,6 @@
 #include <string_view>
 
 #include <boost/json/object.hpp>
-#include <boost/json/serialize.hpp>
 
 #include "domain/connection.h"
 #include "probe/drivers/registry.h"
@@ -54,9 +53,7 @@ inline ProbeEngine& Engine() {
 }
 
 // The result as the API renders it.
-inline std::string Describe(const TestResult& r) {
-  return boost::json::serialize(RenderTestResult(r));
-}
+inline std::string Describe(const TestResult& r) { return RenderTestResult(r); }
 
 // "resolve:SUCCESS connect:FAILED/timeout ...".
 inline std::string Steps(const TestResult& r) {
