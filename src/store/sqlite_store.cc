@@ -26,11 +26,6 @@ namespace {
 constexpr int kBusyTimeoutMs = 5000;
 // Idle readers kept open; more concurrent readers than this open a connection per call.
 constexpr std::size_t kMaxIdleReaders = 16;
-// Bounds of one group commit (Database::RunWrite): a batch that holds this many writes, or has
-// been open this long, commits even though more writers are waiting, so a stream of writers
-// cannot keep the first write of a batch waiting without end.
-constexpr std::size_t kMaxBatchWrites = 64;
-constexpr std::chrono::milliseconds kMaxBatchAge{5};
 
 const sql::Dialect kSqliteDialect{
     .name = "sqlite",
@@ -323,7 +318,7 @@ void EnableWal(Connection& db) {
 
 class Database final : public SqliteDatabase {
  public:
-  explicit Database(const std::string& path) : path_(path) {
+  Database(const std::string& path, GroupCommitBounds bounds) : path_(path), bounds_(bounds) {
     if (sqlite3_threadsafe() == 0) {
       throw std::runtime_error("sqlite: the SQLite library was built without thread support");
     }
@@ -384,9 +379,10 @@ class Database final : public SqliteDatabase {
   // The writes of one group commit: bodies run one after the other in one transaction of the
   // writer connection, each in its savepoint, and committed (made durable) together.
   struct Batch {
-    explicit Batch(std::chrono::steady_clock::time_point t) : opened(t) {}
-    const std::chrono::steady_clock::time_point opened;
-    std::size_t kept = 0;  // bodies that succeeded (released savepoints); guarded by writer_mu_
+    // Guarded by writer_mu_: the bodies that succeeded (released savepoints), and when the
+    // first of them did (since then, a write is waiting for the commit).
+    std::size_t kept = 0;
+    std::chrono::steady_clock::time_point first_kept;
     std::mutex mu;
     std::condition_variable finished_cv;
     bool finished = false;        // guarded by mu
@@ -396,11 +392,11 @@ class Database final : public SqliteDatabase {
   // Group commit. Each write runs its own body, on its caller's thread, under writer_mu_, in a
   // savepoint of the open batch's transaction (BEGIN IMMEDIATE when none is open). Then, if
   // another write is already waiting for writer_mu_ (writes_arriving_) and the batch is within
-  // its bounds, it leaves the transaction open for that write and waits for the batch's outcome;
-  // otherwise it is the batch's last write: it commits, with one fsync for the whole batch
-  // (synchronous=FULL), and hands the outcome to the others. A lone write commits at once, as
-  // before. A body that fails is undone alone (ROLLBACK TO its savepoint), and the batch goes
-  // on. Every write is acknowledged (returns) only after the COMMIT that holds it: a failed
+  // its bounds (GroupCommitBounds), it leaves the transaction open for that write and waits for the
+  // batch's outcome; otherwise it is the batch's last write: it commits, with one fsync for the
+  // whole batch (synchronous=FULL), and hands the outcome to the others. A lone write commits at
+  // once, as before. A body that fails is undone alone (ROLLBACK TO its savepoint), and the batch
+  // goes on. Every write is acknowledged (returns) only after the COMMIT that holds it: a failed
   // COMMIT fails every write of its batch, and nothing of the batch stays. A body sees the
   // earlier writes of its batch, as it would after their commit; so a failed body that saw any
   // waits for the commit too, and reports the commit's failure instead of its own answer when
@@ -416,7 +412,7 @@ class Database final : public SqliteDatabase {
         db.RollbackIfOpen();
         return s;
       }
-      batch_ = std::make_shared<Batch>(std::chrono::steady_clock::now());
+      batch_ = std::make_shared<Batch>();
     }
     std::shared_ptr<Batch> batch = batch_;
     const bool saw_others = batch->kept > 0;
@@ -449,10 +445,11 @@ class Database final : public SqliteDatabase {
       if (s) return Error::Internal(std::string(operation) + ": " + cause);
       return s;
     }
-    if (s) ++batch->kept;
+    const auto now = std::chrono::steady_clock::now();
+    if (s && batch->kept++ == 0) batch->first_kept = now;
 
-    const bool wait_for_more = writes_arriving_.load() > 0 && batch->kept < kMaxBatchWrites &&
-                               std::chrono::steady_clock::now() - batch->opened < kMaxBatchAge;
+    const bool wait_for_more = writes_arriving_.load() > 0 && batch->kept < bounds_.max_writes &&
+                               (batch->kept == 0 || now - batch->first_kept < bounds_.max_wait);
     Status outcome = OkStatus();
     if (wait_for_more) {
       lock.unlock();
@@ -534,6 +531,7 @@ class Database final : public SqliteDatabase {
   }
 
   const std::string path_;
+  const GroupCommitBounds bounds_;
   // Held while a body or a COMMIT runs on the writer connection.
   std::mutex writer_mu_;
   std::unique_ptr<Connection> writer_;  // guarded by writer_mu_
@@ -548,8 +546,9 @@ class Database final : public SqliteDatabase {
 
 }  // namespace
 
-std::unique_ptr<SqliteDatabase> OpenSqliteDatabase(const std::string& path) {
-  return std::make_unique<Database>(path);
+std::unique_ptr<SqliteDatabase> OpenSqliteDatabase(const std::string& path,
+                                                   GroupCommitBounds bounds) {
+  return std::make_unique<Database>(path, bounds);
 }
 
 SqliteStore::SqliteStore(const std::string& path) : SqlStore(OpenSqliteDatabase(path)) {}

@@ -11,6 +11,8 @@
 // open the same file.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -27,9 +29,18 @@ class SqliteDatabase : public sql::Database {
   virtual int WritesWaiting() const = 0;
 };
 
+// When a group commit stops waiting for more writes and commits: once it holds `max_writes`, or
+// once its first write has waited `max_wait` for the commit, so a stream of writers cannot keep a
+// write waiting without end. (Otherwise it commits when no other write is waiting.)
+struct GroupCommitBounds {
+  std::size_t max_writes = 64;
+  std::chrono::microseconds max_wait = std::chrono::milliseconds(5);
+};
+
 // Opens (creating if needed) the file at `path` in WAL mode. Throws std::runtime_error when it
 // cannot.
-std::unique_ptr<SqliteDatabase> OpenSqliteDatabase(const std::string& path);
+std::unique_ptr<SqliteDatabase> OpenSqliteDatabase(const std::string& path,
+                                                   GroupCommitBounds bounds = {});
 
 // Thread-safe: every method may be called from any number of threads at once.
 class SqliteStore final : public SqlStore {
