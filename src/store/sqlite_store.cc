@@ -551,6 +551,7 @@ std::unique_ptr<SqliteDatabase> OpenSqliteDatabase(const std::string& path,
   return std::make_unique<Database>(path, bounds);
 }
 
-SqliteStore::SqliteStore(const std::string& path) : SqlStore(OpenSqliteDatabase(path)) {}
+SqliteStore::SqliteStore(const std::string& path, GroupCommitBounds bounds)
+    : SqlStore(OpenSqliteDatabase(path, bounds)) {}
 
 }  // namespace connreg::store

@@ -48,7 +48,8 @@ class SqliteStore final : public SqlStore {
   // Opens (creating if needed) the database file at `path`, whose directory must exist, and
   // applies pending migrations. Throws std::runtime_error when the file cannot be opened or
   // migrated, or when its schema is newer than this binary.
-  explicit SqliteStore(const std::string& path);
+  // `bounds`: of its writer's group commits (max_writes = 1 commits every write alone).
+  explicit SqliteStore(const std::string& path, GroupCommitBounds bounds = {});
 };
 
 }  // namespace connreg::store
