@@ -284,8 +284,9 @@ TEST_F(SqliteGroupCommit, BodiesSeeTheEarlierWritesOfTheirBatchButNotUndoneOnes)
   EXPECT_EQ(*acknowledged.rbegin(), static_cast<std::int64_t>(acknowledged.size()));
 }
 
-// A full disk, for a COMMIT that fails for real: SQLite's default VFS, whose writes to a WAL file
-// fail with SQLITE_FULL while `full` is set (a tmpfs of a chosen size needs root). Registered as
+// A full disk, for a COMMIT that fails for real: SQLite's default VFS, whose next write to a WAL
+// file fails with SQLITE_FULL once `full` is set (one failed write: one failed COMMIT; a tmpfs of
+// a chosen size needs root). Registered as
 // the default VFS while it lives, so the database under test opens its files through it.
 class FullDiskVfs {
  public:
@@ -332,7 +333,7 @@ class FullDiskVfs {
         return Real(f)->pMethods->xRead(Real(f), p, n, at);
       },
       [](sqlite3_file* f, const void* p, int n, sqlite3_int64 at) {
-        if (reinterpret_cast<File*>(f)->wal && full) return SQLITE_FULL;
+        if (reinterpret_cast<File*>(f)->wal && full.exchange(false)) return SQLITE_FULL;
         return Real(f)->pMethods->xWrite(Real(f), p, n, at);
       },
       [](sqlite3_file* f, sqlite3_int64 size) {
@@ -389,7 +390,9 @@ TEST(SqliteGroupCommitFullDisk, AFailedCommitFailsTheWholeBatchAndNothingElse) {
   std::thread first([&] {
     out[0] = db->Run(Access::kWrite, "test_write", [&](Session& s) {
       Status st = s.Exec("INSERT INTO rows VALUES (10)");
-      FullDiskVfs::full = true;  // the transaction's pages reach the WAL at its COMMIT only
+      // The transaction's pages reach the WAL at its COMMIT only: that one COMMIT fails, and
+      // any write not in its batch would commit.
+      FullDiskVfs::full = true;
       first_running = true;
       while (db->WritesWaiting() < kWrites - 1) std::this_thread::yield();
       return st;
@@ -403,7 +406,7 @@ TEST(SqliteGroupCommitFullDisk, AFailedCommitFailsTheWholeBatchAndNothingElse) {
   }
   first.join();
   for (auto& t : others) t.join();
-  FullDiskVfs::full = false;
+  EXPECT_FALSE(FullDiskVfs::full) << "no write reached the WAL";
 
   for (int i = 0; i < kWrites; ++i) {
     ASSERT_FALSE(out[i].ok()) << i;
