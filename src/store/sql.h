@@ -342,8 +342,9 @@ class Database {
   // serialization failure or a deadlock, and a body on a connection found dead before anything
   // was committed), so it produces its results afresh each time. `operation` (the store call's
   // name) prefixes the messages of errors the database adds. A body touches the database only
-  // through its session, so a backend may also run several writers' bodies in one transaction,
-  // each in a savepoint of its own (group commit), with no change above this interface.
+  // through its session and never begins or ends a transaction itself, so a backend may also run
+  // several writers' bodies in one transaction, each in a savepoint of its own (group commit:
+  // SQLite), with no change above this interface.
   virtual Status Run(Access access, const char* operation, FunctionRef<Status(Session&)> body) = 0;
   // Runs `body` once, at start, on a session that holds the migration lock: concurrent starters
   // (other processes, other nodes) wait for each other. The body runs its own transactions.

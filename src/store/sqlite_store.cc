@@ -4,9 +4,12 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <cassert>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -183,7 +186,9 @@ class Connection final : public sql::Session {
     if (Status s = conn->Exec(pragmas); !s) return s.error();
     for (auto [sql, stmt] :
          {std::pair{"BEGIN", &conn->begin_read_}, std::pair{"BEGIN IMMEDIATE", &conn->begin_write_},
-          std::pair{"COMMIT", &conn->commit_}}) {
+          std::pair{"COMMIT", &conn->commit_}, std::pair{"SAVEPOINT write", &conn->savepoint_},
+          std::pair{"RELEASE write", &conn->release_},
+          std::pair{"ROLLBACK TO write", &conn->rollback_to_}}) {
       const int prc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, nullptr);
       if (prc != SQLITE_OK) return ErrorFrom(prc, db, sql);
     }
@@ -192,7 +197,10 @@ class Connection final : public sql::Session {
 
   ~Connection() override {
     cache_.clear();
-    for (sqlite3_stmt* stmt : {begin_read_, begin_write_, commit_}) sqlite3_finalize(stmt);
+    for (sqlite3_stmt* stmt :
+         {begin_read_, begin_write_, commit_, savepoint_, release_, rollback_to_}) {
+      sqlite3_finalize(stmt);
+    }
     sqlite3_close_v2(db_);
   }
   Connection(const Connection&) = delete;
@@ -233,7 +241,27 @@ class Connection final : public sql::Session {
   Status Commit() { return RunInternal(commit_); }
   // Ends any open transaction; used when a failure left one behind.
   void RollbackIfOpen() {
-    if (sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    if (InTransaction()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  // False once the transaction has ended, also when SQLite rolled it back on its own (it may,
+  // after SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM: https://sqlite.org/lang_transaction.html).
+  bool InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
+
+  // One write of a group commit runs between Savepoint() and Release() (kept) or Undo() (only
+  // its own statements undone; the earlier writes of the transaction stay).
+  Status Savepoint() { return RunInternal(savepoint_); }
+  Status Release() { return RunInternal(release_); }
+  Status Undo() {
+    if (Status s = RunInternal(rollback_to_); !s) return s;
+    return RunInternal(release_);
+  }
+  // True while the transaction holds a violation of a deferred foreign key, which would fail
+  // the COMMIT (of every write of the batch) rather than the statement that made it.
+  bool HasDeferredViolation() {
+    int current = 0;
+    int highwater = 0;
+    sqlite3_db_status(db_, SQLITE_DBSTATUS_DEFERRED_FKS, &current, &highwater, 0);
+    return current != 0;
   }
 
  private:
@@ -250,6 +278,9 @@ class Connection final : public sql::Session {
   sqlite3_stmt* begin_read_ = nullptr;
   sqlite3_stmt* begin_write_ = nullptr;
   sqlite3_stmt* commit_ = nullptr;
+  sqlite3_stmt* savepoint_ = nullptr;
+  sqlite3_stmt* release_ = nullptr;
+  sqlite3_stmt* rollback_to_ = nullptr;
   std::vector<std::unique_ptr<Statement>> cache_;  // by Query::slot
 };
 
@@ -285,9 +316,9 @@ void EnableWal(Connection& db) {
   }
 }
 
-class Database final : public sql::Database {
+class Database final : public SqliteDatabase {
  public:
-  explicit Database(const std::string& path) : path_(path) {
+  Database(const std::string& path, GroupCommitBounds bounds) : path_(path), bounds_(bounds) {
     if (sqlite3_threadsafe() == 0) {
       throw std::runtime_error("sqlite: the SQLite library was built without thread support");
     }
@@ -303,20 +334,7 @@ class Database final : public sql::Database {
 
   Status Run(sql::Access access, const char* operation,
              sql::FunctionRef<Status(sql::Session&)> body) override {
-    if (access == sql::Access::kWrite) {
-      std::lock_guard lock(writer_mu_);
-      Connection& db = *writer_;
-      if (Status s = db.Begin(/*write=*/true); !s) return s;
-      if (Status s = body(db); !s) {
-        db.RollbackIfOpen();
-        return s;
-      }
-      if (Status s = db.Commit(); !s) {
-        db.RollbackIfOpen();
-        return Error{s.error().code, std::string(operation) + ": " + s.error().message};
-      }
-      return OkStatus();
-    }
+    if (access == sql::Access::kWrite) return RunWrite(operation, body);
     auto reader = AcquireReader();
     if (!reader) return std::move(reader).error();
     Connection& db = reader->get();
@@ -331,7 +349,10 @@ class Database final : public sql::Database {
   // The writer's connection: every migration takes the write lock (BEGIN IMMEDIATE), which
   // other processes wait for too.
   Status Migrate(sql::FunctionRef<Status(sql::Session&)> body) override {
-    std::lock_guard lock(writer_mu_);
+    std::unique_lock lock(writer_mu_);
+    // A migration runs its own transactions: a batch still open (writers already at work, which
+    // start does not do) commits first.
+    if (batch_ != nullptr) Finish(*std::exchange(batch_, nullptr), CommitTransaction());
     Status s = body(*writer_);
     writer_->RollbackIfOpen();
     return s;
@@ -352,7 +373,125 @@ class Database final : public sql::Database {
     return OkStatus();
   }
 
+  int WritesWaiting() const override { return writes_arriving_.load(); }
+
  private:
+  // The writes of one group commit: bodies run one after the other in one transaction of the
+  // writer connection, each in its savepoint, and committed (made durable) together.
+  struct Batch {
+    // Guarded by writer_mu_: the bodies that succeeded (released savepoints), and when the
+    // first of them did (since then, a write is waiting for the commit).
+    std::size_t kept = 0;
+    std::chrono::steady_clock::time_point first_kept;
+    std::mutex mu;
+    std::condition_variable finished_cv;
+    bool finished = false;        // guarded by mu
+    Status outcome = OkStatus();  // the COMMIT's, for every kept write; guarded by mu
+  };
+
+  // Group commit. Each write runs its own body, on its caller's thread, under writer_mu_, in a
+  // savepoint of the open batch's transaction (BEGIN IMMEDIATE when none is open). Then, if
+  // another write is already waiting for writer_mu_ (writes_arriving_) and the batch is within
+  // its bounds (GroupCommitBounds), it leaves the transaction open for that write and waits for the
+  // batch's outcome; otherwise it is the batch's last write: it commits, with one fsync for the
+  // whole batch (synchronous=FULL), and hands the outcome to the others. A lone write commits at
+  // once, as before. A body that fails is undone alone (ROLLBACK TO its savepoint), and the batch
+  // goes on. Every write is acknowledged (returns) only after the COMMIT that holds it: a failed
+  // COMMIT fails every write of its batch, and nothing of the batch stays. A body sees the
+  // earlier writes of its batch, as it would after their commit; so a failed body that saw any
+  // waits for the commit too, and reports the commit's failure instead of its own answer when
+  // the writes it was decided against did not commit.
+  Status RunWrite(const char* operation, sql::FunctionRef<Status(sql::Session&)> body) {
+    writes_arriving_.fetch_add(1);
+    std::unique_lock lock(writer_mu_);
+    writes_arriving_.fetch_sub(1);
+    Connection& db = *writer_;
+    if (batch_ == nullptr) {
+      // Waits up to the busy timeout for another process's writer, as before.
+      if (Status s = db.Begin(/*write=*/true); !s) {
+        db.RollbackIfOpen();
+        return s;
+      }
+      batch_ = std::make_shared<Batch>();
+    }
+    std::shared_ptr<Batch> batch = batch_;
+    const bool saw_others = batch->kept > 0;
+
+    std::exception_ptr thrown;  // rethrown once the batch is settled
+    Status s = db.Savepoint();
+    if (s) {
+      try {
+        s = body(db);
+      } catch (...) {
+        thrown = std::current_exception();
+        s = Error::Internal("sqlite: the write threw");
+      }
+      if (s && db.HasDeferredViolation()) s = Error::NotFound("a referenced object does not exist");
+      if (s) s = db.Release();
+      // Undone alone; or, if SQLite already rolled the whole transaction back (or the undo
+      // failed), the batch is lost.
+      if (!s && db.InTransaction() && !db.Undo()) db.RollbackIfOpen();
+    }
+    if (!db.InTransaction()) {
+      batch_.reset();
+      lock.unlock();
+      const std::string cause =
+          s ? std::string("sqlite: a write ended its own transaction") : s.error().message;
+      // Their writes are not committed; trying again is safe.
+      Finish(*batch, Error::Unavailable("sqlite: the group commit was rolled back by another "
+                                        "write's error: " +
+                                        cause));
+      if (thrown) std::rethrow_exception(thrown);
+      if (s) return Error::Internal(std::string(operation) + ": " + cause);
+      return s;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (s && batch->kept++ == 0) batch->first_kept = now;
+
+    const bool wait_for_more = writes_arriving_.load() > 0 && batch->kept < bounds_.max_writes &&
+                               (batch->kept == 0 || now - batch->first_kept < bounds_.max_wait);
+    Status outcome = OkStatus();
+    if (wait_for_more) {
+      lock.unlock();
+      if (thrown) std::rethrow_exception(thrown);
+      if (!s && !saw_others) return s;  // decided on committed state alone: final now
+      outcome = AwaitOutcome(*batch);
+    } else {
+      batch_.reset();
+      outcome = CommitTransaction();
+      lock.unlock();
+      Finish(*batch, outcome);
+      if (thrown) std::rethrow_exception(thrown);
+    }
+    if (!outcome) {
+      return Error{outcome.error().code, std::string(operation) + ": " + outcome.error().message};
+    }
+    return s;
+  }
+
+  // Commits the open transaction of the writer (under writer_mu_); on failure nothing of it stays.
+  Status CommitTransaction() {
+    Status committed = writer_->Commit();
+    if (!committed) writer_->RollbackIfOpen();
+    return committed;
+  }
+
+  // Hands the batch's outcome to its writes waiting in AwaitOutcome.
+  static void Finish(Batch& batch, Status outcome) {
+    {
+      std::lock_guard lock(batch.mu);
+      batch.finished = true;
+      batch.outcome = std::move(outcome);
+    }
+    batch.finished_cv.notify_all();
+  }
+
+  static Status AwaitOutcome(Batch& batch) {
+    std::unique_lock lock(batch.mu);
+    batch.finished_cv.wait(lock, [&] { return batch.finished; });
+    return batch.outcome;
+  }
+
   // Exclusive use of one reader connection; gives it back when destroyed.
   class ReaderLease {
    public:
@@ -392,14 +531,27 @@ class Database final : public sql::Database {
   }
 
   const std::string path_;
+  const GroupCommitBounds bounds_;
+  // Held while a body or a COMMIT runs on the writer connection.
   std::mutex writer_mu_;
   std::unique_ptr<Connection> writer_;  // guarded by writer_mu_
+  // The batch whose transaction is open on writer_, null when none is; guarded by writer_mu_.
+  std::shared_ptr<Batch> batch_;
+  // Writes that have called Run(kWrite) and not yet taken writer_mu_: the next to take it joins
+  // the open batch.
+  std::atomic<int> writes_arriving_{0};
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<Connection>> idle_readers_;  // guarded by readers_mu_
 };
 
 }  // namespace
 
-SqliteStore::SqliteStore(const std::string& path) : SqlStore(std::make_unique<Database>(path)) {}
+std::unique_ptr<SqliteDatabase> OpenSqliteDatabase(const std::string& path,
+                                                   GroupCommitBounds bounds) {
+  return std::make_unique<Database>(path, bounds);
+}
+
+SqliteStore::SqliteStore(const std::string& path, GroupCommitBounds bounds)
+    : SqlStore(OpenSqliteDatabase(path, bounds)) {}
 
 }  // namespace connreg::store
