@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/revocation_epoch.h"
 #include "store/sql.h"
 
 namespace connreg::store {
@@ -400,6 +401,9 @@ class Database final : public sql::Database {
 
 }  // namespace
 
-SqliteStore::SqliteStore(const std::string& path) : SqlStore(std::make_unique<Database>(path)) {}
+// The epoch file is made after the database file, whose mode it takes.
+SqliteStore::SqliteStore(const std::string& path) : SqlStore(std::make_unique<Database>(path)) {
+  UseRevocationEpoch(RevocationEpoch::OpenBeside(path));
+}
 
 }  // namespace connreg::store
