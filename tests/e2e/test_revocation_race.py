@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import Server, stop_and_check
+from conftest import Server, conn_body, stop_and_check
 
 C = "/v2/connections"
 TOKEN = "/v2/auth/token"
@@ -33,10 +33,7 @@ def nodes():
 @pytest.fixture(scope="module")
 def connection_id(nodes):
     a, _ = nodes
-    body = {"name": "revocation race", "type": "postgres",
-            "details": {"type": "postgres", "host": "db.example.com", "port": 5432,
-                        "database": "d", "user": "u", "password": "p"}}
-    r = a.api().request("POST", C, json_body=body)
+    r = a.api().request("POST", C, json_body=conn_body())
     assert r.status_code == 201, r.text
     return r.json()["connectionId"]
 
