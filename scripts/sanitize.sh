@@ -5,10 +5,11 @@
 #     through ctest (the unit tests, the throwaway database servers, and the end-to-end suite,
 #     whose CONNREG_BIN is build-asan/connreg). Leak checking is on.
 #  2. ThreadSanitizer (-fsanitize=thread) in build-tsan/: builds the unit tests and runs the
-#     multi-threaded ones (HTTP server; the store's concurrency and races on both backends: the
-#     query layer's transactions, its per-connection statements, the PostgreSQL pool, its
-#     deadlock retry and reconnection, racing migrations and bootstraps; the SQLite writer's group
-#     commit; probe engine, HTTP drivers).
+#     multi-threaded ones (HTTP server; the token cache racing revocations; the store's
+#     concurrency and races on both backends: the query layer's transactions, its
+#     per-connection statements, the PostgreSQL pool, its deadlock retry and reconnection,
+#     racing migrations and bootstraps; the SQLite writer's group commit; probe engine, HTTP
+#     drivers).
 #
 # Every process writes its sanitizer reports to build-*/sanitizer-logs/ (log_path), so a report
 # from a server or CLI process whose exit status nobody checks still fails the run. Exit status:
@@ -67,7 +68,7 @@ if [ "$WHAT" = tsan ] || [ "$WHAT" = all ]; then
   cmake --build "$B" -j"$JOBS" --target unit_tests
   LOGS=$B/sanitizer-logs
   rm -rf "$LOGS" && mkdir -p "$LOGS"
-  FILTER=${TSAN_FILTER:-"HttpServer*:Store*Contract*Concurrent*:Store*Contract*Race*:PostgresStoreTest.Concurrent*:PostgresStoreTest.ExhaustedPool*:PostgresStoreTest.Deadlocked*:PostgresStoreReconnect*:*StoreMigrations.AppliedOnce*:StoreBootstrapTest*:MasterKeySource.Racing*:ProbeEngine*:ProbeFairPool*:ProbeRegression18*:ProbeHttp*:ProbeSqlServer*:CatalogSync*:SqliteGroupCommit.*:SqliteGroupCommitFullDisk.*"}
+  FILTER=${TSAN_FILTER:-"HttpServer*:Store*Contract*Concurrent*:Store*Contract*Race*:PostgresStoreTest.Concurrent*:PostgresStoreTest.ExhaustedPool*:PostgresStoreTest.Deadlocked*:PostgresStoreReconnect*:*StoreMigrations.AppliedOnce*:StoreBootstrapTest*:MasterKeySource.Racing*:ProbeEngine*:ProbeFairPool*:ProbeRegression18*:ProbeHttp*:ProbeSqlServer*:CatalogSync*:SqliteGroupCommit.*:SqliteGroupCommitFullDisk.*:TokenCache*:RevocationEpoch*"}
   set +e
   TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$LOGS/tsan:log_exe_name=1" \
     "$B/tests/unit_tests" --gtest_filter="$FILTER"

@@ -10,8 +10,9 @@
 
 #include "api/docs.h"
 #include "auth/credentials.h"
-#include "auth/tokens.h"
+#include "auth/token_cache.h"
 #include "core/log.h"
+#include "crypto/hash.h"
 #include "metrics/metrics.h"
 
 namespace connreg::api {
@@ -45,7 +46,8 @@ std::vector<Route> AllRoutes() {
       {verb::post, "/v2/connection/{connectionId}/lookup", true, HandleLookup},
       {verb::get, "/v2/connections", true, HandleListConnections},
       {verb::post, "/v2/connections", true, HandleCreateConnection},
-      {verb::get, "/v2/connections/{connectionId}", true, HandleGetConnection, Exec::kPointRead},
+      {verb::get, "/v2/connections/{connectionId}", true, HandleGetConnection, Exec::kPointRead,
+       /*serves_head=*/true, /*streamed_body_limit=*/0, /*token_in_read=*/true},
       {verb::put, "/v2/connections/{connectionId}", true, HandleReplaceConnection},
       {verb::patch, "/v2/connections/{connectionId}", true, HandlePatchConnection},
       {verb::delete_, "/v2/connections/{connectionId}", true, HandleArchiveConnection},
@@ -92,22 +94,25 @@ void ReplyUnauthorized(http::Exchange& ex, std::string_view message) {
   ex.response.set(http_::field::www_authenticate, "Bearer");
 }
 
-// Resolves the bearer token of the request; replies 401 and returns false when it is not valid.
-bool Authenticate(Context& ctx) {
-  auto header = ctx.ex.request.find(http_::field::authorization);
-  if (header == ctx.ex.request.end()) {
-    ReplyUnauthorized(ctx.ex, "an access token is required: Authorization: Bearer <token>");
-    return false;
+constexpr std::string_view kInvalidToken = "the access token is invalid, expired or revoked";
+
+// The bearer token of the request; replies 401 and returns nullopt when there is none.
+std::optional<std::string_view> BearerToken(http::Exchange& ex) {
+  auto header = ex.request.find(http_::field::authorization);
+  if (header == ex.request.end()) {
+    ReplyUnauthorized(ex, "an access token is required: Authorization: Bearer <token>");
+    return std::nullopt;
   }
   auto token = auth::ParseBearer(header->value());
-  if (!token) {
-    ReplyUnauthorized(ctx.ex, "the Authorization header is not a bearer token");
-    return false;
-  }
-  auto principal = auth::ResolveBearerToken(ctx.tokens, *token, NowMs());
+  if (!token) ReplyUnauthorized(ex, "the Authorization header is not a bearer token");
+  return token;
+}
+
+// Sets the request's principal, or replies (401 for a token that is not valid).
+bool Accept(Context& ctx, Result<store::Principal> principal) {
   if (!principal) {
     if (principal.error().code == ErrorCode::kNotFound) {
-      ReplyUnauthorized(ctx.ex, "the access token is invalid, expired or revoked");
+      ReplyUnauthorized(ctx.ex, kInvalidToken);
     } else {
       ReplyError(ctx.ex, principal.error());
     }
@@ -133,7 +138,8 @@ Api::Api(store::Store& store, BlockingPool& pool, const domain::SecretSealer& se
       syncs_(syncs),
       options_(std::move(options)),
       router_(AllRoutes()),
-      limiter_(options_.rate_limit) {}
+      limiter_(options_.rate_limit),
+      token_cache_(store.revocation_epoch()) {}
 
 boost::asio::awaitable<void> Api::Handle(http::Exchange& ex) {
   Router::Match match;
@@ -243,9 +249,10 @@ Continuation Api::Dispatch(http::Exchange& ex, Router::Match& match) {
               .options = options_,
               .params = std::move(match.params),
               .principal = std::nullopt,
+              .token_read = std::nullopt,
               .then = nullptr};
   if (match.route->needs_auth) {
-    if (!Authenticate(ctx)) return nullptr;
+    if (!Authenticate(ctx, *match.route)) return nullptr;
     int retry_after = 0;
     if (options_.rate_limit > 0 && shared_limits_ != nullptr) {
       auto taken =
@@ -268,6 +275,20 @@ Continuation Api::Dispatch(http::Exchange& ex, Router::Match& match) {
   }
   match.route->handle(ctx);
   return std::move(ctx.then);
+}
+
+bool Api::Authenticate(Context& ctx, const api::Route& route) {
+  auto token = BearerToken(ctx.ex);
+  if (!token) return false;
+  const TimeMs now = NowMs();
+  std::optional<std::string> connection_id;
+  if (route.token_in_read && !token_cache_.enabled()) connection_id = UuidParam(ctx, 0);
+  if (!connection_id) return Accept(ctx, token_cache_.Resolve(ctx.tokens, *token, now));
+  auto read = ctx.connections.GetConnectionForToken(crypto::TokenHash(*token), now, *connection_id);
+  if (!read) return Accept(ctx, std::move(read).error());
+  if (!Accept(ctx, std::move(read->principal))) return false;
+  ctx.token_read = std::move(*read);
+  return true;
 }
 
 bool Api::OriginAllowed(std::string_view origin) const {

@@ -14,6 +14,7 @@
 
 #include "api/rate_limiter.h"
 #include "api/router.h"
+#include "auth/token_cache.h"
 #include "catalog/sync.h"
 #include "core/blocking_pool.h"
 #include "domain/connection_input.h"
@@ -54,7 +55,10 @@ struct Context {
   const ApiOptions& options;
   std::vector<std::string> params;            // the route's placeholders, in order
   std::optional<store::Principal> principal;  // set for routes that need auth
-  Continuation then;                          // optional, see Continuation
+  // The route's connection, read by the statement that checked the token (Route::token_in_read);
+  // LoadVisible takes it.
+  std::optional<store::TokenConnectionRead> token_read;
+  Continuation then;  // optional, see Continuation
 
   domain::Actor actor() const { return {principal->organization_id, principal->member_id}; }
   bool is_admin() const { return principal && principal->account_type == "admin"; }
@@ -97,6 +101,10 @@ class Api : public http::Handler {
   bool Route(http::Exchange& ex, Router::Match& match) const;
   // Authenticates, rate-limits and runs the matched handler; returns its continuation, if any.
   Continuation Dispatch(http::Exchange& ex, Router::Match& match);
+  // Resolves the request's bearer token (and, for a Route::token_in_read route without a token
+  // cache, reads its connection in the same statement); replies 401 and returns false when it is
+  // not valid.
+  bool Authenticate(Context& ctx, const api::Route& route);
   // CORS (contract section 10): answers a preflight, or adds the headers of an allowed origin.
   bool HandlePreflight(http::Exchange& ex, const Router::Match& match) const;
   void AddCorsHeaders(http::Exchange& ex) const;
@@ -115,6 +123,7 @@ class Api : public http::Handler {
   ApiOptions options_;
   Router router_;
   RateLimiter limiter_;
+  auth::TokenCache token_cache_;  // of the store's revocation epoch; off without one
 };
 
 // ---- response helpers shared by the handlers ---------------------------------------------

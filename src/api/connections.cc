@@ -140,19 +140,28 @@ std::optional<std::string> UuidParam(const Context& ctx, std::size_t i) {
 }
 
 Result<domain::Connection> LoadVisible(Context& ctx) {
+  constexpr const char* kNotFound = "connection not found";
+  constexpr const char* kNoGrant = "you hold no grant on this connection";
+  if (ctx.token_read) {  // read with the token check (Route::token_in_read); used once
+    store::TokenConnectionRead read = std::move(*ctx.token_read);
+    ctx.token_read.reset();
+    if (!read.connection) return Error::NotFound(kNotFound);
+    if (!read.visible) return Error::Forbidden(kNoGrant);
+    return std::move(*read.connection);
+  }
   auto param = UuidParam(ctx, 0);
-  if (!param) return Error::NotFound("connection not found");
+  if (!param) return Error::NotFound(kNotFound);
   const std::string& id = *param;
   auto c = ctx.connections.GetConnection(ctx.principal->organization_id, id);
   if (!c) {
-    if (c.error().code == ErrorCode::kNotFound) return Error::NotFound("connection not found");
+    if (c.error().code == ErrorCode::kNotFound) return Error::NotFound(kNotFound);
     return c;
   }
   if (!ctx.is_admin()) {
     auto granted =
         ctx.grants.HasGrant(ctx.principal->organization_id, id, ctx.principal->member_id);
     if (!granted) return granted.error();
-    if (!*granted) return Error::Forbidden("you hold no grant on this connection");
+    if (!*granted) return Error::Forbidden(kNoGrant);
   }
   return c;
 }

@@ -34,6 +34,10 @@ struct Route {
   // Non-zero: the route streams its body to the handler (http::Exchange::body) and takes bodies
   // up to this size, past the server's 1 MiB (http::Handler::StreamedBodyLimit).
   std::size_t streamed_body_limit = 0;
+  // True: the handler reads the connection of its first placeholder with LoadVisible, and where
+  // tokens are not cached (PostgreSQL), the token check is made by that read's statement
+  // (ConnectionStore::GetConnectionForToken): one round trip for the request.
+  bool token_in_read = false;
 };
 
 class Router {

@@ -29,11 +29,6 @@ NewPair MakePair(const TokenLifetimes& lifetimes, TimeMs now) {
 
 }  // namespace
 
-Result<store::Principal> ResolveBearerToken(store::TokenStore& tokens, std::string_view token,
-                                            TimeMs now) {
-  return tokens.ResolveAccessToken(crypto::TokenHash(token), now);
-}
-
 Result<store::ApiClient> CheckClient(store::TokenStore& tokens,
                                      const BasicCredentials& credentials) {
   auto found = tokens.GetActiveApiClient(credentials.id);

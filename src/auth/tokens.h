@@ -1,8 +1,8 @@
-// Checking and issuing tokens (contract section 2) over the store's TokenStore: a request's bearer
-// token resolved to its Principal, an API client's credentials checked, and the two OAuth grants
-// (client credentials, refresh token). Tokens and client secrets are random 256-bit values the
-// store keeps as BLAKE2b hashes only (crypto/hash.h). The HTTP side, parsing a request and
-// shaping its answer, stays in src/api (api.cc, token_endpoint.cc). Thread-safe.
+// Checking and issuing tokens (contract section 2) over the store's TokenStore: an API client's
+// credentials checked, and the two OAuth grants (client credentials, refresh token); a request's
+// bearer token is resolved by auth/token_cache.h. Tokens and client secrets are random 256-bit
+// values the store keeps as BLAKE2b hashes only (crypto/hash.h). The HTTP side, parsing a request
+// and shaping its answer, stays in src/api (api.cc, token_endpoint.cc). Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -27,11 +27,6 @@ struct IssuedTokens {
   std::string refresh_token;
   std::string member_id;  // whom they act as
 };
-
-// The principal of the bearer token `token` at `now`; kNotFound when it is unknown, expired or
-// its client revoked.
-Result<store::Principal> ResolveBearerToken(store::TokenStore& tokens, std::string_view token,
-                                            TimeMs now);
 
 // The active API client `credentials` name, when the secret is its own; kUnauthorized when the
 // client is unknown or revoked or the secret wrong (one answer for all three, and the same work:

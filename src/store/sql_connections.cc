@@ -13,6 +13,7 @@
 #include <boost/json/value.hpp>
 
 #include "domain/json_text.h"
+#include "domain/permissions.h"
 #include "store/sql_queries.h"
 #include "store/sql_rows.h"
 #include "store/sql_store.h"
@@ -184,6 +185,32 @@ std::string SecretsByKeySql(const sql::Dialect& d, std::string_view comparison) 
          " :key_id ORDER BY key_id, connection_id, field LIMIT :limit";
 }
 
+// A connection `c` with its secrets `s`: a row per secret, or one with NULL secret columns after
+// the connection's (`get`, `get_for_token`; read by ReadConnectionRows).
+const std::string& ConnectionWithSecretsList() {
+  static const std::string list = sql::SelectList(kConnectionColumns, "c.") + ", s.field, " +
+                                  sql::SelectList(kSecretColumns, "s.");
+  return list;
+}
+constexpr std::string_view kSecretsJoin =
+    " LEFT JOIN connection_secrets AS s ON s.connection_id = c.connection_id";
+
+// Reads the connection whose columns start at `first` of the current row of `st`, and its
+// secrets from this row and the next ones, to the end of the statement.
+Result<C> ReadConnectionRows(Stmt& st, int first) {
+  C c;
+  if (Status read = sql::ReadRow(st, kConnectionColumns, c, first); !read) return read.error();
+  const int secret = first + kConnectionColumnCount;
+  for (;;) {
+    if (!st.IsNull(secret)) {  // else: no secret at all
+      if (Status read = ReadSecretRow(st, secret, c.secrets); !read) return read.error();
+    }
+    auto row = st.Step();
+    if (!row) return std::move(row).error();
+    if (!*row) return c;
+  }
+}
+
 }  // namespace
 
 ConnectionQueries::ConnectionQueries(sql::QueryBook& b)
@@ -196,11 +223,20 @@ ConnectionQueries::ConnectionQueries(sql::QueryBook& b)
       // The connection and its secrets in one statement (one snapshot, one round trip): a row
       // per secret, or one with NULL secret columns after the connection's.
       get(b,
-          "SELECT " + sql::SelectList(kConnectionColumns, "c.") + ", s.field, " +
-              sql::SelectList(kSecretColumns, "s.") +
-              " FROM connections AS c LEFT JOIN connection_secrets AS s"
-              " ON s.connection_id = c.connection_id"
+          "SELECT " + ConnectionWithSecretsList() + " FROM connections AS c" +
+              std::string(kSecretsJoin) +
               " WHERE c.connection_id = :connection_id AND c.organization_id = :organization_id"),
+      // GET one and its token check in one statement (GetConnectionForToken): the principal,
+      // whether it may see the connection, then the columns of `get` (NULL when the connection
+      // is not in the principal's organization).
+      get_for_token(b, "SELECT " + std::string(kPrincipalSelectList) +
+                           ", (tok_member.account_type = '" + std::string(domain::kAdmin) +
+                           "' OR " + HeldGrantSql("tok.member_id", "tok.organization_id") +
+                           ") AS visible, " + ConnectionWithSecretsList() + " FROM " +
+                           std::string(kValidTokenFrom) +
+                           " LEFT JOIN connections AS c ON c.connection_id = :connection_id"
+                           " AND c.organization_id = tok.organization_id" +
+                           std::string(kSecretsJoin) + " WHERE " + std::string(kValidTokenWhere)),
       exists(b,
              "SELECT 1 FROM connections WHERE connection_id = :connection_id"
              " AND organization_id = :organization_id"),
@@ -271,18 +307,30 @@ Result<domain::Connection> SqlStore::GetConnection(const std::string& organizati
     auto row = st->Step();
     if (!row) return std::move(row).error();
     if (!*row) return Error::NotFound("connection not found");
-    C c;
-    if (Status read = sql::ReadRow(*st, kConnectionColumns, c); !read) return read.error();
-    for (;;) {
-      if (!st->IsNull(kConnectionColumnCount)) {  // else: no secret at all
-        if (Status read = ReadSecretRow(*st, kConnectionColumnCount, c.secrets); !read) {
-          return read.error();
-        }
-      }
-      row = st->Step();
-      if (!row) return std::move(row).error();
-      if (!*row) return c;
-    }
+    return ReadConnectionRows(*st, 0);
+  });
+}
+
+Result<TokenConnectionRead> SqlStore::GetConnectionForToken(const std::string& token_hash,
+                                                            TimeMs now,
+                                                            const std::string& connection_id) {
+  using R = TokenConnectionRead;
+  return Run<R>("get_connection_for_token", Access::kPoint, [&](Session& s) -> Result<R> {
+    auto st = Select(s, q_->connections.get_for_token,
+                     {{"token_hash", token_hash}, {"now", now}, {"connection_id", connection_id}});
+    if (!st) return std::move(st).error();
+    auto row = st->Step();
+    if (!row) return std::move(row).error();
+    if (!*row) return Error::NotFound("token not found");
+    R out;
+    out.principal = ReadPrincipal(*st, 0);
+    out.visible = st->Bool(kPrincipalColumnCount);
+    const int first = kPrincipalColumnCount + 1;
+    if (st->IsNull(first)) return out;  // no such connection in the organization
+    auto c = ReadConnectionRows(*st, first);
+    if (!c) return std::move(c).error();
+    out.connection = std::move(*c);
+    return out;
   });
 }
 

@@ -1,10 +1,12 @@
 // Grants (contract section 8): their rows and statements, once for every backend.
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <iterator>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "store/sql_queries.h"
@@ -79,6 +81,39 @@ GrantTableQueries::GrantTableQueries(sql::QueryBook& b, std::string_view table,
       remove(b, "DELETE FROM " + std::string(table) + TargetMatch(target) +
                     " AND grant_id = :grant_id") {}
 
+namespace {
+
+// `sql` with every parameter `:name` replaced by the expression `expr`.
+std::string ReplaceParameter(std::string_view sql, std::string_view name, std::string_view expr) {
+  const std::string marker = ":" + std::string(name);
+  std::string out;
+  std::size_t from = 0;
+  for (std::size_t at = sql.find(marker); at != std::string_view::npos;
+       at = sql.find(marker, at + 1)) {
+    const std::size_t end = at + marker.size();
+    if (end < sql.size() &&
+        (std::isalnum(static_cast<unsigned char>(sql[end])) != 0 || sql[end] == '_')) {
+      continue;  // a longer name
+    }
+    out.append(sql.substr(from, at - from)).append(expr);
+    from = end;
+  }
+  return out.append(sql.substr(from));
+}
+
+}  // namespace
+
+// Point lookups, as in the visibility filter of the connection listing.
+std::string HeldGrantSql(std::string_view member, std::string_view organization) {
+  const std::string m(member);
+  const std::string o(organization);
+  return "(EXISTS (SELECT 1 FROM grants WHERE connection_id = :connection_id AND member_id = " + m +
+         " AND organization_id = " + o +
+         ") OR EXISTS (SELECT 1 FROM grants WHERE connection_id = :connection_id"
+         " AND organization_id = " +
+         o + " AND team_id IN (" + ReplaceParameter(kGrantingTeamsOfMember, "member_id", m) + ")))";
+}
+
 GrantQueries::GrantQueries(sql::QueryBook& b)
     : member_in_organization(b,
                              "SELECT 1 FROM members WHERE member_id = :member_id"
@@ -89,12 +124,8 @@ GrantQueries::GrantQueries(sql::QueryBook& b)
       on_connections(b, "grants", "connection_id"),
       // Point lookups, as in the visibility filter of the connection listing: the member is
       // active, and holds a grant directly or through a team that is not archived.
-      has_grant(b, "SELECT " + std::string(kMemberIsActive) +
-                       " AND (EXISTS (SELECT 1 FROM grants WHERE connection_id = :connection_id"
-                       " AND member_id = :member_id AND organization_id = :organization_id)"
-                       " OR EXISTS (SELECT 1 FROM grants WHERE connection_id = :connection_id"
-                       " AND organization_id = :organization_id AND team_id IN (" +
-                       std::string(kGrantingTeamsOfMember) + ")))") {}
+      has_grant(b, "SELECT " + std::string(kMemberIsActive) + " AND " +
+                       HeldGrantSql(":member_id", ":organization_id")) {}
 
 namespace {
 

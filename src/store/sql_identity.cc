@@ -86,17 +86,10 @@ IdentityQueries::IdentityQueries(sql::QueryBook& b)
                             std::string(b.dialect().RowLocks(" FOR SHARE OF c, m"))),
       insert_access_token(b, sql::InsertSql("access_tokens", kAccessTokenColumns)),
       insert_refresh_token(b, sql::InsertSql("refresh_tokens", kRefreshTokenColumns)),
-      // On the path of every request: three primary-key lookups in one statement. A member
-      // deactivated since the token was issued fails here, on the very next request, on every
-      // node.
-      resolve_access_token(b,
-                           "SELECT t.organization_id, t.member_id, t.client_id, m.account_type "
-                           "FROM access_tokens AS t "
-                           "JOIN api_clients AS c ON c.client_id = t.client_id "
-                           "AND c.revoked_at IS NULL "
-                           "JOIN members AS m ON m.member_id = t.member_id "
-                           "AND NOT m.is_archived AND NOT m.is_inactive "
-                           "WHERE t.token_hash = :token_hash AND t.expires_at > :now"),
+      // On the path of every request (unless the token cache holds it).
+      resolve_access_token(b, "SELECT " + std::string(kPrincipalSelectList) + " FROM " +
+                                  std::string(kValidTokenFrom) + " WHERE " +
+                                  std::string(kValidTokenWhere)),
       // Where rows are locked, the presented token's row is (FOR UPDATE), so two presentations
       // on any nodes are serialised: the second one waits, then sees used_at (reuse) or no row
       // (the family is gone). The client row is share-locked so that a revocation waits for the
@@ -119,6 +112,18 @@ IdentityQueries::IdentityQueries(sql::QueryBook& b)
       purge_access_tokens(b, "DELETE FROM access_tokens WHERE expires_at <= :now"),
       purge_refresh_tokens(b, "DELETE FROM refresh_tokens WHERE expires_at <= :now"),
       purge_idempotency_keys(b, "DELETE FROM idempotency_keys WHERE created_at < :not_before") {}
+
+Principal ReadPrincipal(const sql::Stmt& st, int first) {
+  return Principal{std::string(st.Text(first)), std::string(st.Text(first + 1)),
+                   std::string(st.Text(first + 2)), std::string(st.Text(first + 3)),
+                   st.Int(first + 4)};
+}
+
+void SqlStore::AfterRevokingWrite(bool revoked, const Status& outcome) {
+  const bool unknown = !outcome && (outcome.error().code == ErrorCode::kUnavailable ||
+                                    outcome.error().code == ErrorCode::kInternal);
+  if (epoch_ != nullptr && (revoked || unknown)) epoch_->Bump();
+}
 
 namespace {
 
@@ -208,7 +213,7 @@ Result<ApiClient> SqlStore::GetActiveApiClient(const std::string& client_id) {
 // Where rows are locked, the UPDATE's row lock also waits for a refresh rotation of this client
 // in flight (it holds FOR SHARE on the row), so the deletions below see the tokens it issued.
 Status SqlStore::RevokeApiClient(const std::string& client_id, TimeMs now) {
-  return Run<Ok>("revoke_api_client", Access::kWrite, [&](Session& s) -> Status {
+  Status revoked = Run<Ok>("revoke_api_client", Access::kWrite, [&](Session& s) -> Status {
     auto n = Execute(s, q_->identity.revoke_api_client, {{"client_id", client_id}, {"now", now}});
     if (!n) return std::move(n).error();
     if (*n == 0) return Error::NotFound("client not found");
@@ -221,6 +226,8 @@ Status SqlStore::RevokeApiClient(const std::string& client_id, TimeMs now) {
     if (!n) return std::move(n).error();
     return OkStatus();
   });
+  AfterRevokingWrite(revoked.ok(), revoked);
+  return revoked;
 }
 
 // ---- tokens --------------------------------------------------------------------------------
@@ -283,7 +290,7 @@ Result<Principal> SqlStore::RotateRefreshToken(const std::string& presented_hash
           out.reused = !st->IsNull("used_at");
           out.principal = Principal{
               std::string(st->Text("organization_id")), std::string(st->Text("member_id")),
-              std::string(st->Text("client_id")), std::string(st->Text("account_type"))};
+              std::string(st->Text("client_id")), std::string(st->Text("account_type")), 0};
         }
         if (out.reused) {
           for (const sql::Query* q : {&q_->identity.delete_family_access_tokens,
@@ -306,6 +313,8 @@ Result<Principal> SqlStore::RotateRefreshToken(const std::string& presented_hash
         if (!saved) return std::move(saved).error();
         return out;
       });
+  // A reuse deleted the family's access tokens, which a token cache may hold.
+  AfterRevokingWrite(rotated && rotated->reused, rotated ? OkStatus() : Status(rotated.error()));
   if (!rotated) return std::move(rotated).error();
   if (rotated->reused) {
     return Error::Conflict("the refresh token was already used; its family is revoked");
@@ -314,18 +323,16 @@ Result<Principal> SqlStore::RotateRefreshToken(const std::string& presented_hash
 }
 
 Result<Principal> SqlStore::ResolveAccessToken(const std::string& token_hash, TimeMs now) {
-  return Run<Principal>(
-      "resolve_access_token", Access::kPoint, [&](Session& s) -> Result<Principal> {
-        auto st = Select(s, q_->identity.resolve_access_token,
-                         {{"token_hash", token_hash}, {"now", now}});
-        if (!st) return std::move(st).error();
-        auto row = st->Step();
-        if (!row) return std::move(row).error();
-        if (!*row) return Error::NotFound("token not found");
-        return Principal{std::string(st->Text("organization_id")),
-                         std::string(st->Text("member_id")), std::string(st->Text("client_id")),
-                         std::string(st->Text("account_type"))};
-      });
+  return Run<Principal>("resolve_access_token", Access::kPoint,
+                        [&](Session& s) -> Result<Principal> {
+                          auto st = Select(s, q_->identity.resolve_access_token,
+                                           {{"token_hash", token_hash}, {"now", now}});
+                          if (!st) return std::move(st).error();
+                          auto row = st->Step();
+                          if (!row) return std::move(row).error();
+                          if (!*row) return Error::NotFound("token not found");
+                          return ReadPrincipal(*st, 0);
+                        });
 }
 
 // Used refresh tokens go only when they expire: until then they are what reuse detection checks.

@@ -327,13 +327,18 @@ Result<Member> SqlStore::UpdateMember(const std::string& organization_id,
                                       const std::string& member_id,
                                       const domain::MemberChange& change,
                                       const std::string& actor_member_id, TimeMs now) {
-  return Run<Member>("update_member", Access::kWrite, [&](Session& s) -> Result<Member> {
+  // Whether the principal of the member's tokens changes (TokenStore::revocation_epoch): it
+  // stops (or starts) being active, or its account type changes.
+  bool revokes = false;
+  auto updated = Run<Member>("update_member", Access::kWrite, [&](Session& s) -> Result<Member> {
+    revokes = false;  // the body may run more than once
     const MemberQueries& q = q_->members;
     if (Status st = LockOrganization(s, q, organization_id); !st) return std::move(st).error();
     auto stored = LoadMember(s, q, organization_id, member_id);
     if (!stored) return stored;
     Member next = domain::ApplyMemberChange(*stored, change, actor_member_id, now);
     if (next == *stored) return next;  // nothing changes
+    revokes = next.IsActive() != stored->IsActive() || next.account_type != stored->account_type;
     const bool email_changes = domain::FoldName(next.email) != domain::FoldName(stored->email);
     if (next.IsActive() && (email_changes || !stored->IsActive())) {
       if (Status st = CheckEmailFree(s, q, next); !st) return std::move(st).error();
@@ -361,6 +366,8 @@ Result<Member> SqlStore::UpdateMember(const std::string& organization_id,
     }
     return next;
   });
+  AfterRevokingWrite(updated && revokes, updated ? OkStatus() : Status(updated.error()));
+  return updated;
 }
 
 Result<MemberPage> SqlStore::ListMembers(const MemberListQuery& query) {

@@ -39,6 +39,23 @@ struct IdentityQueries {
   sql::Query purge_access_tokens, purge_refresh_tokens, purge_idempotency_keys;
 };
 
+// The rule of TokenStore::ResolveAccessToken, for every statement that resolves a bearer token
+// (resolve_access_token; ConnectionQueries::get_for_token): the token :token_hash, not expired
+// at :now, its client not revoked, its member active. Three primary-key lookups. A member
+// deactivated since the token was issued fails here, on the very next request, on every node.
+inline constexpr std::string_view kValidTokenFrom =
+    "access_tokens AS tok JOIN api_clients AS tok_client ON tok_client.client_id = tok.client_id"
+    " AND tok_client.revoked_at IS NULL JOIN members AS tok_member"
+    " ON tok_member.member_id = tok.member_id AND NOT tok_member.is_archived"
+    " AND NOT tok_member.is_inactive";
+inline constexpr std::string_view kValidTokenWhere =
+    "tok.token_hash = :token_hash AND tok.expires_at > :now";
+// The Principal of such a statement, as its columns, read back by ReadPrincipal.
+inline constexpr std::string_view kPrincipalSelectList =
+    "tok.organization_id, tok.member_id, tok.client_id, tok_member.account_type, tok.expires_at";
+inline constexpr int kPrincipalColumnCount = 5;
+Principal ReadPrincipal(const sql::Stmt& st, int first);
+
 // sql_members.cc
 struct MemberQueries {
   explicit MemberQueries(sql::QueryBook& b);
@@ -70,10 +87,15 @@ inline constexpr std::string_view kGrantingTeamsOfMember =
     "SELECT tm.team_id FROM team_members AS tm JOIN teams AS gt ON gt.team_id = tm.team_id"
     " WHERE tm.member_id = :member_id AND NOT gt.is_archived";
 
+// GrantStore::HasGrant's test of a grant on :connection_id held by `member` in `organization`
+// (SQL expressions: parameters or columns), directly or through a team that is not archived;
+// that the member is active is the caller's to test (kMemberIsActive, or a resolved token).
+std::string HeldGrantSql(std::string_view member, std::string_view organization);
+
 // sql_connections.cc
 struct ConnectionQueries {
   explicit ConnectionQueries(sql::QueryBook& b);
-  sql::Query insert, update, get, exists, record_test;
+  sql::Query insert, update, get, get_for_token, exists, record_test;
   sql::Query list[2][2];  // [keyset][visible_to_member]
   sql::Query count[2];    // [visible_to_member]
   sql::Query secrets_of, insert_secret, upsert_secret, delete_secrets_except;

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/revocation_epoch.h"
 #include "store/sql.h"
 #include "store/store.h"
 
@@ -71,12 +72,15 @@ class SqlStore : public Store {
                                        const std::string& client_id, TimeMs now,
                                        AccessToken next_access, RefreshToken next_refresh) override;
   Result<Principal> ResolveAccessToken(const std::string& token_hash, TimeMs now) override;
+  const RevocationEpoch* revocation_epoch() const override { return epoch_.get(); }
   Result<std::int64_t> PurgeExpired(TimeMs now, TimeMs idempotency_not_before) override;
 
   // ConnectionStore
   Status CreateConnection(const domain::Connection& c) override;
   Result<domain::Connection> GetConnection(const std::string& organization_id,
                                            const std::string& connection_id) override;
+  Result<TokenConnectionRead> GetConnectionForToken(const std::string& token_hash, TimeMs now,
+                                                    const std::string& connection_id) override;
   Status UpdateConnection(const domain::Connection& next, std::int64_t expected_version) override;
   Result<ConnectionPage> ListConnections(const ListQuery& q) override;
   Status RecordTest(const std::string& organization_id, const std::string& connection_id,
@@ -155,6 +159,9 @@ class SqlStore : public Store {
   // fails or the database's schema is newer than this binary.
   explicit SqlStore(std::unique_ptr<sql::Database> db);
   sql::Database& database() const { return *db_; }
+  // The backend's revocation epoch (SQLite: the file beside the database); set once, before the
+  // store serves any call.
+  void UseRevocationEpoch(std::unique_ptr<RevocationEpoch> epoch) { epoch_ = std::move(epoch); }
 
  private:
   struct Queries;  // every statement, built once for the database's dialect (sql_queries.h)
@@ -171,12 +178,17 @@ class SqlStore : public Store {
   Result<typename std::remove_cvref_t<decltype(*std::begin(std::declval<Columns&>()))>::RowType>
   FindOne(const char* operation, const sql::Query& query, const Columns& columns,
           std::initializer_list<sql::Arg> args, const char* not_found);
+  // Bumps the revocation epoch, if any, after a write that can revoke a token (`revoked`), or
+  // that failed in a way that leaves unknown whether it committed (kUnavailable, kInternal).
+  // Called after the write's transaction ended, before the call returns.
+  void AfterRevokingWrite(bool revoked, const Status& outcome);
   // The connection row and its secrets (CreateConnection, CreateConnectionIdempotent).
   Status InsertConnection(sql::Session& s, const domain::Connection& c);
 
   std::unique_ptr<sql::Database> db_;
   sql::QueryBook book_;
   std::unique_ptr<const Queries> q_;
+  std::unique_ptr<RevocationEpoch> epoch_;
 };
 
 }  // namespace connreg::store

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/revocation_epoch.h"
 #include "store/sql.h"
 
 namespace connreg::store {
@@ -551,7 +552,10 @@ std::unique_ptr<SqliteDatabase> OpenSqliteDatabase(const std::string& path,
   return std::make_unique<Database>(path, bounds);
 }
 
+// The epoch file is made after the database file, whose mode it takes.
 SqliteStore::SqliteStore(const std::string& path, GroupCommitBounds bounds)
-    : SqlStore(OpenSqliteDatabase(path, bounds)) {}
+    : SqlStore(OpenSqliteDatabase(path, bounds)) {
+  UseRevocationEpoch(RevocationEpoch::OpenBeside(path));
+}
 
 }  // namespace connreg::store

@@ -25,6 +25,8 @@
 
 namespace connreg::store {
 
+class RevocationEpoch;  // store/revocation_epoch.h
+
 // ---- identities --------------------------------------------------------------------------
 
 struct Organization {
@@ -72,6 +74,7 @@ struct Principal {
   std::string member_id;
   std::string client_id;
   std::string account_type;
+  TimeMs expires_at = 0;  // the token's expiry (when resolved from an access token)
 };
 
 // What authenticating a request and issuing tokens needs (the token endpoint, every request's
@@ -105,6 +108,13 @@ class TokenStore {
   // Resolves a token hash valid at `now` (not expired, its client not revoked, its member
   // active); kNotFound otherwise.
   virtual Result<Principal> ResolveAccessToken(const std::string& token_hash, TimeMs now) = 0;
+  // The counter that every write which can make a resolved token fail or change its principal
+  // (a client revoked, a member deactivated or its account type changed, a refresh token's
+  // reuse) increments after its commit and before it returns, in whichever process made it; a
+  // process may keep resolved tokens in memory while it is unchanged (auth/token_cache.h).
+  // nullptr when the store has none (PostgreSQL, or the file could not be made): resolve every
+  // request's token in the store.
+  virtual const RevocationEpoch* revocation_epoch() const = 0;
   // Removes expired access and refresh tokens, and idempotency keys created before
   // `idempotency_not_before`; returns how many rows went.
   virtual Result<std::int64_t> PurgeExpired(TimeMs now, TimeMs idempotency_not_before) = 0;
@@ -273,6 +283,13 @@ struct ConnectionPage {
   std::int64_t total = 0;  // every match of the query, ignoring paging
 };
 
+// GET one's read with its token check (ConnectionStore::GetConnectionForToken).
+struct TokenConnectionRead {
+  Principal principal;
+  std::optional<domain::Connection> connection;  // none: not in the principal's organization
+  bool visible = false;  // the principal may read it: an admin, or GrantStore::HasGrant
+};
+
 class ConnectionStore {
  public:
   virtual ~ConnectionStore() = default;
@@ -281,6 +298,13 @@ class ConnectionStore {
   // kNotFound when absent or in another organization.
   virtual Result<domain::Connection> GetConnection(const std::string& organization_id,
                                                    const std::string& connection_id) = 0;
+  // In one statement (one round trip where the store is remote): resolves the access token
+  // `token_hash` as TokenStore::ResolveAccessToken does, and reads the connection in its
+  // principal's organization, with its secrets and whether the principal may see it. A
+  // revocation is exact by construction. kNotFound: the token is not valid.
+  virtual Result<TokenConnectionRead> GetConnectionForToken(const std::string& token_hash,
+                                                            TimeMs now,
+                                                            const std::string& connection_id) = 0;
   // Writes `next` (whole object, secrets included) if the stored version is still
   // `expected_version`: kPreconditionFailed otherwise, kNotFound if it vanished.
   virtual Status UpdateConnection(const domain::Connection& next,
