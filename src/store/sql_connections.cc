@@ -135,7 +135,8 @@ Status ReadSecretRow(const Stmt& st, int first, std::map<std::string, domain::St
 // How a listing's `search` is served: not at all, from the search index (a term of at least
 // kIndexedSearchChars characters, the trigram's length: the index finds its matches, and the
 // cost follows their number), or by a scan of the organization's rows (a shorter term, which
-// has no trigram), refused beyond kMaxScannedConnections rows so that it stays bounded.
+// has no trigram), refused beyond kMaxScannedConnections rows so that it stays bounded (an
+// admin's: a non-admin's listing reads only what their grants reach).
 enum Search { kNoSearch = 0, kIndexedSearch = 1, kScannedSearch = 2 };
 constexpr int kIndexedSearchChars = 3;
 constexpr std::int64_t kMaxScannedConnections = 10000;
@@ -182,18 +183,22 @@ std::string FilterConditions(const sql::Dialect& d, Search search) {
 
 // The connections whose grants reach :member_id: its own, and its teams' that are not archived
 // (kGrantingTeamsOfMember), through grants_of_member and grants_of_team.
-const std::string& GrantedConnections() {
-  static const std::string sql =
-      "SELECT g.connection_id FROM grants AS g WHERE g.member_id = :member_id"
-      " UNION SELECT g.connection_id FROM grants AS g WHERE g.team_id IN (" +
-      std::string(kGrantingTeamsOfMember) + ")";
-  return sql;
+// A non-admin's rows are read from there: the grants drive the join (SQLite's CROSS JOIN keeps
+// that order; with `connection_id IN`, its planner walked the organization instead), each a
+// primary-key lookup of its connection, so the cost follows the grants, not the organization.
+std::string FromGranted(const sql::Dialect& d, Search search) {
+  return " FROM (SELECT g.connection_id AS granted_id FROM grants AS g WHERE g.member_id ="
+         " :member_id UNION SELECT g.connection_id FROM grants AS g WHERE g.team_id IN (" +
+         std::string(kGrantingTeamsOfMember) +
+         ")) AS granted CROSS JOIN connections WHERE connections.connection_id ="
+         " granted.granted_id AND " +
+         std::string(kMemberIsActive) + " AND" + FilterConditions(d, search);
 }
 
-// The page's filter. A non-admin's view adds two correlated EXISTS, each a point lookup per
-// row of the walk (grants_by_member; grants_by_team for each team of the member that is not
-// archived, a list computed once per statement), and the test that the member is active
-// (computed once), so the page keeps seeking the name index.
+// The filter of an admin's page, and of a non-admin's indexed search, which the search index
+// drives: there a non-admin's view adds two correlated EXISTS, each a point lookup per match
+// (grants_by_member; grants_by_team for each team of the member that is not archived, a list
+// computed once per statement), and the test that the member is active (computed once).
 std::string ListFilter(const sql::Dialect& d, bool visible, Search search) {
   std::string sql = " WHERE" + FilterConditions(d, search);
   if (visible) {
@@ -209,16 +214,22 @@ std::string ListFilter(const sql::Dialect& d, bool visible, Search search) {
 }
 
 // The order (name bytes, created_at, connection_id) is the index connections_by_name within an
-// organization: keyset pages seek into it, so a page costs the same at any depth. Text columns
-// compare in byte order on both backends (PostgreSQL's are COLLATE "C"). SQLite is pinned to
-// that index (its planner could otherwise prefer the filter index and sort the organization),
-// except for an indexed search: that page reads the search index's matches by rowid and sorts
-// them, so it costs what the matches cost, however many rows the organization holds.
+// organization: an admin's keyset pages seek into it, so a page costs the same at any depth.
+// Text columns compare in byte order on both backends (PostgreSQL's are COLLATE "C"). SQLite
+// is pinned to that index (its planner could otherwise prefer the filter index and sort the
+// organization), except for an indexed search: that page reads the search index's matches by
+// rowid and sorts them, so it costs what the matches cost, however many rows the organization
+// holds. A non-admin's page otherwise sorts what their grants reach (FromGranted).
 std::string ListSql(const sql::Dialect& d, bool keyset, bool visible, Search search) {
-  std::string sql = "SELECT " + sql::SelectList(kConnectionColumns) + " FROM connections" +
-                    (search == kIndexedSearch ? std::string(d.NotIndexed())
-                                              : d.IndexedBy("connections_by_name")) +
-                    ListFilter(d, visible, search);
+  std::string sql = "SELECT " + sql::SelectList(kConnectionColumns);
+  if (visible && search != kIndexedSearch) {
+    sql += FromGranted(d, search);
+  } else {
+    sql += " FROM connections" +
+           (search == kIndexedSearch ? std::string(d.NotIndexed())
+                                     : d.IndexedBy("connections_by_name")) +
+           ListFilter(d, visible, search);
+  }
   if (keyset) {
     sql +=
         " AND (name, created_at, connection_id) > (:after_name, :after_created_at,"
@@ -240,14 +251,8 @@ std::string CountSql(const sql::Dialect& d, Search search) {
 }
 
 // A non-admin's `total`: a count over what their grants reach, however large the organization.
-// The grants drive the join (SQLite's CROSS JOIN keeps that order; with `connection_id IN`, its
-// planner walked the organization instead), each a primary-key lookup of its connection.
 std::string CountVisibleSql(const sql::Dialect& d, bool searched) {
-  return "SELECT count(*) FROM (" + GrantedConnections() +
-         ") AS granted CROSS JOIN connections WHERE connections.connection_id ="
-         " granted.connection_id AND " +
-         std::string(kMemberIsActive) + " AND" +
-         FilterConditions(d, searched ? kScannedSearch : kNoSearch);
+  return "SELECT count(*)" + FromGranted(d, searched ? kScannedSearch : kNoSearch);
 }
 
 // The page statements of one paging form, [visible_to_member][search].
@@ -492,8 +497,9 @@ Result<ConnectionPage> SqlStore::ListConnections(const ListQuery& q) {
         };
         ConnectionPage page;
         // The organization's rows that pass the filters but the search, from the kept counts:
-        // an admin's total when there is no search, and the length of a short term's scan.
-        if (search == kScannedSearch || (search == kNoSearch && !visible)) {
+        // an admin's total when there is no search, and the length of a short term's scan (a
+        // non-admin's reads only what their grants reach).
+        if (!visible && search != kIndexedSearch) {
           auto st = Select(s, q_->connections.counted,
                            {{"organization_id", q.organization_id},
                             {"include_archived", q.include_archived},
