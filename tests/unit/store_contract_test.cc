@@ -1375,6 +1375,11 @@ TEST_P(StoreContractTest, ListingAgreesWithABruteForceCountOverRandomOperations)
     ASSERT_TRUE(updated.ok()) << updated.error().message;
     c = next;
   }
+  if (GetParam() == Backend::kSqlite) {  // the FTS5 index agrees with its rows after the renames
+    EXPECT_NO_THROW(
+        Raw("INSERT INTO connections_search (connections_search, rank)"
+            " VALUES ('integrity-check', 1)"));
+  }
   std::vector<std::optional<std::string>> searches = {std::nullopt, "a",   "%",    "_",   "\\",
                                                       "é",          "ab",  "a%",   "b_",  "éa",
                                                       "aba",        "a b", "%_\\", "ééé", "zzz"};
