@@ -656,6 +656,86 @@ CREATE INDEX catalog_syncs_by_connection ON catalog_syncs (connection_id, starte
 CREATE INDEX catalog_syncs_running ON catalog_syncs (status) WHERE status = 'RUNNING';
 )sql";
 
+// The listing's kept counts and search index (issue 17).
+//
+// connection_counts: how many connections each (organization, type, is_archived) holds, spread
+// over a few shards so that concurrent creates on PostgreSQL do not all queue on one row's lock
+// (the shard is a hash of the connection id; only the sum over the shards means anything). Kept
+// in the transaction of every write that adds a connection or changes its type or archived
+// flag (sql_connections.cc); an unfiltered listing's `total` is a sum over these few rows.
+//
+// The search index over name_folded, the one folded column both backends search:
+// - SQLite: connections_search, an FTS5 table with the trigram tokenizer, case-sensitive
+//   because name_folded is already folded (domain::FoldName: ASCII letters only; FTS5's own
+//   folding would fold more than PostgreSQL's search does, and results would differ). It is
+//   external-content (it stores no copy of the names; its rows are connections' rowids) and
+//   kept by triggers, so it is maintained like an index, by the database itself, in the
+//   transaction of every write, whatever the statement (an update re-indexes only a changed
+//   name: every UPDATE of the row sets name_folded). It costs a write about 60 us of CPU (FTS5
+//   writes its pending terms out at each transaction's end). connections has no INTEGER PRIMARY
+//   KEY, so a VACUUM may renumber its rowids: the store never runs one, and anything that does
+//   (or that rebuilds the table) must then run
+//   INSERT INTO connections_search (connections_search) VALUES ('rebuild').
+// - PostgreSQL: a GIN index with pg_trgm's gin_trgm_ops. A managed server may refuse
+//   CREATE EXTENSION; the migration then goes on without the index (the DO block's handler is a
+//   savepoint), the store says so once at start, and the same statements scan instead
+//   (sql::Dialect::search_index_present).
+constexpr std::string_view kListingCountsAndSearchSqlite = R"sql(
+CREATE TABLE connection_counts (
+  organization_id TEXT NOT NULL REFERENCES organizations (organization_id),
+  type TEXT NOT NULL,
+  is_archived INTEGER NOT NULL CHECK (is_archived IN (0, 1)),
+  shard INTEGER NOT NULL,
+  connections INTEGER NOT NULL,
+  PRIMARY KEY (organization_id, type, is_archived, shard)
+) STRICT, WITHOUT ROWID;
+INSERT INTO connection_counts (organization_id, type, is_archived, shard, connections)
+  SELECT organization_id, type, is_archived, 0, count(*) FROM connections
+  GROUP BY organization_id, type, is_archived;
+
+CREATE VIRTUAL TABLE connections_search USING fts5 (
+  name_folded, content = 'connections', content_rowid = 'rowid',
+  tokenize = 'trigram case_sensitive 1');
+CREATE TRIGGER connections_search_insert AFTER INSERT ON connections BEGIN
+  INSERT INTO connections_search (rowid, name_folded) VALUES (new.rowid, new.name_folded);
+END;
+CREATE TRIGGER connections_search_delete AFTER DELETE ON connections BEGIN
+  INSERT INTO connections_search (connections_search, rowid, name_folded)
+    VALUES ('delete', old.rowid, old.name_folded);
+END;
+CREATE TRIGGER connections_search_update AFTER UPDATE OF name_folded ON connections
+WHEN old.name_folded IS NOT new.name_folded BEGIN
+  INSERT INTO connections_search (connections_search, rowid, name_folded)
+    VALUES ('delete', old.rowid, old.name_folded);
+  INSERT INTO connections_search (rowid, name_folded) VALUES (new.rowid, new.name_folded);
+END;
+INSERT INTO connections_search (connections_search) VALUES ('rebuild');
+)sql";
+
+constexpr std::string_view kListingCountsAndSearchPostgres = R"sql(
+CREATE TABLE connection_counts (
+  organization_id TEXT COLLATE "C" NOT NULL REFERENCES organizations (organization_id),
+  type TEXT COLLATE "C" NOT NULL,
+  is_archived BOOLEAN NOT NULL,
+  shard INTEGER NOT NULL,
+  connections BIGINT NOT NULL,
+  PRIMARY KEY (organization_id, type, is_archived, shard)
+);
+INSERT INTO connection_counts (organization_id, type, is_archived, shard, connections)
+  SELECT organization_id, type, is_archived, 0, count(*) FROM connections
+  GROUP BY organization_id, type, is_archived;
+
+DO $$
+BEGIN
+  CREATE EXTENSION IF NOT EXISTS pg_trgm;
+  CREATE INDEX connections_by_trigram ON connections USING gin (name_folded gin_trgm_ops);
+EXCEPTION WHEN insufficient_privilege OR feature_not_supported OR undefined_file
+               OR undefined_object THEN
+  RAISE NOTICE 'connreg: no trigram index, search scans: %', SQLERRM;
+END
+$$;
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{
         .version = 1, .name = "initial", .sqlite = kInitialSqlite, .postgres = kInitialPostgres},
@@ -674,6 +754,10 @@ constexpr std::array kMigrations = {
               .rebuilds_tables = true},
     Migration{
         .version = 5, .name = "catalog", .sqlite = kCatalogSqlite, .postgres = kCatalogPostgres},
+    Migration{.version = 6,
+              .name = "listing counts and search index",
+              .sqlite = kListingCountsAndSearchSqlite,
+              .postgres = kListingCountsAndSearchPostgres},
 };
 
 // The list is the schema's history: catch a mis-numbered entry at compile time.

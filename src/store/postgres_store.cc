@@ -43,6 +43,9 @@ const sql::Dialect kPostgresDialect{
     .index_hints = false,
     .row_locks = true,
     .find_substring = "strpos",
+    .search_index_candidates = "",
+    .search_index_present =
+        "SELECT CASE WHEN to_regclass('connections_by_trigram') IS NULL THEN 0 ELSE 1 END",
     .json_array_texts = "SELECT jsonb_array_elements_text(CAST({} AS jsonb))",
     .least = "LEAST",
     .greatest = "GREATEST",

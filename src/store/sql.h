@@ -45,6 +45,13 @@ struct Dialect {
   // SELECT ... FOR UPDATE); SQLite's one writer already excludes every other.
   bool row_locks;
   std::string_view find_substring;  // f(haystack, needle): 1-based position, 0 when absent
+  // The connections listing's search index (migration 6), for a term of 3 characters or more:
+  // a condition on `connections` that keeps the rows whose name_folded may contain :search
+  // (SQLite: the rowids the FTS5 trigram table finds), or "" where the LIKE on name_folded is
+  // itself served by the index (PostgreSQL's GIN trigram index).
+  std::string_view search_index_candidates;
+  // A select of 1 when that index exists, 0 when the search scans (PostgreSQL without pg_trgm).
+  std::string_view search_index_present;
   // A subquery yielding the strings of a JSON array given as text; {} stands for the parameter.
   std::string_view json_array_texts;
   std::string_view least;     // the smaller of two values (scalar)
@@ -68,6 +75,8 @@ struct Dialect {
 
   // " INDEXED BY index", or "" where there are no hints.
   std::string IndexedBy(std::string_view index) const;
+  // " NOT INDEXED" (no index but the rowid serves the table), or "" where there are no hints.
+  std::string_view NotIndexed() const { return index_hints ? " NOT INDEXED" : ""; }
   // `clause` (" FOR UPDATE ..."), or "" where rows need no locks.
   std::string_view RowLocks(std::string_view clause) const { return row_locks ? clause : ""; }
   // "find_substring(haystack, needle) > 0".

@@ -12,6 +12,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include "core/log.h"
 #include "domain/json_text.h"
 #include "domain/permissions.h"
 #include "store/sql_queries.h"
@@ -132,21 +133,75 @@ Status ReadSecretRow(const Stmt& st, int first, std::map<std::string, domain::St
   return OkStatus();
 }
 
-// The listing filters, shared by the page and count statements. The search is a plain
-// substring test (no LIKE pattern characters). A non-admin's view adds two correlated EXISTS,
-// each a point lookup per row of the walk (grants_by_member; grants_by_team for each team of the
-// member that is not archived, a list computed once per statement), and the test that the member
-// is active (computed once), so the page keeps seeking the name index; they stay out of the
-// admin's statements, where any mention of connection_id would make the count read the table
-// instead of the covering filter index.
-std::string ListFilter(const sql::Dialect& d, bool visible) {
+// How a listing's `search` is served: not at all, from the search index (a term of at least
+// kIndexedSearchChars characters, the trigram's length: the index finds its matches, and the
+// cost follows their number), or by a scan of the organization's rows (a shorter term, which
+// has no trigram), refused beyond kMaxScannedConnections rows so that it stays bounded (an
+// admin's: a non-admin's listing reads only what their grants reach).
+enum Search { kNoSearch = 0, kIndexedSearch = 1, kScannedSearch = 2 };
+constexpr int kIndexedSearchChars = 3;
+constexpr std::int64_t kMaxScannedConnections = 10000;
+
+Search SearchOf(const std::optional<std::string>& term) {
+  if (!term) return kNoSearch;
+  // Characters (UTF-8 code points, as both indexes count them), not bytes.
+  const auto chars = std::count_if(term->begin(), term->end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  });
+  return chars >= kIndexedSearchChars ? kIndexedSearch : kScannedSearch;
+}
+
+// The count rows are spread over kCountShards rows per (organization, type, archived), by a hash
+// of the connection id (migrations.cc says why); any shard would do, as only sums are read.
+constexpr std::uint32_t kCountShards = 16;
+
+std::int64_t CountShard(std::string_view connection_id) {
+  std::uint32_t h = 2166136261u;  // FNV-1a
+  for (char c : connection_id) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+  return static_cast<std::int64_t>(h % kCountShards);
+}
+
+// The search: a case-insensitive substring of the name, as a LIKE on the folded name (the term
+// is folded too) with LIKE's own characters escaped, so that both backends agree byte for byte
+// and PostgreSQL's trigram index serves it (it serves LIKE, not strpos). Both backends' LIKE
+// folds ASCII case at most, which folded text on both sides makes moot.
+constexpr std::string_view kNameMatches =
+    R"(name_folded LIKE '%' || replace(replace(replace(:search, '\', '\\'), '%', '\%'), '_', '\_')
+ || '%' ESCAPE '\')";
+
+// The conditions every listing statement shares: organization, archived, type, search.
+std::string FilterConditions(const sql::Dialect& d, Search search) {
   std::string sql =
-      " WHERE organization_id = :organization_id"
+      " organization_id = :organization_id"
       " AND (CAST(:include_archived AS BOOLEAN) OR NOT is_archived)"
-      " AND (CAST(:search AS TEXT) IS NULL OR " +
-      d.Contains("name_folded", ":search") +
-      ")"
       " AND (CAST(:type AS TEXT) IS NULL OR type = :type)";
+  if (search != kNoSearch) sql += " AND " + std::string(kNameMatches);
+  if (search == kIndexedSearch && !d.search_index_candidates.empty()) {
+    sql += " AND " + std::string(d.search_index_candidates);
+  }
+  return sql;
+}
+
+// The connections whose grants reach :member_id: its own, and its teams' that are not archived
+// (kGrantingTeamsOfMember), through grants_of_member and grants_of_team.
+// A non-admin's rows are read from there: the grants drive the join (SQLite's CROSS JOIN keeps
+// that order; with `connection_id IN`, its planner walked the organization instead), each a
+// primary-key lookup of its connection, so the cost follows the grants, not the organization.
+std::string FromGranted(const sql::Dialect& d, Search search) {
+  return " FROM (SELECT g.connection_id AS granted_id FROM grants AS g WHERE g.member_id ="
+         " :member_id UNION SELECT g.connection_id FROM grants AS g WHERE g.team_id IN (" +
+         std::string(kGrantingTeamsOfMember) +
+         ")) AS granted CROSS JOIN connections WHERE connections.connection_id ="
+         " granted.granted_id AND " +
+         std::string(kMemberIsActive) + " AND" + FilterConditions(d, search);
+}
+
+// The filter of an admin's page, and of a non-admin's indexed search, which the search index
+// drives: there a non-admin's view adds two correlated EXISTS, each a point lookup per match
+// (grants_by_member; grants_by_team for each team of the member that is not archived, a list
+// computed once per statement), and the test that the member is active (computed once).
+std::string ListFilter(const sql::Dialect& d, bool visible, Search search) {
+  std::string sql = " WHERE" + FilterConditions(d, search);
   if (visible) {
     // The member's own state is one uncorrelated test, computed once per statement.
     sql += " AND " + std::string(kMemberIsActive) +
@@ -160,12 +215,22 @@ std::string ListFilter(const sql::Dialect& d, bool visible) {
 }
 
 // The order (name bytes, created_at, connection_id) is the index connections_by_name within an
-// organization: keyset pages seek into it, so a page costs the same at any depth. Text columns
-// compare in byte order on both backends (PostgreSQL's are COLLATE "C"). SQLite is pinned to
-// that index: its planner could otherwise prefer the filter index and sort the organization.
-std::string ListSql(const sql::Dialect& d, bool keyset, bool visible) {
-  std::string sql = "SELECT " + sql::SelectList(kConnectionColumns) + " FROM connections" +
-                    d.IndexedBy("connections_by_name") + ListFilter(d, visible);
+// organization: an admin's keyset pages seek into it, so a page costs the same at any depth.
+// Text columns compare in byte order on both backends (PostgreSQL's are COLLATE "C"). SQLite
+// is pinned to that index (its planner could otherwise prefer the filter index and sort the
+// organization), except for an indexed search: that page reads the search index's matches by
+// rowid and sorts them, so it costs what the matches cost, however many rows the organization
+// holds. A non-admin's page otherwise sorts what their grants reach (FromGranted).
+std::string ListSql(const sql::Dialect& d, bool keyset, bool visible, Search search) {
+  std::string sql = "SELECT " + sql::SelectList(kConnectionColumns);
+  if (visible && search != kIndexedSearch) {
+    sql += FromGranted(d, search);
+  } else {
+    sql += " FROM connections" +
+           (search == kIndexedSearch ? std::string(d.NotIndexed())
+                                     : d.IndexedBy("connections_by_name")) +
+           ListFilter(d, visible, search);
+  }
   if (keyset) {
     sql +=
         " AND (name, created_at, connection_id) > (:after_name, :after_created_at,"
@@ -174,6 +239,32 @@ std::string ListSql(const sql::Dialect& d, bool keyset, bool visible) {
     sql += " ORDER BY name, created_at, connection_id LIMIT :limit OFFSET :offset";
   }
   return sql;
+}
+
+// The `total` of an admin's listing (every match in the organization): with no search, a sum
+// of the kept counts (`counted`); with an indexed search, a count of the index's matches
+// (SQLite reads them by rowid: NOT INDEXED); with a short term, a count over the filter index
+// connections_by_filter, which covers the conditions (bounded by kMaxScannedConnections).
+std::string CountSql(const sql::Dialect& d, Search search) {
+  return "SELECT count(*) FROM connections" +
+         (search == kIndexedSearch ? std::string(d.NotIndexed()) : std::string()) +
+         ListFilter(d, false, search);
+}
+
+// A non-admin's `total`: a count over what their grants reach, however large the organization.
+std::string CountVisibleSql(const sql::Dialect& d, bool searched) {
+  return "SELECT count(*)" + FromGranted(d, searched ? kScannedSearch : kNoSearch);
+}
+
+// The page statements of one paging form, [visible_to_member][search].
+std::array<std::array<sql::Query, 3>, 2> ListQueries(sql::QueryBook& b, bool keyset) {
+  const sql::Dialect& d = b.dialect();
+  auto of = [&](bool visible) {
+    return std::array<sql::Query, 3>{sql::Query(b, ListSql(d, keyset, visible, kNoSearch)),
+                                     sql::Query(b, ListSql(d, keyset, visible, kIndexedSearch)),
+                                     sql::Query(b, ListSql(d, keyset, visible, kScannedSearch))};
+  };
+  return {of(false), of(true)};
 }
 
 // Two range scans of connection_secrets_by_key, each already in the index order (key_id,
@@ -246,12 +337,27 @@ ConnectionQueries::ConnectionQueries(sql::QueryBook& b)
           " last_test_write = :write, last_active_at = CASE WHEN"
           " CAST(:query_reached AS BOOLEAN) THEN CAST(:at AS BIGINT) ELSE last_active_at END"
           " WHERE organization_id = :organization_id AND connection_id = :connection_id"),
-      list{{sql::Query(b, ListSql(b.dialect(), false, false)),
-            sql::Query(b, ListSql(b.dialect(), false, true))},
-           {sql::Query(b, ListSql(b.dialect(), true, false)),
-            sql::Query(b, ListSql(b.dialect(), true, true))}},
-      count{sql::Query(b, "SELECT count(*) FROM connections" + ListFilter(b.dialect(), false)),
-            sql::Query(b, "SELECT count(*) FROM connections" + ListFilter(b.dialect(), true))},
+      list{{ListQueries(b, false), ListQueries(b, true)}},
+      // The kept counts of the organization's rows that pass the filters but the search.
+      counted(b,
+              "SELECT CAST(coalesce(sum(connections), 0) AS BIGINT) FROM connection_counts"
+              " WHERE organization_id = :organization_id"
+              " AND (CAST(:include_archived AS BOOLEAN) OR NOT is_archived)"
+              " AND (CAST(:type AS TEXT) IS NULL OR type = :type)"),
+      add_count(b,
+                "INSERT INTO connection_counts (organization_id, type, is_archived, shard,"
+                " connections) VALUES (:organization_id, :type, :is_archived, :shard, :delta)"
+                " ON CONFLICT (organization_id, type, is_archived, shard) DO UPDATE SET"
+                " connections = connection_counts.connections + excluded.connections"),
+      counted_state(b,
+                    "SELECT type, is_archived FROM connections WHERE connection_id ="
+                    " :connection_id AND organization_id = :organization_id"
+                    " AND version = :expected_version"),
+      count_indexed(b, CountSql(b.dialect(), kIndexedSearch)),
+      count_scanned(b, CountSql(b.dialect(), kScannedSearch)),
+      count_visible{sql::Query(b, CountVisibleSql(b.dialect(), false)),
+                    sql::Query(b, CountVisibleSql(b.dialect(), true))},
+      search_index_present(b, b.dialect().search_index_present),
       secrets_of(b, "SELECT " + SecretSelectList() +
                         " FROM connection_secrets WHERE connection_id IN (" +
                         b.dialect().JsonArrayTexts(":connection_ids") + ")"),
@@ -279,11 +385,37 @@ ConnectionQueries::ConnectionQueries(sql::QueryBook& b)
                             b.dialect().IndexedBy("connection_secrets_by_key") +
                             " ORDER BY key_id") {}
 
+namespace {
+
+// What a connection adds to the kept counts: one in its (type, archived) row.
+struct Counted {
+  std::string type;
+  bool is_archived = false;
+  auto operator<=>(const Counted&) const = default;
+};
+
+Status AddCount(Session& s, const ConnectionQueries& q, const std::string& organization_id,
+                const std::string& connection_id, const Counted& counted, std::int64_t delta) {
+  auto n = Execute(s, q.add_count,
+                   {{"organization_id", organization_id},
+                    {"type", counted.type},
+                    {"is_archived", counted.is_archived},
+                    {"shard", CountShard(connection_id)},
+                    {"delta", delta}});
+  if (!n) return std::move(n).error();
+  return OkStatus();
+}
+
+}  // namespace
+
 Status SqlStore::InsertConnection(Session& s, const domain::Connection& c) {
   Status inserted = WriteRow(s, q_->connections.insert, kConnectionColumns, c);
   inserted =
       Reword(std::move(inserted), ErrorCode::kConflict, "a connection with this id already exists");
   inserted = Reword(std::move(inserted), ErrorCode::kNotFound, "organization not found");
+  if (!inserted) return inserted;
+  inserted =
+      AddCount(s, q_->connections, c.organization_id, c.connection_id, {c.type, c.is_archived}, 1);
   if (!inserted) return inserted;
   for (const auto& [field, secret] : c.secrets) {
     inserted = WriteRow(s, q_->connections.insert_secret, kSecretColumns, secret,
@@ -336,6 +468,19 @@ Result<TokenConnectionRead> SqlStore::GetConnectionForToken(const std::string& t
 
 Status SqlStore::UpdateConnection(const domain::Connection& next, std::int64_t expected_version) {
   return Run<Ok>("update_connection", Access::kWrite, [&](Session& s) -> Status {
+    // What the row at expected_version counts as: if the compare-and-set below succeeds, that
+    // is the row it replaced (every update changes the version).
+    std::optional<Counted> before;
+    {
+      auto st = Select(s, q_->connections.counted_state,
+                       {{"connection_id", next.connection_id},
+                        {"organization_id", next.organization_id},
+                        {"expected_version", expected_version}});
+      if (!st) return std::move(st).error();
+      auto row = st->Step();
+      if (!row) return std::move(row).error();
+      if (*row) before = Counted{std::string(st->Text(0)), st->Bool(1)};
+    }
     {
       auto st = Select(s, q_->connections.update, {{"expected_version", expected_version}});
       if (!st) return std::move(st).error();
@@ -346,6 +491,18 @@ Status SqlStore::UpdateConnection(const domain::Connection& next, std::int64_t e
             s, q_->connections.exists,
             {{"connection_id", next.connection_id}, {"organization_id", next.organization_id}},
             "connection not found", "the connection was changed by another request");
+      }
+    }
+    if (!before) return Error::Internal("store: a connection changed without its prior row");
+    const Counted after{next.type, next.is_archived};
+    if (*before != after) {
+      // Moved from one count row to another; the two rows in one order, so that two updates
+      // moving connections the opposite ways cannot deadlock on PostgreSQL.
+      const bool down_first = *before < after;
+      for (const bool down : {down_first, !down_first}) {
+        Status moved = AddCount(s, q_->connections, next.organization_id, next.connection_id,
+                                down ? *before : after, down ? -1 : 1);
+        if (!moved) return moved;
       }
     }
     // The stored secrets become exactly next.secrets.
@@ -367,26 +524,54 @@ Status SqlStore::UpdateConnection(const domain::Connection& next, std::int64_t e
 Result<ConnectionPage> SqlStore::ListConnections(const ListQuery& q) {
   const int limit = std::clamp(q.limit, 1, kMaxPageSize);
   const bool visible = q.visible_to_member.has_value();
+  const Search search = SearchOf(q.search);
   // Total and entries from one snapshot.
   return Run<ConnectionPage>(
       "list_connections", Access::kSnapshot, [&](Session& s) -> Result<ConnectionPage> {
         auto bind_filter = [&](Stmt& st) {
           st.Bind({{"organization_id", q.organization_id},
                    {"include_archived", q.include_archived},
-                   {"search", q.search},
                    {"type", q.type}});
+          if (search != kNoSearch) st.Bind("search", *q.search);
           if (visible) st.Bind("member_id", *q.visible_to_member);
         };
-        ConnectionPage page;
-        {
-          auto st = s.Prepare(q_->connections.count[visible]);
+        auto count = [&](const sql::Query& query) -> Result<std::int64_t> {
+          auto st = s.Prepare(query);
           if (!st) return std::move(st).error();
           bind_filter(*st);
           auto row = st->Step();
           if (!row) return std::move(row).error();
+          return st->Int(0);
+        };
+        ConnectionPage page;
+        // The organization's rows that pass the filters but the search, from the kept counts:
+        // an admin's total when there is no search, and the length of a short term's scan (a
+        // non-admin's reads only what their grants reach).
+        if (!visible && search != kIndexedSearch) {
+          auto st = Select(s, q_->connections.counted,
+                           {{"organization_id", q.organization_id},
+                            {"include_archived", q.include_archived},
+                            {"type", q.type}});
+          if (!st) return std::move(st).error();
+          auto row = st->Step();
+          if (!row) return std::move(row).error();
           page.total = st->Int(0);
+          if (search == kScannedSearch && page.total > kMaxScannedConnections) {
+            return Error::BadRequest(
+                "search: a term shorter than " + std::to_string(kIndexedSearchChars) +
+                " characters is served only where at most " +
+                std::to_string(kMaxScannedConnections) +
+                " connections pass the other filters; use a longer term or filter by type");
+          }
         }
-        auto st = s.Prepare(q_->connections.list[q.after.has_value()][visible]);
+        if (visible || search != kNoSearch) {
+          auto total = count(visible ? q_->connections.count_visible[search != kNoSearch]
+                             : search == kIndexedSearch ? q_->connections.count_indexed
+                                                        : q_->connections.count_scanned);
+          if (!total) return std::move(total).error();
+          page.total = *total;
+        }
+        auto st = s.Prepare(q_->connections.list[q.after.has_value()][visible][search]);
         if (!st) return std::move(st).error();
         bind_filter(*st);
         st->Bind("limit", limit + 1);
@@ -425,6 +610,19 @@ Result<ConnectionPage> SqlStore::ListConnections(const ListQuery& q) {
         }
         return page;
       });
+}
+
+void SqlStore::WarnIfSearchScans() {
+  auto present = Run<std::int64_t>("search_index_present", Access::kPoint,
+                                   [&](Session& s) -> Result<std::int64_t> {
+                                     return Count(s, q_->connections.search_index_present, {});
+                                   });
+  if (present && *present != 0) return;
+  log::Event(log::Level::kWarn, "search_index_missing",
+             {{"backend", db_->dialect().name},
+              {"detail", present ? "the pg_trgm extension could not be created (migration 6):"
+                                   " search scans the organization's connections"
+                                 : present.error().message}});
 }
 
 Status SqlStore::RecordTest(const std::string& organization_id, const std::string& connection_id,

@@ -3,6 +3,7 @@
 // file, where its SQL sits next to the calls that run it. Internal to the store.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <initializer_list>
 #include <optional>
@@ -96,8 +97,12 @@ std::string HeldGrantSql(std::string_view member, std::string_view organization)
 struct ConnectionQueries {
   explicit ConnectionQueries(sql::QueryBook& b);
   sql::Query insert, update, get, get_for_token, exists, record_test;
-  sql::Query list[2][2];  // [keyset][visible_to_member]
-  sql::Query count[2];    // [visible_to_member]
+  // [keyset][visible_to_member][how the search is served: none, indexed, scanned]
+  std::array<std::array<std::array<sql::Query, 3>, 2>, 2> list;
+  sql::Query counted, add_count, counted_state;  // the kept counts (migration 6)
+  sql::Query count_indexed, count_scanned;       // an admin's total with a search
+  sql::Query count_visible[2];                   // [searched]: a non-admin's total
+  sql::Query search_index_present;
   sql::Query secrets_of, insert_secret, upsert_secret, delete_secrets_except;
   sql::Query secrets_below_key, secrets_above_key, reseal_secret, secret_exists, secret_key_ids;
 };

@@ -144,6 +144,7 @@ SqlStore::SqlStore(std::unique_ptr<sql::Database> db)
   Status migrated =
       db_->Migrate([&](Session& s) { return ApplyMigrations(s, db_->dialect(), q_->server); });
   if (!migrated) throw std::runtime_error(migrated.error().message);
+  WarnIfSearchScans();
 }
 
 SqlStore::~SqlStore() = default;

@@ -184,6 +184,8 @@ class SqlStore : public Store {
   void AfterRevokingWrite(bool revoked, const Status& outcome);
   // The connection row and its secrets (CreateConnection, CreateConnectionIdempotent).
   Status InsertConnection(sql::Session& s, const domain::Connection& c);
+  // At start: logs a warning when the listing's search has no index (sql_connections.cc).
+  void WarnIfSearchScans();
 
   std::unique_ptr<sql::Database> db_;
   sql::QueryBook book_;

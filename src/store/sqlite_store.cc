@@ -34,6 +34,11 @@ const sql::Dialect kSqliteDialect{
     .index_hints = true,
     .row_locks = false,
     .find_substring = "instr",
+    // A quoted FTS5 string is one phrase of the term's trigrams, in a row: a substring.
+    .search_index_candidates =
+        "connections.rowid IN (SELECT rowid FROM connections_search WHERE connections_search"
+        " MATCH '\"' || replace(:search, '\"', '\"\"') || '\"')",
+    .search_index_present = "SELECT 1",
     .json_array_texts = "SELECT value FROM json_each({})",
     .least = "min",
     .greatest = "max",

@@ -280,6 +280,89 @@ TEST(PostgresStoreMigrations, Migration2UpgradesAVersion1DatabaseKeepingItsData)
   test_support::ExpectVersion1DataUpgraded(store, c1);
 }
 
+TEST(PostgresStoreMigrations, Migration6CountsAndIndexesTheConnectionsOfAVersion5Database) {
+  ASSERT_GE(Migrations().size(), 6u);
+  ASSERT_EQ(Migrations()[5].version, 6);
+  std::unique_ptr<TestDatabase> db;
+  try {
+    db = std::make_unique<TestDatabase>();
+  } catch (const std::exception& e) {
+    FAIL() << e.what();
+  }
+  const std::string url = db->url();
+  PostgresRawSql(url, test_support::SchemaUpToSql(5, &Migration::postgres));
+  PostgresRawSql(url, test_support::Version5ConnectionsSql());
+  PostgresStore store(url);
+  EXPECT_EQ(PostgresRawSql(url, "SELECT max(version) FROM schema_migrations"),
+            std::to_string(Migrations().back().version));
+  EXPECT_EQ(PostgresRawSql(url, "SELECT to_regclass('connections_by_trigram') IS NOT NULL"), "t");
+  test_support::ExpectVersion5ConnectionsCountedAndSearchable(store);
+}
+
+// A managed server may refuse CREATE EXTENSION: here a role without CREATE on its database, which
+// pg_trgm (a trusted extension) needs, gets the refusal a real server gives (42501). The store
+// starts without the trigram index and the same searches scan, with the same results.
+TEST(PostgresStoreSearch, WithoutTheRightToCreateExtensionsSearchScansWithTheSameResults) {
+  std::string error;
+  const std::string base = test_support::BaseUrl(&error);
+  ASSERT_FALSE(base.empty()) << error;
+  const std::string role = "connreg_no_ext_" + std::to_string(getpid());
+  struct DropRole {  // after the database (declared before it): the role owns its tables
+    ~DropRole() {
+      try {
+        PostgresRawSql(base, "DROP ROLE IF EXISTS " + role);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "cannot drop role %s: %s\n", role.c_str(), e.what());
+      }
+    }
+    std::string base, role;
+  } drop_role{base, role};
+  std::unique_ptr<TestDatabase> db;
+  try {
+    db = std::make_unique<TestDatabase>();
+  } catch (const std::exception& e) {
+    FAIL() << e.what();
+  }
+  PostgresRawSql(db->url(),
+                 "DROP ROLE IF EXISTS " + role + "; CREATE ROLE " + role +
+                     " LOGIN PASSWORD 'no-ext'; GRANT USAGE, CREATE ON SCHEMA public TO " + role);
+  {
+    PostgresStore store(WithQuery(db->url(), "user=" + role + "&password=no-ext"));
+    EXPECT_EQ(PostgresRawSql(db->url(),
+                             "SELECT count(*) FROM pg_extension"
+                             " WHERE extname = 'pg_trgm'"),
+              "0");
+    EXPECT_EQ(PostgresRawSql(db->url(), "SELECT to_regclass('connections_by_trigram') IS NULL"),
+              "t");
+    EXPECT_EQ(PostgresRawSql(db->url(), "SELECT max(version) FROM schema_migrations"),
+              std::to_string(Migrations().back().version));
+    ASSERT_TRUE(store.CreateOrganization({"org-a", "A", kT0}).ok());
+    const char* names[] = {"Sales EU", "sales_us", "100% sales", "Finance", "Ünïcode sales"};
+    for (int i = 0; i < 5; ++i) {
+      ASSERT_TRUE(store.CreateConnection(MakeConnection("org-a", Id(i + 1), names[i])).ok());
+    }
+    auto ids = [&](const std::string& search) {
+      ListQuery q;
+      q.organization_id = "org-a";
+      q.search = search;
+      auto page = store.ListConnections(q);
+      EXPECT_TRUE(page.ok()) << page.error().message;
+      std::vector<std::string> out;
+      if (!page.ok()) return out;
+      for (const auto& e : page->entries) out.push_back(e.connection_id);
+      EXPECT_EQ(page->total, static_cast<std::int64_t>(out.size()));
+      return out;
+    };
+    using V = std::vector<std::string>;
+    EXPECT_EQ(ids("sales"), (V{Id(3), Id(1), Id(2), Id(5)}));
+    EXPECT_EQ(ids("s_u"), (V{Id(2)}));
+    EXPECT_EQ(ids("0% "), (V{Id(3)}));
+    EXPECT_EQ(ids("ünï"), V{});  // folding is ASCII-only: Ü stays Ü
+    EXPECT_EQ(ids("Ünï"), (V{Id(5)}));
+    EXPECT_EQ(ids("e"), (V{Id(3), Id(4), Id(1), Id(2), Id(5)}));
+  }
+}
+
 // Migration 4 alters members and teams in place; the old rows read as section 12's objects.
 TEST(PostgresStoreMigrations, Migration4UpgradesAVersion3DatabaseKeepingItsMembersAndTeams) {
   ASSERT_GE(Migrations().size(), 4u);

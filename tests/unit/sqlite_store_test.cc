@@ -67,6 +67,24 @@ TEST(SqliteStoreMigrations, Migration2UpgradesAVersion1DatabaseKeepingItsData) {
 
 // Migration 4 rebuilds members (SQLite cannot change a CHECK in place) with foreign keys off:
 // every row referencing a member still does, and the old rows read as section 12's objects.
+TEST(SqliteStoreMigrations, Migration6CountsAndIndexesTheConnectionsOfAVersion5Database) {
+  ASSERT_GE(Migrations().size(), 6u);
+  ASSERT_EQ(Migrations()[5].version, 6);
+  TempDir dir;
+  const std::string path = dir.File("v5.db");
+  SqliteRawExec(path, "PRAGMA journal_mode = WAL; " +
+                          test_support::SchemaUpToSql(5, &Migration::sqlite) +
+                          test_support::Version5ConnectionsSql());
+  SqliteStore store(path);
+  EXPECT_EQ(SqliteRawSql(path, "SELECT max(version) FROM schema_migrations"),
+            std::to_string(Migrations().back().version));
+  test_support::ExpectVersion5ConnectionsCountedAndSearchable(store);
+  // The index agrees with the rows it indexes (FTS5 fails the command when it does not).
+  EXPECT_NO_THROW(SqliteRawExec(path,
+                                "INSERT INTO connections_search (connections_search, rank)"
+                                " VALUES ('integrity-check', 1)"));
+}
+
 TEST(SqliteStoreMigrations, Migration4UpgradesAVersion3DatabaseKeepingItsMembersAndTeams) {
   ASSERT_GE(Migrations().size(), 4u);
   ASSERT_EQ(Migrations()[3].version, 4);

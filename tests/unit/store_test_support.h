@@ -202,6 +202,61 @@ inline std::string SchemaUpToSql(int version, std::string_view Migration::*text)
   return sql + " COMMIT;";
 }
 
+// Connections as a binary that knew migrations 1 to 5 wrote them, for the tests of migration 6
+// (the listing's kept counts and search index): in org-a, two active snowflake connections
+// ("Sales EU", "Sales US") and an archived postgres one ("Old sales"); in org-b, one.
+inline std::string Version5ConnectionsSql() {
+  std::string sql =
+      "INSERT INTO organizations (organization_id, name, created_at) VALUES ('org-a', 'A', 1),"
+      " ('org-b', 'B', 1);";
+  const char* rows[][5] = {{"v5-1", "org-a", "Sales EU", "snowflake", "false"},
+                           {"v5-2", "org-a", "Sales US", "snowflake", "false"},
+                           {"v5-3", "org-a", "Old sales", "postgres", "true"},
+                           {"v5-4", "org-b", "Sales B", "snowflake", "false"}};
+  for (const auto& r : rows) {
+    sql += std::string(
+               "INSERT INTO connections (organization_id, connection_id, name, name_folded, "
+               "type, is_sample, is_archived, use_oauth, write_access, use_friendly_names, "
+               "created_by, updated_by, created_at, updated_at, last_active_at, version, "
+               "details) VALUES ('") +
+           r[1] + "', '" + r[0] + "', '" + r[2] + "', '" + domain::FoldName(r[2]) + "', '" + r[3] +
+           "', false, " + r[4] + ", false, false, true, 'm1', 'm1', 1, 1, 1, 1, " +
+           "'{\"type\":\"" + r[3] + "\"}');";
+  }
+  return sql;
+}
+
+// Checks a store just upgraded from a database holding Version5ConnectionsSql(): the totals
+// (from the backfilled counts) and the search (from the rebuilt index) find the old rows, and
+// the counts go on from there.
+inline void ExpectVersion5ConnectionsCountedAndSearchable(Store& store) {
+  ListQuery q;
+  q.organization_id = "org-a";
+  EXPECT_EQ(store.ListConnections(q)->total, 2);
+  q.include_archived = true;
+  EXPECT_EQ(store.ListConnections(q)->total, 3);
+  q.type = "postgres";
+  EXPECT_EQ(store.ListConnections(q)->total, 1);
+  q.type.reset();
+  q.search = "sales";
+  auto page = store.ListConnections(q);
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  ASSERT_EQ(page->entries.size(), 3u);
+  EXPECT_EQ(page->total, 3);
+  EXPECT_EQ(page->entries[0].connection_id, "v5-3");  // "Old sales" < "Sales EU" < "Sales US"
+  q.search = "s u";
+  page = store.ListConnections(q);
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  ASSERT_EQ(page->entries.size(), 1u);
+  EXPECT_EQ(page->entries[0].connection_id, "v5-2");
+  EXPECT_EQ(page->total, 1);
+  ASSERT_TRUE(store.CreateConnection(MakeConnection("org-a", "v6-1", "New sales")).ok());
+  q.search.reset();
+  EXPECT_EQ(store.ListConnections(q)->total, 4);
+  q.organization_id = "org-b";
+  EXPECT_EQ(store.ListConnections(q)->total, 1);
+}
+
 // Rows as a binary that knew migrations 1 to 3 wrote them, for the tests of migration 4 (members
 // and teams, contract section 12): admin "m1" and viewer "m2" of "org-a", team "t1" holding m2.
 inline std::string Version3MembersSql() {
