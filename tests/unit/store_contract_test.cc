@@ -584,9 +584,9 @@ TEST_P(StoreContractTest, ShortSearchTermIsRefusedBeyondTheScanBound) {
   q.search = "ab";
   EXPECT_EQ(store_->ListConnections(q)->total, 2);
   Raw("INSERT INTO connection_counts (organization_id, type, is_archived, shard, connections)"
-      " VALUES ('org-a', 'snowflake', false, 99, 9998)");
-  EXPECT_EQ(store_->ListConnections(q)->total, 2);  // 10,000 rows: still scanned
-  Raw("UPDATE connection_counts SET connections = 9999 WHERE shard = 99");
+      " VALUES ('org-a', 'snowflake', false, 99, 999998)");
+  EXPECT_EQ(store_->ListConnections(q)->total, 2);  // 1,000,000 rows: still scanned
+  Raw("UPDATE connection_counts SET connections = 999999 WHERE shard = 99");
   auto refused = store_->ListConnections(q);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code, ErrorCode::kBadRequest);
@@ -597,7 +597,7 @@ TEST_P(StoreContractTest, ShortSearchTermIsRefusedBeyondTheScanBound) {
   q.search = "abc";
   EXPECT_EQ(store_->ListConnections(q)->total, 1);
   q.search.reset();
-  EXPECT_EQ(store_->ListConnections(q)->total, 10001);  // what the counts say
+  EXPECT_EQ(store_->ListConnections(q)->total, 1000001);  // what the counts say
 }
 
 // ---- identities ----------------------------------------------------------------------------
