@@ -5,7 +5,8 @@
 # Prints, per backend and scenario, the median requests/s, p99 and server CPU per request of each
 # binary, and B/A.
 #
-#   A_BIN=/path/old/connreg B_BIN=build/connreg [ROUNDS=1] [AB_ORDER="A B B A"] [DURATION=10] bash bench/ab.sh
+#   A_BIN=/path/old/connreg B_BIN=build/connreg [ROUNDS=1] [AB_ORDER="A B B A"]
+#     [AB_BACKENDS="sqlite postgres"] [DURATION=10] bash bench/ab.sh
 #
 # Every run's JSON stays in $AB_RESULTS (default bench/results/ab-DATE).
 set -euo pipefail
@@ -21,6 +22,10 @@ mkdir -p "$AB_RESULTS"
 source bench/pg_server.sh
 
 run=0
+FAILED_RUNS=()
+# A run whose requests got errors (a baseline too slow for wrk's timeout, say) still counts: its
+# table and JSON are kept, and the summary names it.
+failed() { FAILED_RUNS+=("run $run ($1): errors, see its table"); }
 bench() {  # bench LABEL BIN BACKEND
   local label=$1 bin=$2 backend=$3
   run=$((run + 1))
@@ -31,15 +36,15 @@ bench() {  # bench LABEL BIN BACKEND
     local db=connreg_ab_$run
     psql_pg -c "CREATE DATABASE $db"
     BENCH_AFTER_SEED="$(analyze_cmd "$db")" BENCH_DATABASE="$(pg_url "$db")" \
-      CONNREG_BIN="$bin" RESULTS_DIR="$out" bash bench/http_bench.sh >"$out/table.txt"
+      CONNREG_BIN="$bin" RESULTS_DIR="$out" bash bench/http_bench.sh >"$out/table.txt" || failed $label
     psql_pg -c "DROP DATABASE $db WITH (FORCE)"
   else
-    CONNREG_BIN="$bin" RESULTS_DIR="$out" bash bench/http_bench.sh >"$out/table.txt"
+    CONNREG_BIN="$bin" RESULTS_DIR="$out" bash bench/http_bench.sh >"$out/table.txt" || failed $label
   fi
   cat "$out/table.txt" >&2
 }
 
-for backend in sqlite postgres; do
+for backend in ${AB_BACKENDS:-sqlite postgres}; do
   for ((r = 0; r < ROUNDS; r++)); do
     for label in "${AB_ORDER[@]}"; do
       case $label in
@@ -74,3 +79,5 @@ for (backend, name), by in sorted(runs.items(), key=lambda kv: (kv[0][0] != "sql
           f" {ua:9.1f} {ub:9.1f} {ub / ua:6.3f}  {len(a)}+{len(b)}")
 EOF
 echo "(runs in $AB_RESULTS)"
+for f in "${FAILED_RUNS[@]}"; do echo "FAILED: $f"; done
+((${#FAILED_RUNS[@]} == 0))
