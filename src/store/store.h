@@ -268,8 +268,8 @@ struct ListCursor {
 // version: the stored columns a write may change without a new version. Today those are
 // RecordTest's (last_test_*, last_active_at); a key rotation's ResealSecret changes only sealed
 // bytes and key_id, which no body shows. Two reads of a connection with equal stamps render equal
-// bodies; sql_connections.cc reads the stamp (kStampColumns) next to every write that keeps the
-// version, and StoreStampTest.EveryWritePathChangesTheStampWhenItChangesTheBody checks the rule.
+// bodies. The listing reads it (kPageRowColumns in sql_connections.cc, beside the rule's own
+// statement), and StoreStampTest.EveryWritePathChangesTheStampWhenItChangesTheBody checks it.
 struct ConnectionStamp {
   std::int64_t version = 0;
   TimeMs last_active_at = 0;
