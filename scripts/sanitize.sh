@@ -68,7 +68,7 @@ if [ "$WHAT" = tsan ] || [ "$WHAT" = all ]; then
   cmake --build "$B" -j"$JOBS" --target unit_tests
   LOGS=$B/sanitizer-logs
   rm -rf "$LOGS" && mkdir -p "$LOGS"
-  FILTER=${TSAN_FILTER:-"HttpServer*:Store*Contract*Concurrent*:Store*Contract*Race*:PostgresStoreTest.Concurrent*:PostgresStoreTest.ExhaustedPool*:PostgresStoreTest.Deadlocked*:PostgresStoreReconnect*:*StoreMigrations.AppliedOnce*:StoreBootstrapTest*:MasterKeySource.Racing*:ProbeEngine*:ProbeFairPool*:ProbeRegression18*:ProbeHttp*:ProbeSqlServer*:CatalogSync*:SqliteGroupCommit.*:SqliteGroupCommitFullDisk.*:TokenCache*:RevocationEpoch*"}
+  FILTER=${TSAN_FILTER:-"HttpServer*:Store*Contract*Concurrent*:Store*Contract*Race*:PostgresStoreTest.Concurrent*:PostgresStoreTest.ExhaustedPool*:PostgresStoreTest.Deadlocked*:PostgresStoreReconnect*:*StoreMigrations.AppliedOnce*:StoreBootstrapTest*:MasterKeySource.Racing*:ProbeEngine*:ProbeFairPool*:ProbeRegression18*:ProbeHttp*:ProbeSqlServer*:CatalogSync*:SqliteGroupCommit.*:SqliteGroupCommitFullDisk.*:TokenCache*:RevocationEpoch*:ApiBodyCache*"}
   set +e
   TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$LOGS/tsan:log_exe_name=1" \
     "$B/tests/unit_tests" --gtest_filter="$FILTER"

@@ -247,6 +247,7 @@ Continuation Api::Dispatch(http::Exchange& ex, Router::Match& match) {
               .sealer = sealer_,
               .types = types_,
               .options = options_,
+              .bodies = bodies_,
               .params = std::move(match.params),
               .principal = std::nullopt,
               .token_read = std::nullopt,

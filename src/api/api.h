@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "api/body_cache.h"
 #include "api/rate_limiter.h"
 #include "api/router.h"
 #include "auth/token_cache.h"
@@ -53,7 +54,8 @@ struct Context {
   const domain::SecretSealer& sealer;
   const domain::TypeCatalog& types;  // the details table of every warehouse type
   const ApiOptions& options;
-  std::vector<std::string> params;            // the route's placeholders, in order
+  BodyCache& bodies;                // rendered connection bodies, at their stamps (the listing)
+  std::vector<std::string> params;  // the route's placeholders, in order
   std::optional<store::Principal> principal;  // set for routes that need auth
   // The route's connection, read by the statement that checked the token (Route::token_in_read);
   // LoadVisible takes it.
@@ -124,6 +126,7 @@ class Api : public http::Handler {
   Router router_;
   RateLimiter limiter_;
   auth::TokenCache token_cache_;  // of the store's revocation epoch; off without one
+  BodyCache bodies_;
 };
 
 // ---- response helpers shared by the handlers ---------------------------------------------

@@ -393,16 +393,35 @@ void HandleListConnections(Context& ctx) {
     q.after = std::move(token->cursor);
   }
 
+  // The bodies held at the stamps the page's snapshot read; the others are read in full,
+  // rendered, and held.
+  std::vector<BodyCache::Body> bodies;
+  q.have_body = [&](std::size_t i, const store::ConnectionPageRow& row) {
+    if (bodies.size() <= i) bodies.resize(i + 1);
+    bodies[i] = ctx.bodies.Find(row.connection_id, row.stamp);
+    return bodies[i] != nullptr;
+  };
   auto result = ctx.connections.ListConnections(q);
   if (!result) return ReplyError(ctx.ex, result.error());
+  bodies.resize(result->rows.size());
+  auto entry = result->entries.begin();
+  for (std::size_t i = 0; i < bodies.size(); ++i) {
+    if (bodies[i]) continue;
+    if (entry == result->entries.end()) {
+      return ReplyError(ctx.ex, Error::Internal("listing: a page row without its entry"));
+    }
+    const store::ConnectionPageRow& row = result->rows[i];
+    bodies[i] = std::make_shared<const std::string>(RenderConnection(*entry++));
+    ctx.bodies.Put(row.connection_id, row.stamp, bodies[i]);
+  }
   std::string next;
-  if (result->has_more && !result->entries.empty()) {
-    const auto& last = result->entries.back();
+  if (result->has_more && !result->rows.empty()) {
+    const auto& last = result->rows.back();
     next = EncodePageToken(
         {q.organization_id, fingerprint, {last.name, last.created_at, last.connection_id}}, *key);
   }
   ReplyJsonText(ctx.ex, 200,
-                RenderConnectionPage(result->entries, next, result->has_more, result->total));
+                RenderConnectionPageOfBodies(bodies, next, result->has_more, result->total));
 }
 
 }  // namespace connreg::api

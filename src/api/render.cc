@@ -53,13 +53,17 @@ std::string RenderConnection(const domain::Connection& c) {
   return out;
 }
 
-std::string RenderConnectionPage(const std::vector<domain::Connection>& entries,
-                                 std::string_view next_page, bool has_more, std::int64_t total) {
+namespace {
+
+// {"entries":[...],"nextPage","hasMore","total"}, the entries written by `write_entries`.
+template <class WriteEntries>
+std::string RenderPage(std::size_t entries, WriteEntries write_entries, std::string_view next_page,
+                       bool has_more, std::int64_t total) {
   std::string out;
-  out.reserve(128 + 1024 * entries.size());
+  out.reserve(128 + 1024 * entries);
   JsonWriter w(out);
   w.BeginObject().Key("entries").BeginArray();
-  for (const auto& c : entries) WriteConnection(w, c);
+  write_entries(w);
   w.EndArray().Key("nextPage");
   if (next_page.empty()) {
     w.Null();
@@ -68,6 +72,31 @@ std::string RenderConnectionPage(const std::vector<domain::Connection>& entries,
   }
   w.Key("hasMore").Bool(has_more).Key("total").Int(total).EndObject();
   return out;
+}
+
+}  // namespace
+
+std::string RenderConnectionPage(const std::vector<domain::Connection>& entries,
+                                 std::string_view next_page, bool has_more, std::int64_t total) {
+  return RenderPage(
+      entries.size(),
+      [&](JsonWriter& w) {
+        for (const auto& c : entries) WriteConnection(w, c);
+      },
+      next_page, has_more, total);
+}
+
+std::string RenderConnectionPageOfBodies(
+    const std::vector<std::shared_ptr<const std::string>>& bodies, std::string_view next_page,
+    bool has_more, std::int64_t total) {
+  std::size_t bytes = 0;
+  for (const auto& body : bodies) bytes += body->size();
+  return RenderPage(
+      bytes / 1024 + 1,
+      [&](JsonWriter& w) {
+        for (const auto& body : bodies) w.Raw(*body);
+      },
+      next_page, has_more, total);
 }
 
 std::string EtagOf(const domain::Connection& c) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,12 @@ std::string RenderConnection(const domain::Connection& c);
 // empty is null.
 std::string RenderConnectionPage(const std::vector<domain::Connection>& entries,
                                  std::string_view next_page, bool has_more, std::int64_t total);
+
+// The same page from the bodies of its entries (each RenderConnection's text), in page order:
+// the same bytes as RenderConnectionPage of their rows.
+std::string RenderConnectionPageOfBodies(
+    const std::vector<std::shared_ptr<const std::string>>& bodies, std::string_view next_page,
+    bool has_more, std::int64_t total);
 
 // The ETag header value of a connection: its version, quoted.
 std::string EtagOf(const domain::Connection& c);

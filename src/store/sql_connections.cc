@@ -120,6 +120,28 @@ constexpr Column<domain::StoredSecret> kSecretColumns[] = {
     Field<&domain::StoredSecret::updated_at>("updated_at"),
 };
 
+// A page's narrow row: the id, the sort key and the stamp (store.h, ConnectionStamp: the
+// version, and every column in the body that a write may change without a new version, which is
+// RecordTest's). A new writer that changes a body column and keeps the version adds it here, or
+// StoreStampTest.EveryWritePathChangesTheStampWhenItChangesTheBody fails.
+template <auto Member>
+constexpr Column<ConnectionPageRow> StampField(std::string_view name) {
+  return {name, nullptr, [](const Stmt& st, int col, ConnectionPageRow& row) -> Status {
+            st.Get(col, row.stamp.*Member);
+            return OkStatus();
+          }};
+}
+constexpr Column<ConnectionPageRow> kPageRowColumns[] = {
+    Field<&ConnectionPageRow::connection_id>("connection_id"),
+    Field<&ConnectionPageRow::name>("name"),
+    Field<&ConnectionPageRow::created_at>("created_at"),
+    StampField<&ConnectionStamp::version>("version"),
+    StampField<&ConnectionStamp::last_active_at>("last_active_at"),
+    StampField<&ConnectionStamp::last_test_at>("last_test_at"),
+    StampField<&ConnectionStamp::last_test_read>("last_test_read"),
+    StampField<&ConnectionStamp::last_test_write>("last_test_write"),
+};
+
 // connection_id, field, then the secret's columns.
 const std::string& SecretSelectList() {
   static const std::string list = "connection_id, field, " + sql::SelectList(kSecretColumns);
@@ -224,7 +246,7 @@ std::string ListFilter(const sql::Dialect& d, bool visible, Search search) {
 // rowid and sorts them, so it costs what the matches cost, however many rows the organization
 // holds. A non-admin's page otherwise sorts what their grants reach (FromGranted).
 std::string ListSql(const sql::Dialect& d, bool keyset, bool visible, Search search) {
-  std::string sql = "SELECT " + sql::SelectList(kConnectionColumns);
+  std::string sql = "SELECT " + sql::SelectList(kPageRowColumns);
   if (visible && search != kIndexedSearch) {
     sql += FromGranted(d, search);
   } else {
@@ -288,10 +310,14 @@ const std::string& ConnectionWithSecretsList() {
 constexpr std::string_view kSecretsJoin =
     " LEFT JOIN connection_secrets AS s ON s.connection_id = c.connection_id";
 
-// Reads the connection whose columns start at `first` of the current row of `st`, and its
-// secrets from this row and the next ones, to the end of the statement.
-Result<C> ReadConnectionRows(Stmt& st, int first) {
-  C c;
+// The position of connection_id among kConnectionColumns' select list.
+constexpr int kConnectionIdColumn = 1;
+static_assert(kConnectionColumns[kConnectionIdColumn].name == "connection_id");
+
+// Reads the connection whose columns start at `first` of the current row of `st` into `c`, and
+// its secrets from this row and the next ones of the same connection: true when the statement
+// stopped on a row of another connection, false at its end.
+Result<bool> ReadConnectionAt(Stmt& st, int first, C& c) {
   if (Status read = sql::ReadRow(st, kConnectionColumns, c, first); !read) return read.error();
   const int secret = first + kConnectionColumnCount;
   for (;;) {
@@ -300,8 +326,17 @@ Result<C> ReadConnectionRows(Stmt& st, int first) {
     }
     auto row = st.Step();
     if (!row) return std::move(row).error();
-    if (!*row) return c;
+    if (!*row) return false;
+    if (st.Text(first + kConnectionIdColumn) != c.connection_id) return true;
   }
+}
+
+// The one connection of a statement (`get`, `get_for_token`), from its current row.
+Result<C> ReadConnectionRows(Stmt& st, int first) {
+  C c;
+  auto more = ReadConnectionAt(st, first, c);
+  if (!more) return std::move(more).error();
+  return c;
 }
 
 }  // namespace
@@ -340,6 +375,12 @@ ConnectionQueries::ConnectionQueries(sql::QueryBook& b)
           " CAST(:query_reached AS BOOLEAN) THEN CAST(:at AS BIGINT) ELSE last_active_at END"
           " WHERE organization_id = :organization_id AND connection_id = :connection_id"),
       list{{ListQueries(b, false), ListQueries(b, true)}},
+      // A page's rows that its caller does not hold, with their secrets (as `get` reads one),
+      // grouped by connection.
+      rows_of(b, "SELECT " + ConnectionWithSecretsList() + " FROM connections AS c" +
+                     std::string(kSecretsJoin) +
+                     " WHERE c.organization_id = :organization_id AND c.connection_id IN (" +
+                     b.dialect().JsonArrayTexts(":connection_ids") + ") ORDER BY c.connection_id"),
       // The kept counts of the organization's rows that pass the filters but the search.
       counted(b,
               "SELECT CAST(coalesce(sum(connections), 0) AS BIGINT) FROM connection_counts"
@@ -360,9 +401,6 @@ ConnectionQueries::ConnectionQueries(sql::QueryBook& b)
       count_visible{sql::Query(b, CountVisibleSql(b.dialect(), false)),
                     sql::Query(b, CountVisibleSql(b.dialect(), true))},
       search_index_present(b, b.dialect().search_index_present),
-      secrets_of(b, "SELECT " + SecretSelectList() +
-                        " FROM connection_secrets WHERE connection_id IN (" +
-                        b.dialect().JsonArrayTexts(":connection_ids") + ")"),
       insert_secret(
           b, sql::InsertSql("connection_secrets", kSecretColumns, {"connection_id", "field"})),
       upsert_secret(
@@ -584,32 +622,37 @@ Result<ConnectionPage> SqlStore::ListConnections(const ListQuery& q) {
         } else {
           st->Bind("offset", std::max<std::int64_t>(q.offset, 0));
         }
-        page.entries.reserve(static_cast<std::size_t>(limit) + 1);
-        auto more = ReadPage(*st, kConnectionColumns, limit, page.entries);
+        page.rows.reserve(static_cast<std::size_t>(limit) + 1);
+        auto more = ReadPage(*st, kPageRowColumns, limit, page.rows);
         if (!more) return std::move(more).error();
         page.has_more = *more;
-        if (page.entries.empty()) return page;
-        // The secrets of the whole page in one statement.
+        // The full rows of what the caller does not hold, and their secrets, in one statement.
         boost::json::array ids;
-        ids.reserve(page.entries.size());
-        std::map<std::string_view, C*> by_id;
-        for (auto& c : page.entries) {
-          ids.emplace_back(c.connection_id);
-          by_id.emplace(c.connection_id, &c);
+        std::map<std::string_view, std::size_t> position;  // in page order, of `ids`
+        for (std::size_t i = 0; i < page.rows.size(); ++i) {
+          const ConnectionPageRow& row = page.rows[i];
+          if (q.have_body && q.have_body(i, row)) continue;
+          position.emplace(row.connection_id, ids.size());
+          ids.emplace_back(row.connection_id);
         }
-        auto secrets = Select(s, q_->connections.secrets_of,
-                              {{"connection_ids", boost::json::serialize(ids)}});
-        if (!secrets) return std::move(secrets).error();
-        for (;;) {
-          auto row = secrets->Step();
-          if (!row) return std::move(row).error();
-          if (!*row) break;
-          auto it = by_id.find(secrets->Text("connection_id"));
-          if (it == by_id.end()) continue;
-          if (Status read = ReadSecretRow(*secrets, 1, it->second->secrets); !read) {
-            return read.error();
-          }
+        if (ids.empty()) return page;
+        auto full = Select(s, q_->connections.rows_of,
+                           {{"organization_id", q.organization_id},
+                            {"connection_ids", boost::json::serialize(ids)}});
+        if (!full) return std::move(full).error();
+        page.entries.resize(ids.size());
+        auto row = full->Step();
+        if (!row) return std::move(row).error();
+        std::size_t read = 0;
+        for (bool at_row = *row; at_row; ++read) {
+          auto it = position.find(full->Text(kConnectionIdColumn));
+          if (it == position.end()) return Error::Internal("store: a page row outside its page");
+          auto next = ReadConnectionAt(*full, 0, page.entries[it->second]);
+          if (!next) return std::move(next).error();
+          at_row = *next;
         }
+        // The same snapshot as the narrow read: every row is there.
+        if (read != ids.size()) return Error::Internal("store: a page row without its full row");
         return page;
       });
 }

@@ -97,13 +97,15 @@ std::string HeldGrantSql(std::string_view member, std::string_view organization)
 struct ConnectionQueries {
   explicit ConnectionQueries(sql::QueryBook& b);
   sql::Query insert, update, get, get_for_token, exists, record_test;
+  // The narrow rows of a page (ConnectionPageRow):
   // [keyset][visible_to_member][how the search is served: none, indexed, scanned]
   std::array<std::array<std::array<sql::Query, 3>, 2>, 2> list;
+  sql::Query rows_of;  // full rows with their secrets, of a JSON array of ids
   sql::Query counted, add_count, counted_state;  // the kept counts (migration 6)
   sql::Query count_indexed, count_scanned;       // an admin's total with a search
   sql::Query count_visible[2];                   // [searched]: a non-admin's total
   sql::Query search_index_present;
-  sql::Query secrets_of, insert_secret, upsert_secret, delete_secrets_except;
+  sql::Query insert_secret, upsert_secret, delete_secrets_except;
   sql::Query secrets_below_key, secrets_above_key, reseal_secret, secret_exists, secret_key_ids;
 };
 

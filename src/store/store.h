@@ -264,6 +264,30 @@ struct ListCursor {
   std::string connection_id;
 };
 
+// What a connection's rendered body (api::RenderConnection) depends on beyond what bumps its
+// version: the stored columns a write may change without a new version. Today those are
+// RecordTest's (last_test_*, last_active_at); a key rotation's ResealSecret changes only sealed
+// bytes and key_id, which no body shows. Two reads of a connection with equal stamps render equal
+// bodies. The listing reads it (kPageRowColumns in sql_connections.cc, beside the rule's own
+// statement), and StoreStampTest.EveryWritePathChangesTheStampWhenItChangesTheBody checks it.
+struct ConnectionStamp {
+  std::int64_t version = 0;
+  TimeMs last_active_at = 0;
+  std::optional<TimeMs> last_test_at;
+  std::string last_test_read;
+  std::string last_test_write;
+  bool operator==(const ConnectionStamp&) const = default;
+};
+
+// One row of a listing's page as its narrow read has it: the id, the sort key (the page token's
+// cursor) and the stamp.
+struct ConnectionPageRow {
+  std::string connection_id;
+  std::string name;
+  TimeMs created_at = 0;
+  ConnectionStamp stamp;
+};
+
 struct ListQuery {
   std::string organization_id;
   int limit = 50;  // 1..1000
@@ -275,9 +299,17 @@ struct ListQuery {
   // When set, only connections this member holds a grant on that applies, as GrantStore::HasGrant
   // says (a non-admin's view). `total` counts the same set.
   std::optional<std::string> visible_to_member;
+  // When set, called for each row of the page with its index in the page, in page order, after
+  // the page's narrow read and in its snapshot (again from 0 if the store retries the
+  // transaction): a row it returns true for (the caller holds that row's body at that stamp) is
+  // not read in full.
+  std::function<bool(std::size_t index, const ConnectionPageRow&)> have_body;
 };
 
 struct ConnectionPage {
+  std::vector<ConnectionPageRow> rows;  // every row of the page, in page order
+  // The full rows (with their secrets) of the page's rows that have_body did not claim, in page
+  // order: all of them without have_body.
   std::vector<domain::Connection> entries;
   bool has_more = false;
   std::int64_t total = 0;  // every match of the query, ignoring paging
