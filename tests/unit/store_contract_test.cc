@@ -47,15 +47,11 @@ using test_support::NewBackend;
 using test_support::TestBackend;
 
 // A fresh database holding organizations org-a and org-b, and a store on it.
-class StoreContractTest : public testing::TestWithParam<Backend> {
+class StoreContractTest : public test_support::BackendTest {
  protected:
   void SetUp() override {
-    try {
-      backend_ = NewBackend(GetParam());
-      store_ = backend_->Open();
-    } catch (const std::exception& e) {
-      FAIL() << e.what();
-    }
+    BackendTest::SetUp();
+    if (HasFatalFailure()) return;
     ASSERT_TRUE(store_->CreateOrganization({"org-a", "A", kT0}).ok());
     ASSERT_TRUE(store_->CreateOrganization({"org-b", "B", kT0}).ok());
   }
@@ -66,9 +62,6 @@ class StoreContractTest : public testing::TestWithParam<Backend> {
   }
 
   std::string Raw(const std::string& sql) { return backend_->Raw(sql); }
-
-  std::unique_ptr<TestBackend> backend_;
-  std::unique_ptr<Store> store_;  // declared after backend_: closed before the database goes
 };
 
 INSTANTIATE_TEST_SUITE_P(, StoreContractTest, testing::Values(Backend::kSqlite, Backend::kPostgres),

@@ -25,18 +25,12 @@ using test_support::BackendName;
 using test_support::Id;
 using test_support::kT0;
 using test_support::MakeConnection;
-using test_support::NewBackend;
-using test_support::TestBackend;
 
-class StoreStampTest : public testing::TestWithParam<Backend> {
+class StoreStampTest : public test_support::BackendTest {
  protected:
   void SetUp() override {
-    try {
-      backend_ = NewBackend(GetParam());
-      store_ = backend_->Open();
-    } catch (const std::exception& e) {
-      FAIL() << e.what();
-    }
+    BackendTest::SetUp();
+    if (HasFatalFailure()) return;
     ASSERT_TRUE(store_->CreateOrganization({"org-a", "A", kT0}).ok());
   }
 
@@ -62,9 +56,6 @@ class StoreStampTest : public testing::TestWithParam<Backend> {
     ADD_FAILURE() << "Id(1) not listed";
     return {};
   }
-
-  std::unique_ptr<TestBackend> backend_;
-  std::unique_ptr<Store> store_;
 };
 
 INSTANTIATE_TEST_SUITE_P(, StoreStampTest, testing::Values(Backend::kSqlite, Backend::kPostgres),

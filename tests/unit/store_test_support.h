@@ -690,4 +690,21 @@ inline std::unique_ptr<TestBackend> NewBackend(Backend backend) {
   return std::make_unique<PostgresBackend>();
 }
 
+// A fresh database of the test's backend and a store on it. A subclass's SetUp calls this one
+// first and returns when it failed (HasFatalFailure()).
+class BackendTest : public testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    try {
+      backend_ = NewBackend(GetParam());
+      store_ = backend_->Open();
+    } catch (const std::exception& e) {
+      FAIL() << e.what();
+    }
+  }
+
+  std::unique_ptr<TestBackend> backend_;
+  std::unique_ptr<Store> store_;  // declared after backend_: closed before the database goes
+};
+
 }  // namespace connreg::store::test_support

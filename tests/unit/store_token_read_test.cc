@@ -16,20 +16,14 @@ using test_support::BackendName;
 using test_support::Id;
 using test_support::kT0;
 using test_support::MakeConnection;
-using test_support::NewBackend;
-using test_support::TestBackend;
 using test_support::ToMember;
 using test_support::ToTeam;
 
-class StoreTokenReadTest : public testing::TestWithParam<Backend> {
+class StoreTokenReadTest : public test_support::BackendTest {
  protected:
   void SetUp() override {
-    try {
-      backend_ = NewBackend(GetParam());
-      store_ = backend_->Open();
-    } catch (const std::exception& e) {
-      FAIL() << e.what();
-    }
+    BackendTest::SetUp();
+    if (HasFatalFailure()) return;
     for (const char* org : {"org-a", "org-b"}) Must(store_->CreateOrganization({org, org, kT0}));
     Must(store_->CreateMember({"admin", "org-a", "admin@a", "admin", kT0}, {}));
     Must(store_->CreateMember({"m1", "org-a", "m1@a", "viewer", kT0}, {}));
@@ -51,9 +45,6 @@ class StoreTokenReadTest : public testing::TestWithParam<Backend> {
   static void Must(const Status& s) {
     if (!s.ok()) throw std::runtime_error(s.error().message);
   }
-
-  std::unique_ptr<TestBackend> backend_;
-  std::unique_ptr<Store> store_;
 };
 
 INSTANTIATE_TEST_SUITE_P(, StoreTokenReadTest,
