@@ -22,6 +22,7 @@
 #include <system_error>
 #include <vector>
 
+#include "bench_store.h"
 #include "domain/catalog.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
@@ -34,9 +35,7 @@ constexpr int kTablesPerSchema = 1000;
 constexpr int kColumns = 20;
 constexpr std::size_t kBatch = 500;  // objects per ApplyCatalogBatch, as a sync sends them
 
-void Must(const Status& s) {
-  if (!s.ok()) throw std::runtime_error(s.error().message);
-}
+using bench::Must;
 
 std::string Name(const char* prefix, int i) {
   char buf[32];
@@ -44,14 +43,8 @@ std::string Name(const char* prefix, int i) {
   return buf;
 }
 
-struct Seeded {
-  ~Seeded() {
-    store.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-  std::filesystem::path dir;
-  std::unique_ptr<SqliteStore> store;
+struct Seeded : bench::TempStore {
+  using TempStore::TempStore;
   std::string schema_id;    // the parent of the parentId page
   std::string table_id;     // a table with columns
   std::string granted_dir;  // the scope of the viewer's path grant (its name)
@@ -62,13 +55,8 @@ Seeded& StoreOf(int tables) {
   static std::map<int, std::unique_ptr<Seeded>> stores;
   auto& slot = stores[tables];
   if (slot) return *slot;
-  slot = std::make_unique<Seeded>();
+  slot = std::make_unique<Seeded>("connreg_catalog_bench");
   Seeded& s = *slot;
-  std::string pattern =
-      (std::filesystem::temp_directory_path() / "connreg_catalog_bench.XXXXXX").string();
-  if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  s.dir = pattern;
-  s.store = std::make_unique<SqliteStore>((s.dir / "connreg.db").string());
   Store& st = *s.store;
   Must(st.CreateOrganization({"org", "Org", kNow}));
   Must(st.CreateMember({"admin", "org", "admin@x", "admin", kNow}, {}));

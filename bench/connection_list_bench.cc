@@ -25,6 +25,7 @@
 #include <string>
 #include <system_error>
 
+#include "bench_store.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
 
@@ -34,18 +35,10 @@ namespace {
 constexpr TimeMs kNow = 1700000000000;
 constexpr int kMatches = 100;
 
-void Must(const Status& s) {
-  if (!s.ok()) throw std::runtime_error(s.error().message);
-}
+using bench::Must;
 
-struct Seeded {
-  ~Seeded() {
-    store.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-  std::filesystem::path dir;
-  std::unique_ptr<SqliteStore> store;
+struct Seeded : bench::TempStore {
+  using TempStore::TempStore;
 };
 
 // The store of `n` connections, seeded on first use and kept for the process.
@@ -53,15 +46,11 @@ Seeded& StoreOf(int n) {
   static std::map<int, std::unique_ptr<Seeded>> stores;
   auto& slot = stores[n];
   if (slot) return *slot;
-  slot = std::make_unique<Seeded>();
-  Seeded& s = *slot;
   const std::filesystem::path base = std::filesystem::exists("/dev/shm")
                                          ? std::filesystem::path("/dev/shm")
                                          : std::filesystem::temp_directory_path();
-  std::string pattern = (base / "connreg_list_bench.XXXXXX").string();
-  if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  s.dir = pattern;
-  s.store = std::make_unique<SqliteStore>((s.dir / "connreg.db").string());
+  slot = std::make_unique<Seeded>("connreg_list_bench", GroupCommitBounds{}, base);
+  Seeded& s = *slot;
   Store& st = *s.store;
   Must(st.CreateOrganization({"org", "Org", kNow}));
   const auto start = std::chrono::steady_clock::now();

@@ -15,6 +15,7 @@
 #include <string>
 #include <system_error>
 
+#include "bench_store.h"
 #include "domain/connection.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
@@ -24,28 +25,14 @@ namespace {
 
 constexpr TimeMs kNow = 1700000000000;
 
-void Must(const Status& s) {
-  if (!s.ok()) throw std::runtime_error(s.error().message);
-}
+using bench::Must;
 
-struct Fresh {
-  explicit Fresh(std::size_t max_writes) {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "connreg_commit_bench.XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    dir = pattern;
-    store = std::make_unique<SqliteStore>((dir / "connreg.db").string(),
-                                          GroupCommitBounds{.max_writes = max_writes});
+struct Fresh : bench::TempStore {
+  explicit Fresh(std::size_t max_writes)
+      : TempStore("connreg_commit_bench", GroupCommitBounds{.max_writes = max_writes}) {
     Must(store->CreateOrganization({"org", "Org", kNow}));
     Must(store->CreateMember({"admin", "org", "admin@x", "admin", kNow}, {}));
   }
-  ~Fresh() {
-    store.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-  std::filesystem::path dir;
-  std::unique_ptr<SqliteStore> store;
   std::atomic<std::int64_t> next{0};
 };
 
